@@ -1,0 +1,43 @@
+# Two commands for a fresh machine (README.md):  make book   and   make test
+# Both create and reuse a local virtual environment (.venv) with pinned versions.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+RUN    ?= runs/tutorial
+PRESET ?= tutorial
+export PYTHONUNBUFFERED := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export MPLBACKEND := Agg
+
+.PHONY: book test install run html lint clean refresh-nbval
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make book: install, run the pipeline on the embedded synthetic default, build the HTML book
+book: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks && \
+	$(MAKE) --no-print-directory html && \
+	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
+
+html: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
+
+## make test: unit tests, lint and the nbval regression notebooks
+test: $(STAMP)
+	$(BIN)/ruff check pcm tests benchmarks
+	$(BIN)/python -m pytest
+
+refresh-nbval: $(STAMP)
+	$(BIN)/python tests/refresh_notebooks.py
+
+clean:
+	rm -rf _build runs

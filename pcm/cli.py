@@ -1,0 +1,105 @@
+"""The ``pcm`` command line (DESIGN.md, "Command line").
+
+::
+
+    pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N]
+    pcm data check FILE [--norm NORM]
+    pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
+    pcm exercises --out DIR
+
+Errors that concern the user's input (:class:`pcm.errors.PCMError`) are printed
+as one line on standard error and exit with status 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pcm.errors import PCMError
+
+__all__ = ["main", "build_parser"]
+
+
+def _data_synthetic(args: argparse.Namespace) -> None:
+    from pcm.datasets import write_synthetic_dataset
+
+    paths = write_synthetic_dataset(args.out, steps=args.steps, seed=args.seed,
+                                    n_lat=args.lat, n_lon=args.lon)
+    for name, path in paths.items():
+        print(f"{name:8s} {path}")
+
+
+def _data_check(args: argparse.Namespace) -> None:
+    from pcm.cbrain import check_file
+
+    print(check_file(args.file, norm=args.norm))
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pcm.pipeline import run
+
+    run(preset=args.preset, params_file=args.params, overrides=args.set, out=args.out,
+        book_dir=args.book_dir)
+
+
+def _exercises(args: argparse.Namespace) -> None:
+    from pcm.exercises import write_student_copies
+
+    for path in write_student_copies(args.src, args.out):
+        print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pcm`` command."""
+    parser = argparse.ArgumentParser(prog="pcm", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="make or check data in the CBRAIN layout")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synthetic", help="write the synthetic SPCAM-like aquaplanet")
+    synth.add_argument("--out", required=True, type=Path, help="output directory")
+    synth.add_argument("--steps", type=int, default=96,
+                       help="half-hourly time steps (train+valid+test)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--lat", type=int, default=None, help="number of latitudes (default 64)")
+    synth.add_argument("--lon", type=int, default=None, help="number of longitudes (default 128)")
+    synth.set_defaults(func=_data_synthetic)
+    check = data_sub.add_parser("check", help="validate a CBRAIN-layout file")
+    check.add_argument("file", type=Path)
+    check.add_argument("--norm", type=Path, default=None,
+                       help="normalisation file to check against")
+    check.set_defaults(func=_data_check)
+
+    run = sub.add_parser("run", help="run the six notebooks of the pipeline with papermill")
+    run.add_argument("--preset", default="tutorial", help="ci, tutorial or paper")
+    run.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter (repeatable)")
+    run.add_argument("--out", type=Path, default=None, help="run directory (default runs/PRESET)")
+    run.add_argument("--book-dir", type=Path, default=None,
+                     help="also copy the executed notebooks here (make book: book/notebooks)")
+    run.set_defaults(func=_run)
+
+    ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
+    ex.add_argument("--src", type=Path, default=Path("notebooks"), help="notebook sources")
+    ex.add_argument("--out", type=Path, required=True, help="where to write the copies")
+    ex.set_defaults(func=_exercises)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pcm`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except PCMError as err:
+        print(f"pcm: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
