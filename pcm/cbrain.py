@@ -1,0 +1,647 @@
+"""Reading and writing the CBRAIN layout of SPCAM data.
+
+The CBRAIN layout (CBRAIN-CAM, the causally-informed networks and the
+PCMasking reference implementation) is one netCDF file per split with
+
+* ``vars(sample, var_names)`` float32: one row per atmospheric column and time
+  step, samples stacked (time, lat, lon) with longitude fastest, so one full
+  T42 time step is 8192 consecutive samples;
+* ``var_names(var_names)`` strings repeating a variable name once per level
+  (30 x ``QBP``, 30 x ``TBP``, ..., ``PS``, ...), levels top to bottom.
+
+Files written by others may hold extra variables (``QCBP``, ``DTVKE`` ...), any
+variable order, and ``var_names`` as variable-length strings, fixed-width
+strings or character arrays; all are read the same way, by name. Shuffled
+files keep the *unshuffled* per-sample coordinates, so the latitude and
+longitude stored in foreign files are never trusted: :func:`sample_grid`
+assumes the full T42 grid unless the file was written by :func:`write_cbrain`,
+which records the grid vectors (``lat``, ``lon``, ``gw``), the time axis and
+``pcm_n_time`` explicitly.
+
+Nothing here loads a whole file: data are read in blocks of rows
+(:func:`iter_rows`), the layout's natural access pattern.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pcm.errors import DataError
+from pcm.io import atomic_path
+from pcm.variables import (
+    INPUT_VARIABLES,
+    LEVELS_HPA,
+    OUTPUT_VARIABLES,
+    VARIABLES,
+    feature_label,
+    gaussian_grid,
+)
+
+__all__ = [
+    "ALL_VARIABLES",
+    "SAMPLES_PER_T42_STEP",
+    "LAYOUT_VERSION",
+    "write_cbrain",
+    "open_cbrain",
+    "read_var_names",
+    "column_index",
+    "column_labels",
+    "sample_grid",
+    "iter_rows",
+    "check_file",
+]
+
+#: The 14 catalogue variables, inputs then outputs (159 columns).
+ALL_VARIABLES: tuple[str, ...] = tuple(INPUT_VARIABLES) + tuple(OUTPUT_VARIABLES)
+
+#: Samples in one time step of the full T42 grid (64 x 128).
+SAMPLES_PER_T42_STEP = 64 * 128
+
+#: Written as the global attribute ``pcm_layout`` by :func:`write_cbrain`.
+LAYOUT_VERSION = "cbrain-pcm-1"
+
+#: Rows per HDF5 chunk of ``vars`` in files we write (about 2.6 MB for 159
+#: columns): small enough for cheap random batch reads, large enough for fast
+#: sequential reads (see benchmarks/data_throughput.py).
+CHUNK_ROWS = 4096
+
+#: Rows per block when streaming through a file.
+READ_ROWS = 65536
+
+
+# --------------------------------------------------------------------------- writing
+def _field_columns(fields: xr.Dataset, name: str, dims: tuple[str, ...]) -> xr.DataArray:
+    """One variable of ``fields`` as (time, lat, lon[, lev]) ready for stacking."""
+    var = VARIABLES[name]
+    if name not in fields.data_vars:
+        raise DataError(f"missing in the fields to write (have {sorted(fields.data_vars)})",
+                        variable=name)
+    da = fields[name]
+    want = ("time", "lev", "lat", "lon") if var.three_d else ("time", "lat", "lon")
+    if set(da.dims) != set(want):
+        raise DataError(f"dims {da.dims}, expected {want}", variable=name)
+    if var.three_d and da.sizes["lev"] != var.n_levels:
+        raise DataError(f"{da.sizes['lev']} levels, expected {var.n_levels}", variable=name)
+    return da.transpose(*dims, *(("lev",) if var.three_d else ()))
+
+
+def write_cbrain(
+    fields: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    variables: Sequence[str] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    compress: bool = False,
+) -> Path:
+    """Write gridded fields into one CBRAIN-layout netCDF file.
+
+    Parameters
+    ----------
+    fields : xr.Dataset
+        Physical-unit fields: 3-D variables with dims (time, lev, lat, lon), 2-D
+        variables with dims (time, lat, lon), as :func:`pcm.synthetic.generate`
+        returns them. Coordinates ``lat``, ``lon`` (and ``time``) are recorded.
+    path : path-like
+        Destination; written atomically (a crash leaves no partial file).
+    variables : sequence of str, optional
+        Catalogue variables to write, in column order. Default: the 7 inputs
+        then the 7 outputs (94 + 65 = 159 columns).
+    chunk_rows : int
+        Rows per HDF5 chunk of ``vars``.
+    compress : bool
+        zlib level 1 with byte shuffle. Off by default: it saves little on
+        float32 fields and slows reads (benchmarks/data_throughput.py).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Notes
+    -----
+    Besides ``vars`` and ``var_names`` the file holds ``lat(lat)``,
+    ``lon(lon)``, ``gw(lat)`` (Gaussian weights, when the grid is a T42
+    subset or ``fields`` has ``gw``), ``time(time)`` and ``lev(lev)``, and the
+    global attributes ``pcm_layout`` and ``pcm_n_time``, so that
+    :func:`sample_grid` can recover the grid of the samples.
+    """
+    import netCDF4
+
+    names = tuple(ALL_VARIABLES if variables is None else variables)
+    for name in names:
+        if name not in VARIABLES:
+            raise DataError(f"not a catalogue variable (known: {', '.join(VARIABLES)})",
+                            variable=name)
+    for dim in ("time", "lat", "lon"):
+        if dim not in fields.sizes:
+            raise DataError(f"fields lack the dimension {dim!r} (dims: {dict(fields.sizes)})")
+    dims = ("time", "lat", "lon")
+    columns = [_field_columns(fields, name, dims) for name in names]
+    n_time, n_lat, n_lon = (fields.sizes[d] for d in dims)
+    per_step = n_lat * n_lon
+    n_samples = n_time * per_step
+    var_names = [name for name in names for _ in range(VARIABLES[name].n_levels)]
+    n_cols = len(var_names)
+
+    lat = np.asarray(fields["lat"].values if "lat" in fields.coords else np.arange(n_lat),
+                     dtype="f8")
+    lon = np.asarray(fields["lon"].values if "lon" in fields.coords else np.arange(n_lon),
+                     dtype="f8")
+    time = np.asarray(fields["time"].values if "time" in fields.coords else np.arange(n_time),
+                      dtype="f8")
+    gw = fields["gw"].values if "gw" in fields.variables else _gw_of(lat)
+
+    chunk = (max(1, min(chunk_rows, n_samples)), n_cols)
+    with atomic_path(path) as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.pcm_layout = LAYOUT_VERSION
+            nc.pcm_n_time = np.int64(n_time)
+            nc.title = "SPCAM-like data in the CBRAIN layout"
+            nc.comment = ("vars(sample, var_names): samples stacked (time, lat, lon), lon "
+                          "fastest; var_names repeats each variable once per level, top first")
+            nc.units_by_variable = "; ".join(f"{n}: {VARIABLES[n].units}" for n in names)
+            for key, value in fields.attrs.items():  # provenance (seed, sst_shift, ...)
+                if isinstance(value, str | int | float | np.integer | np.floating):
+                    nc.setncattr(f"fields_{key}", value)
+            nc.createDimension("sample", n_samples)
+            nc.createDimension("var_names", n_cols)
+            nc.createDimension("time", n_time)
+            nc.createDimension("lat", n_lat)
+            nc.createDimension("lon", n_lon)
+            nc.createDimension("lev", len(LEVELS_HPA))
+            vn = nc.createVariable("var_names", str, ("var_names",))
+            vn.long_name = "variable of each column (repeated once per level, top first)"
+            vn[:] = np.array(var_names, dtype=object)
+            for key, values, dim, units, long_name in (
+                ("lat", lat, "lat", "degrees_north", "latitude"),
+                ("lon", lon, "lon", "degrees_east", "longitude"),
+                ("gw", gw, "lat", "1", "Gaussian weights"),
+                ("time", time, "time", "s", "time since the start of the simulation"),
+                ("lev", LEVELS_HPA, "lev", "hPa", "mid-level pressure for PS = 1000 hPa"),
+            ):
+                if values is None:
+                    continue
+                v = nc.createVariable(key, "f8", (dim,))
+                v.units = units
+                v.long_name = long_name
+                v[:] = np.asarray(values, dtype="f8")
+            data = nc.createVariable(
+                "vars", "f4", ("sample", "var_names"), chunksizes=chunk,
+                zlib=compress, complevel=1 if compress else 4, shuffle=compress,
+            )
+            data.long_name = "stacked input and output variables"
+            data.units = "per variable, see the global attribute units_by_variable"
+            # Stream a few time steps at a time: memory stays ~ one block.
+            steps_per_block = max(1, READ_ROWS // per_step)
+            for t0 in range(0, n_time, steps_per_block):
+                t1 = min(n_time, t0 + steps_per_block)
+                block = np.empty((t1 - t0, n_lat, n_lon, n_cols), dtype="f4")
+                col = 0
+                for name, da in zip(names, columns, strict=True):
+                    k = VARIABLES[name].n_levels
+                    values = np.asarray(da.isel(time=slice(t0, t1)).values)
+                    block[..., col:col + k] = values.reshape(t1 - t0, n_lat, n_lon, k)
+                    col += k
+                data[t0 * per_step:t1 * per_step, :] = block.reshape(-1, n_cols)
+    return Path(path)
+
+
+def _gw_of(lat: np.ndarray) -> np.ndarray | None:
+    """Gaussian weights of ``lat`` when it is a subset of the T42 latitudes, else None."""
+    grid = gaussian_grid()
+    idx = [int(np.argmin(np.abs(grid["lat"] - v))) for v in lat]
+    if np.allclose(grid["lat"][idx], lat, atol=1e-6):
+        return grid["gw"][idx]
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+def _decode_names(raw: np.ndarray) -> np.ndarray:
+    """Decode var_names stored as vlen/fixed-width strings, bytes or char arrays."""
+    arr = np.asarray(raw)
+    if isinstance(arr, np.ma.MaskedArray):
+        arr = arr.filled(b"" if arr.dtype.kind == "S" else "")
+    if arr.ndim == 2 and arr.dtype.kind in "SU" and arr.dtype.itemsize in (1, 4):
+        # character array (var_names, string_length)
+        arr = np.array([b"".join(row.astype("S1")) if arr.dtype.kind == "S"
+                        else "".join(row) for row in arr])
+    out = []
+    for item in arr.ravel():
+        if isinstance(item, bytes | np.bytes_):
+            item = item.decode("utf-8", errors="replace")
+        out.append(str(item).replace("\x00", "").strip())
+    return np.array(out, dtype=object)
+
+
+def _open_nc(path: str | os.PathLike):
+    """Open ``path`` with netCDF4, turning library errors into DataError."""
+    import netCDF4
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a netCDF file", path=path)
+    try:
+        nc = netCDF4.Dataset(path, "r")
+    except OSError as err:
+        raise DataError(f"not a readable netCDF file ({err})", path=path) from None
+    nc.set_auto_mask(False)
+    return nc
+
+
+def _header(nc, path) -> tuple[np.ndarray, int]:
+    """Decoded var_names and number of samples of an open CBRAIN file."""
+    if "vars" not in nc.variables:
+        raise DataError(f"no variable 'vars' (found: {', '.join(nc.variables) or 'none'}); "
+                        "expected the CBRAIN layout vars(sample, var_names)", path=path)
+    if "var_names" not in nc.variables:
+        raise DataError("no variable 'var_names' naming the columns of 'vars' "
+                        "(expected the CBRAIN layout)", path=path)
+    data = nc.variables["vars"]
+    if data.ndim != 2:
+        raise DataError(f"'vars' has dims {data.dimensions}, expected (sample, var_names)",
+                        path=path)
+    try:
+        names = _decode_names(nc.variables["var_names"][:])
+    except Exception as err:  # noqa: BLE001 - any decoding problem is a data problem
+        raise DataError(f"cannot decode 'var_names' ({err})", path=path) from None
+    if data.shape[0] == 0:
+        raise DataError("'vars' has no samples", path=path)
+    if names.shape[0] != data.shape[1]:
+        raise DataError(f"'var_names' has {names.shape[0]} entries but 'vars' has "
+                        f"{data.shape[1]} columns", path=path)
+    return names, int(data.shape[0])
+
+
+def _validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
+    for name in require:
+        if name not in VARIABLES:
+            raise DataError(f"not a catalogue variable (known: {', '.join(VARIABLES)})",
+                            variable=name)
+        expected = VARIABLES[name].n_levels
+        found = int(np.count_nonzero(names == name))
+        if found == 0:
+            present = sorted(set(names.tolist()))
+            raise DataError(f"missing from 'var_names' (expected {expected} column"
+                            f"{'s' if expected > 1 else ''}; file has {', '.join(present)})",
+                            path=path, variable=name)
+        if found != expected:
+            raise DataError(f"has {found} columns (levels) in 'var_names', expected {expected}",
+                            path=path, variable=name)
+
+
+def read_var_names(path: str | os.PathLike) -> np.ndarray:
+    """Decoded column names of a CBRAIN file (object array of str)."""
+    with _open_nc(path) as nc:
+        names, _ = _header(nc, path)
+    return names
+
+
+def open_cbrain(
+    path: str | os.PathLike,
+    *,
+    require: Sequence[str] = ALL_VARIABLES,
+    chunk_rows: int = READ_ROWS,
+) -> xr.Dataset:
+    """Open a CBRAIN-layout file lazily and validate its columns.
+
+    Parameters
+    ----------
+    path : path-like
+        The netCDF file.
+    require : sequence of str
+        Catalogue variables that must be present with their number of levels
+        (default: all 7 inputs and 7 outputs).
+    chunk_rows : int
+        Rows per dask chunk of ``vars``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``vars(sample, var_names)`` backed by dask (nothing loaded), with a
+        ``var_names`` coordinate of plain ``str``; attribute ``path``. Close it
+        (or use it as a context manager) when done.
+
+    Raises
+    ------
+    DataError
+        File missing or not netCDF; no ``vars``/``var_names``; a required
+        variable missing or with the wrong number of levels (the message names
+        the file, the variable, and the found and expected counts).
+    """
+    with _open_nc(path) as nc:
+        names, _ = _header(nc, path)
+    _validate_names(names, require, path)
+    # h5netcdf (h5py's own HDF5) for the lazy dataset: mixing lazily opened
+    # xarray/netcdf4 handles with direct netCDF4 reads of the same file
+    # segfaults in netCDF4 1.7 (reproduced); netCDF3 files go through scipy.
+    with open(path, "rb") as fh:
+        engine = "h5netcdf" if fh.read(8) == b"\x89HDF\r\n\x1a\n" else "scipy"
+    try:
+        ds = xr.open_dataset(path, engine=engine, chunks={"sample": chunk_rows},
+                             decode_times=False, mask_and_scale=False)
+    except Exception:  # noqa: BLE001 - unusual files: let netCDF4 try
+        try:
+            ds = xr.open_dataset(path, engine="netcdf4", chunks={"sample": chunk_rows},
+                                 decode_times=False, mask_and_scale=False)
+        except Exception as err:  # noqa: BLE001 - report, never a library traceback
+            raise DataError(f"xarray cannot open the file ({err})", path=path) from None
+    ds = ds.assign_coords(var_names=("var_names" if "var_names" in ds["vars"].dims
+                                     else ds["vars"].dims[1], names.astype(str)))
+    ds.attrs["path"] = str(path)
+    return ds
+
+
+def column_index(ds: xr.Dataset | Sequence[str] | np.ndarray,
+                 variables: Sequence[str]) -> np.ndarray:
+    """Columns of ``vars`` holding ``variables``, by name, levels in file order.
+
+    Parameters
+    ----------
+    ds : xr.Dataset or sequence of str
+        A dataset from :func:`open_cbrain`, or its decoded ``var_names``.
+    variables : sequence of str
+        Catalogue variable names (``pcm.variables.INPUT_VARIABLES`` gives the
+        94 network inputs, ``OUTPUT_VARIABLES`` the 65 outputs).
+
+    Returns
+    -------
+    np.ndarray
+        int64 column indices, one per feature in network order (file order of
+        a variable's columns is its level order, top first).
+    """
+    if isinstance(ds, xr.Dataset):
+        names = np.asarray(ds["var_names"].values).astype(str)
+        path = ds.attrs.get("path")
+    else:
+        names = np.asarray(ds).astype(str)
+        path = None
+    _validate_names(names, variables, path)
+    return np.concatenate([np.flatnonzero(names == v) for v in variables]).astype(np.int64)
+
+
+def column_labels(names: Sequence[str] | np.ndarray) -> list[str]:
+    """Feature label of every column (``tbp-54.6``); unknown variables as ``name[k]``."""
+    labels, seen = [], {}
+    for name in names:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        var = VARIABLES.get(name)
+        if var is None:
+            labels.append(f"{name}[{k}]")
+        elif var.three_d:
+            labels.append(feature_label(name, k) if k < var.n_levels else f"{name}[{k}]")
+        else:
+            labels.append(feature_label(name))
+    return labels
+
+
+def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
+    """Grid of the samples of a CBRAIN file.
+
+    Parameters
+    ----------
+    ds : xr.Dataset or path-like
+        A dataset from :func:`open_cbrain`, or a path.
+
+    Returns
+    -------
+    dict
+        ``lat`` and ``lon`` (1-D, degrees), ``gw`` (Gaussian weights or None),
+        ``n_time`` (int), ``from_file`` (bool: the grid was recorded by
+        :func:`write_cbrain`; otherwise the full T42 grid is assumed, because
+        per-sample coordinates of foreign, possibly shuffled files cannot be
+        trusted).
+
+    Raises
+    ------
+    DataError
+        Grid unknown and the number of samples is not a multiple of 8192.
+    """
+    if isinstance(ds, xr.Dataset):
+        attrs = dict(ds.attrs)
+        path = attrs.get("path")
+        n_samples = int(ds["vars"].shape[0])
+        grid = {k: np.asarray(ds[k].values, dtype="f8") for k in ("lat", "lon", "gw")
+                if k in ds.variables and ds[k].dims == (k if k != "gw" else "lat",)}
+        return _grid(attrs, grid, n_samples, path)
+    path = ds
+    with _open_nc(path) as nc:
+        _, n_samples = _header(nc, path)
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+        grid = {k: np.asarray(nc.variables[k][:], dtype="f8") for k in ("lat", "lon", "gw")
+                if k in nc.variables
+                and nc.variables[k].dimensions == (k if k != "gw" else "lat",)}
+    return _grid(attrs, grid, n_samples, path)
+
+
+def _grid(attrs: dict, grid: dict, n_samples: int, path) -> dict:
+    if attrs.get("pcm_layout") == LAYOUT_VERSION and "lat" in grid and "lon" in grid:
+        lat, lon = grid["lat"], grid["lon"]
+        n_time = int(attrs.get("pcm_n_time", n_samples // max(1, lat.size * lon.size)))
+        if n_time * lat.size * lon.size != n_samples:
+            raise DataError(f"{n_samples} samples do not match the recorded grid "
+                            f"({n_time} steps x {lat.size} lat x {lon.size} lon)", path=path)
+        return {"lat": lat, "lon": lon, "gw": grid.get("gw"), "n_time": n_time,
+                "from_file": True}
+    if n_samples % SAMPLES_PER_T42_STEP:
+        raise DataError(f"{n_samples} samples is not a multiple of {SAMPLES_PER_T42_STEP} (one "
+                        "T42 time step) and the file records no grid (lat, lon)", path=path)
+    full = gaussian_grid()
+    return {"lat": full["lat"], "lon": full["lon"], "gw": full["gw"],
+            "n_time": n_samples // SAMPLES_PER_T42_STEP, "from_file": False}
+
+
+def iter_rows(
+    path: str | os.PathLike,
+    columns: np.ndarray | None = None,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    step: int = 1,
+    block: int = READ_ROWS,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream rows of ``vars`` in blocks, selecting ``columns``.
+
+    Parameters
+    ----------
+    path : path-like
+        CBRAIN file.
+    columns : array of int, optional
+        Columns to keep, in the order wanted (see :func:`column_index`).
+        Default: all.
+    start, stop, step : int
+        Rows ``start:stop:step`` of the file.
+    block : int
+        Rows read per block (before striding).
+
+    Yields
+    ------
+    (int, np.ndarray)
+        Index of the first row yielded (in the strided selection, counted from
+        0) and a float32 array ``[rows, len(columns)]``. Values equal to a
+        ``_FillValue`` are returned as NaN.
+    """
+    with _open_nc(path) as nc:
+        _, n_samples = _header(nc, path)
+        var = nc.variables["vars"]
+        fill = getattr(var, "_FillValue", None)
+        stop = n_samples if stop is None else min(stop, n_samples)
+        block = max(step, block - block % step)
+        contiguous = None
+        if columns is not None:
+            columns = np.asarray(columns, dtype=np.int64)
+            if columns.size and np.array_equal(columns, np.arange(columns[0],
+                                                                  columns[0] + columns.size)):
+                contiguous = slice(int(columns[0]), int(columns[0] + columns.size))
+        # Small strides: read contiguous rows and subsample in memory (netCDF
+        # strided reads are several times slower); large strides skip chunks.
+        sub = step if step <= 4 * CHUNK_ROWS else 1
+        hyper = step // sub
+        out_row = 0
+        for r0 in range(start, stop, block):
+            r1 = min(stop, r0 + block)
+            if contiguous is not None:
+                rows = var[r0:r1:hyper, contiguous]
+            else:
+                rows = var[r0:r1:hyper, :]
+                if columns is not None:
+                    rows = rows[:, columns]
+            if sub > 1:
+                rows = rows[::sub]
+            rows = np.asarray(rows, dtype=np.float32)
+            if fill is not None and np.isfinite(fill):
+                rows[rows == np.float32(fill)] = np.nan
+            yield out_row, rows
+            out_row += rows.shape[0]
+
+
+# --------------------------------------------------------------------------- checking
+def _nonfinite_error(path, names_or_labels, counts, first_row=None) -> DataError:
+    """DataError naming the variable and level of the first bad column."""
+    names, labels = names_or_labels
+    bad = np.flatnonzero(counts)
+    j = int(bad[0])
+    where = "" if first_row is None else f" (first in sample {first_row})"
+    others = ""
+    if bad.size > 1:
+        more = sorted({labels[i] for i in bad[1:]})
+        others = f"; also in {', '.join(more[:5])}{' ...' if len(more) > 5 else ''}"
+    return DataError(f"({labels[j]}): {int(counts[j])} non-finite values{where}{others}",
+                     path=path, variable=str(names[j]))
+
+
+def check_file(path: str | os.PathLike, norm=None) -> str:
+    """Validate a CBRAIN-layout file and describe what it holds.
+
+    Parameters
+    ----------
+    path : path-like
+        The data file.
+    norm : path-like or xr.Dataset, optional
+        A normalisation file to check against the data: it must have ``mean std
+        min max (var_names)`` and ``std_by_var (var_names_single)`` with entries
+        for every catalogue variable at the right number of levels, and the
+        normalised inputs must stay within ``pcm.normalization.MAX_ABS_NORMALIZED``.
+
+    Returns
+    -------
+    str
+        A human-readable report: samples, columns per variable, time steps,
+        grid, value range per variable with units.
+
+    Raises
+    ------
+    DataError
+        Any problem, naming the file and the variable: not netCDF, missing
+        ``vars``/``var_names``, missing variable, wrong number of levels,
+        non-finite values (with the level label of the first bad column and the
+        count), grid inconsistent, norm file mismatch.
+    """
+    path = Path(path)
+    with _open_nc(path) as nc:
+        names, n_samples = _header(nc, path)
+    _validate_names(names, ALL_VARIABLES, path)
+    grid = sample_grid(path)
+    with _open_nc(path) as nc:
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    cols = column_index(names, ALL_VARIABLES)
+    labels = column_labels(names)
+    col_names = names[cols]
+    col_labels = [labels[c] for c in cols]
+    normalization = None
+    if norm is not None:
+        from pcm.normalization import Normalization
+
+        normalization = Normalization.from_any(norm, warn=False)  # listed in the report
+    n_in = sum(VARIABLES[v].n_levels for v in INPUT_VARIABLES)
+
+    counts = np.zeros(cols.size, dtype=np.int64)
+    vmin = np.full(cols.size, np.inf)
+    vmax = np.full(cols.size, -np.inf)
+    nmax = np.zeros(n_in)
+    for _, rows in iter_rows(path, cols):
+        if not rows.size:
+            continue
+        finite = np.isfinite(rows)
+        if not finite.all():
+            counts += (~finite).sum(axis=0)
+            rows = np.where(finite, rows, np.nan)
+        with warnings.catch_warnings():  # all-NaN columns: reported below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vmin = np.fmin(vmin, np.nanmin(rows, axis=0))
+            vmax = np.fmax(vmax, np.nanmax(rows, axis=0))
+            if normalization is not None:
+                xn = normalization.normalize_inputs(rows[:, :n_in], dtype="float64")
+                nmax = np.fmax(nmax, np.nanmax(np.abs(xn), axis=0))
+    if counts.any():
+        raise _nonfinite_error(path, (col_names, col_labels), counts)
+
+    lines = [
+        f"{path}: CBRAIN layout, {n_samples} samples x {names.size} columns",
+        f"  time steps: {grid['n_time']}; grid: {grid['lat'].size} lat x {grid['lon'].size} lon"
+        f" ({'recorded in the file' if grid['from_file'] else 'assumed full T42'})",
+    ]
+    if attrs.get("pcm_layout"):
+        lines.append(f"  written by pcm ({attrs['pcm_layout']})")
+    extras = [n for n in dict.fromkeys(names.tolist()) if n not in ALL_VARIABLES]
+    if extras:
+        lines.append(f"  extra variables (ignored): {', '.join(extras)}")
+    lines.append(f"  {'variable':10s} {'levels':>6s} {'min':>12s} {'max':>12s}  units")
+    col = 0
+    for name in ALL_VARIABLES:
+        var = VARIABLES[name]
+        k = var.n_levels
+        role = "in " if name in INPUT_VARIABLES else "out"
+        lines.append(f"  {name:10s} {k:6d} {np.min(vmin[col:col + k]):12.5g} "
+                     f"{np.max(vmax[col:col + k]):12.5g}  {var.units} ({role})")
+        col += k
+    if normalization is not None:
+        limit = _max_abs_normalized()
+        j = int(np.argmax(nmax)) if nmax.size else 0
+        if nmax.size and nmax[j] > limit:
+            raise DataError(
+                f"norm file {normalization.source} does not match the data: normalised "
+                f"{col_labels[j]} reaches {nmax[j]:.3g} (limit {limit:g}); wrong norm file "
+                "or units?", path=path, variable=str(col_names[j]))
+        lines.append(f"  norm file {normalization.source}: matches (max |normalised input| "
+                     f"{float(np.max(nmax)) if nmax.size else 0.0:.3g})")
+        zero = normalization.zero_variance_labels()
+        if zero:
+            lines.append(f"  zero-variance outputs in the norm file (kept, R2 NaN): "
+                         f"{', '.join(zero)}")
+    lines.append("  OK: all values finite")
+    return "\n".join(lines)
+
+
+def _max_abs_normalized() -> float:
+    from pcm.normalization import MAX_ABS_NORMALIZED
+
+    return MAX_ABS_NORMALIZED
