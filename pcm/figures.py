@@ -1,0 +1,282 @@
+"""Figures of the book: R² maps, profiles, cross sections, masks, SHAP, driver scores.
+
+Every function returns a :class:`matplotlib.figure.Figure` and draws from the
+artefacts (``r2.nc``, ``masks.nc``, ``masking_vectors.nc``, ``thresholds.nc``,
+``shap.nc``) or the tables of :mod:`pcm.scoring`. Maps use cartopy with
+gridlines only: no coastlines or background images, which cartopy would
+download (the SPCAM case is an aquaplanet anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from pcm.variables import variable_of_label
+
+__all__ = [
+    "r2_maps",
+    "r2_profiles",
+    "r2_cross_sections",
+    "feature_matrix",
+    "shap_matrix",
+    "driver_score_bars",
+    "masking_vector_plot",
+]
+
+R2_CMAP = "Spectral_r"
+
+
+def _models(ds: xr.Dataset | xr.DataArray, models: Sequence[str] | None) -> list[str]:
+    available = [str(m) for m in ds["model"].values]
+    if models is None:
+        return available
+    missing = [m for m in models if m not in available]
+    if missing:
+        raise ValueError(f"model kinds {missing} not in the data ({available})")
+    return list(models)
+
+
+def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
+            models: Sequence[str] | None = None, projection: str = "robinson") -> Figure:
+    """Lat-lon maps of per-point R² of one output, one panel per model kind.
+
+    Parameters
+    ----------
+    r2 : xr.Dataset
+        ``r2.nc`` (needs ``r2_map(model, climate, output, lat, lon)``).
+    output : str
+        Output feature label (``"tphystnd-691.39"``, ``"prect"``).
+    climate : str
+        ``"control"``, ``"plus4K"`` or ``"minus4K"``.
+    models : sequence of str, optional
+        Model kinds to show (default all in the file).
+    projection : {"robinson", "platecarree"}
+        Map projection.
+    """
+    import cartopy.crs as ccrs
+
+    kinds = _models(r2, models)
+    proj = {"robinson": ccrs.Robinson(), "platecarree": ccrs.PlateCarree()}[projection]
+    fig = plt.figure(figsize=(4.5 * len(kinds), 3.2), layout="constrained")
+    mesh = None
+    for k, kind in enumerate(kinds):
+        ax = fig.add_subplot(1, len(kinds), k + 1, projection=proj)
+        da = r2["r2_map"].sel(model=kind, climate=climate, output=output)
+        lon = da["lon"].values
+        # Close the periodic longitude gap so the map has no seam.
+        values = np.concatenate([da.values, da.values[:, :1]], axis=1)
+        lon = np.append(lon, lon[0] + 360.0)
+        mesh = ax.pcolormesh(lon, da["lat"].values, values, vmin=0, vmax=1, cmap=R2_CMAP,
+                             transform=ccrs.PlateCarree(), shading="nearest")
+        ax.set_global()
+        ax.gridlines(draw_labels=False, linewidth=0.3, color="grey")
+        glob = float(r2["r2"].sel(model=kind, climate=climate, output=output))
+        ax.set_title(f"{kind}: {output} (R² = {glob:.2f})")
+    fig.colorbar(mesh, ax=fig.axes, orientation="horizontal", shrink=0.6, label="R²",
+                 extend="min")
+    fig.suptitle(f"R² per grid point, {climate}")
+    return fig
+
+
+def r2_profiles(r2: xr.Dataset, variables: Sequence[str] = ("TPHYSTND", "PHQ"), *,
+                climate: str = "control", models: Sequence[str] | None = None) -> Figure:
+    """Vertical profiles of global R², one panel per variable, one line per model kind."""
+    from pcm.r2 import profile
+
+    kinds = _models(r2, models)
+    fig, axes = plt.subplots(1, len(variables), figsize=(4 * len(variables), 4.5),
+                             sharey=True, squeeze=False, layout="constrained")
+    for ax, var in zip(axes[0], variables, strict=True):
+        prof = profile(r2, var).sel(climate=climate)
+        for kind in kinds:
+            line = prof.sel(model=kind)
+            ax.plot(line.values, line["lev"].values, marker=".", label=kind)
+        ax.set_title(f"{var.upper()}")
+        ax.set_xlabel("R²")
+        # Very negative R² (levels with almost no variance) would squash the rest.
+        ax.set_xlim(max(-1.0, min(0.0, float(np.nanmin(prof.values, initial=0.0)))), 1.0)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("Pressure (hPa)")
+    axes[0, 0].invert_yaxis()
+    axes[0, -1].legend(loc="best")
+    fig.suptitle(f"Global R² by level, {climate}")
+    return fig
+
+
+def r2_cross_sections(r2: xr.Dataset, variable: str, *, climate: str = "control",
+                      models: Sequence[str] | None = None) -> Figure:
+    """Pressure-latitude cross sections of R² (pooled over time and longitude)."""
+    from pcm.r2 import cross_section
+
+    kinds = _models(r2, models)
+    section = cross_section(r2, variable).sel(climate=climate)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), sharey=True,
+                             squeeze=False, layout="constrained")
+    mesh = None
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        da = section.sel(model=kind)
+        mesh = ax.pcolormesh(da["lat"].values, da["lev"].values, da.values, vmin=0, vmax=1,
+                             cmap=R2_CMAP, shading="nearest")
+        ax.set_title(f"{kind}: {variable.upper()}")
+        ax.set_xlabel("Latitude (°N)")
+    axes[0, 0].set_ylabel("Pressure (hPa)")
+    axes[0, 0].invert_yaxis()
+    fig.colorbar(mesh, ax=list(axes[0]), label="R²", extend="min")
+    fig.suptitle(f"Zonal R², {climate}")
+    return fig
+
+
+def _group_ticks(labels: Sequence[str]) -> tuple[list, list, list]:
+    """Tick positions (group centres), names and separator positions of grouped labels."""
+    variables = [variable_of_label(lab) for lab in labels]
+    ticks, texts, seps = [], [], []
+    start = 0
+    for i in range(1, len(variables) + 1):
+        if i == len(variables) or variables[i] != variables[start]:
+            ticks.append((start + i - 1) / 2)
+            texts.append(variables[start])
+            if i < len(variables):
+                seps.append(i - 0.5)
+            start = i
+    return ticks, texts, seps
+
+
+def feature_matrix(data: xr.DataArray, *, title: str = "", cmap: str = "viridis",
+                   label: str = "", log: bool = False, ax=None) -> Figure:
+    """Heatmap of an ``(output, input)`` array, inputs and outputs grouped by variable.
+
+    Used for masks (bool), masking vectors and SHAP matrices. Separators mark
+    variable boundaries; ticks name the variables (QBP, TBP, VBP, 2-D ones).
+
+    Parameters
+    ----------
+    data : xr.DataArray ``(output, input)``
+        With feature-label coordinates.
+    title, label : str
+        Axes title and colour-bar label.
+    log : bool
+        Logarithmic colour scale (positive values only).
+    ax : matplotlib Axes, optional
+        Draw into this axes instead of a new figure.
+    """
+    from matplotlib.colors import LogNorm
+
+    da = data.transpose("output", "input")
+    values = np.asarray(da.values, dtype=float)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    else:
+        fig = ax.figure
+    norm = None
+    if log:
+        positive = values[np.isfinite(values) & (values > 0)]
+        vmin = positive.min() if positive.size else 1e-6
+        vmax = positive.max() if positive.size else 1.0
+        norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10))
+        values = np.where(values > 0, values, np.nan)
+    image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm)
+    inputs = [str(s) for s in da["input"].values]
+    outputs = [str(s) for s in da["output"].values]
+    xt, xl, xs = _group_ticks(inputs)
+    yt, yl, ys = _group_ticks(outputs)
+    for x in xs:
+        ax.axvline(x, color="tab:red", linewidth=0.6)
+    for y in ys:
+        ax.axhline(y, color="tab:red", linewidth=0.6)
+    ax.set_xticks(xt, xl, rotation=90)
+    ax.set_yticks(yt, yl)
+    ax.set_xlabel("Input")
+    ax.set_ylabel("Output")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=label)
+    return fig
+
+
+def shap_matrix(shap: xr.Dataset | xr.DataArray, model: str, *, log: bool = True) -> Figure:
+    """Mean |SHAP| matrix ``(output, input)`` of one model kind (``shap.nc``)."""
+    da = shap["shap"] if isinstance(shap, xr.Dataset) else shap
+    return feature_matrix(da.sel(model=model), title=f"Mean |SHAP|: {model}", cmap="magma",
+                          label="mean |SHAP| (energy units)", log=log)
+
+
+def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> Figure:
+    """Bars of driver precision, recall and F1 per model kind.
+
+    Parameters
+    ----------
+    tables : dict
+        ``{kind: driver_scores(...)}`` (:func:`pcm.scoring.driver_scores`).
+    by : {"overall", "group"}
+        One panel with the means over outputs, or one panel per input group.
+    """
+    from pcm.scoring import mean_scores
+
+    metrics = ("precision", "recall", "f1")
+    kinds = list(tables)
+    means = {k: mean_scores(t, by_variable=True) for k, t in tables.items()}
+    if by == "overall":
+        panels = {"all inputs": {k: means[k] for k in kinds}}
+    elif by == "group":
+        groups = list(next(iter(means.values()))["by_input_group"]) if means else []
+        panels = {g: {k: means[k]["by_input_group"][g] for k in kinds} for g in groups}
+    else:
+        raise ValueError(f"by must be 'overall' or 'group', got {by!r}")
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 3.2),
+                             sharey=True, squeeze=False, layout="constrained")
+    width = 0.8 / max(1, len(kinds))
+    for ax, (name, per_kind) in zip(axes[0], panels.items(), strict=False):
+        for j, kind in enumerate(kinds):
+            heights = [per_kind[kind][m] for m in metrics]
+            ax.bar(np.arange(len(metrics)) + (j - (len(kinds) - 1) / 2) * width, heights,
+                   width, label=kind)
+        ax.set_xticks(np.arange(len(metrics)), metrics)
+        ax.set_ylim(0, 1)
+        ax.set_title(name)
+    axes[0, 0].set_ylabel("score (mean over outputs)")
+    if kinds:
+        axes[0, -1].legend(loc="best")
+    fig.suptitle("Recovery of the true drivers")
+    return fig
+
+
+def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float | None = None,
+                        drivers: xr.DataArray | None = None) -> Figure:
+    """Masking vector of one output over the 94 inputs, with the threshold line.
+
+    Parameters
+    ----------
+    vectors : xr.DataArray ``(output, input)``
+        ``masking_vectors.nc``'s ``masking_vector``.
+    output : str
+        Output feature label.
+    threshold : float, optional
+        Selected threshold (``thresholds.nc``'s ``threshold``); inputs above it
+        are kept by the mask.
+    drivers : xr.DataArray, optional
+        True drivers ``(output, input)``; marked on the plot.
+    """
+    vec = vectors.sel(output=output)
+    inputs = [str(s) for s in vec["input"].values]
+    fig, ax = plt.subplots(figsize=(10, 3.5), layout="constrained")
+    x = np.arange(len(inputs))
+    ax.plot(x, vec.values, marker=".", linewidth=0.8, label="masking vector")
+    if threshold is not None:
+        ax.axhline(float(threshold), color="C3", linestyle="--",
+                   label=f"threshold {float(threshold):.4g}")
+    if drivers is not None:
+        truth = drivers.sel(output=output, input=inputs).values.astype(bool)
+        ax.plot(x[truth], vec.values[truth], "o", mfc="none", color="k", label="true driver")
+    ticks, names, seps = _group_ticks(inputs)
+    for s in seps:
+        ax.axvline(s, color="grey", linewidth=0.5)
+    ax.set_xticks(ticks, names)
+    ax.set_xlabel("Input")
+    ax.set_ylabel("L2 norm of input-layer row")
+    ax.set_title(f"Masking vector of {output}")
+    ax.legend(loc="best")
+    return fig

@@ -1,0 +1,150 @@
+"""Figures: structure of the returned matplotlib figures (not pixels), no downloads."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from pcm import figures  # noqa: E402
+from pcm.r2 import r2_dataset  # noqa: E402
+from pcm.scoring import driver_scores  # noqa: E402
+from pcm.variables import gaussian_grid, input_labels, output_labels  # noqa: E402
+
+OUT, INP = output_labels(), input_labels()
+KINDS = ["unconstrained", "pcmasking"]
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads_and_close(monkeypatch):
+    """Fail on any attempt of cartopy (or anything) to fetch from the network."""
+    import urllib.request
+
+    import cartopy.io
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure tried to download something")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(cartopy.io.Downloader, "acquire_resource", refuse)
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def r2():
+    grid = gaussian_grid(6, 8)
+    rng = np.random.default_rng(0)
+    parts = []
+    for k, kind in enumerate(KINDS):
+        climates = []
+        for climate in ("control", "plus4K"):
+            t = rng.normal(size=(5 * 48, 65))
+            p = t + (0.3 + 0.3 * k) * rng.normal(size=t.shape)
+            climates.append(r2_dataset(t, p, grid["lat"], grid["lon"])
+                            .expand_dims(climate=[climate]))
+        parts.append(xr.concat(climates, "climate").expand_dims(model=[kind]))
+    return xr.concat(parts, "model")
+
+
+def _matrix(values) -> xr.DataArray:
+    return xr.DataArray(values, dims=("output", "input"), coords={"output": OUT, "input": INP})
+
+
+def _draw(fig):
+    fig.canvas.draw()  # renders everything: any lazy download would happen here
+
+
+def test_r2_maps(r2):
+    fig = figures.r2_maps(r2, "prect", climate="plus4K")
+    _draw(fig)
+    maps = [ax for ax in fig.axes if hasattr(ax, "projection")]
+    assert len(maps) == 2 and len(fig.axes) == 3  # two maps + colour bar
+    assert maps[0].get_title().startswith("unconstrained: prect")
+    assert "plus4K" in fig._suptitle.get_text()
+    one = figures.r2_maps(r2, "tphystnd-691.39", models=["pcmasking"],
+                          projection="platecarree")
+    _draw(one)
+    assert len([ax for ax in one.axes if hasattr(ax, "projection")]) == 1
+    with pytest.raises(ValueError, match="not in the data"):
+        figures.r2_maps(r2, "prect", models=["causal"])
+
+
+def test_r2_profiles(r2):
+    fig = figures.r2_profiles(r2)
+    _draw(fig)
+    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["TPHYSTND", "PHQ"]
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == len(KINDS)
+    assert len(lines[0].get_ydata()) == 30
+    assert fig.axes[0].yaxis_inverted()  # pressure increases downwards
+    assert fig.axes[0].get_ylabel() == "Pressure (hPa)"
+    np.testing.assert_allclose(lines[1].get_xdata(),
+                               r2["r2"].sel(model="pcmasking", climate="control").values[:30])
+
+
+def test_r2_cross_sections(r2):
+    fig = figures.r2_cross_sections(r2, "phq")
+    _draw(fig)
+    assert len(fig.axes) == 3  # two panels + colour bar
+    mesh = fig.axes[0].collections[0]
+    assert mesh.get_array().size == 30 * 6
+    assert fig.axes[1].get_title() == "pcmasking: PHQ"
+
+
+def test_feature_matrix_and_shap_matrix():
+    rng = np.random.default_rng(1)
+    mask = _matrix(rng.uniform(size=(65, 94)) > 0.7)
+    fig = figures.feature_matrix(mask, title="Masks", cmap="Greys")
+    _draw(fig)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Masks"
+    assert ax.images[0].get_array().shape == (65, 94)
+    xt = [t.get_text() for t in ax.get_xticklabels()]
+    assert xt[:3] == ["QBP", "TBP", "VBP"] and "LHFLX" in xt
+    yt = [t.get_text() for t in ax.get_yticklabels()]
+    assert yt[:2] == ["TPHYSTND", "PHQ"]
+    # separators between variables: 6 on inputs (7 variables), 6 on outputs
+    assert len(ax.get_lines()) == 12
+    shap = xr.Dataset({"shap": (("model", "output", "input"), rng.uniform(size=(2, 65, 94)))},
+                      coords={"model": KINDS, "output": OUT, "input": INP})
+    fig = figures.shap_matrix(shap, "pcmasking")
+    _draw(fig)
+    assert fig.axes[0].get_title() == "Mean |SHAP|: pcmasking"
+    assert len(fig.axes) == 2
+
+
+def test_driver_score_bars():
+    rng = np.random.default_rng(2)
+    truth = _matrix(rng.uniform(size=(65, 94)) > 0.8)
+    tables = {k: driver_scores(_matrix(rng.uniform(size=(65, 94)) > 0.5), truth)
+              for k in ("causal", "pcmasking")}
+    fig = figures.driver_score_bars(tables)
+    _draw(fig)
+    assert len(fig.axes) == 1
+    assert len(fig.axes[0].patches) == 6  # 3 metrics x 2 kinds
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["precision", "recall",
+                                                                     "f1"]
+    fig = figures.driver_score_bars(tables, by="group")
+    assert [ax.get_title() for ax in fig.axes] == ["QBP", "TBP", "VBP", "2-D"]
+
+
+def test_masking_vector_plot():
+    rng = np.random.default_rng(3)
+    vectors = _matrix(rng.uniform(size=(65, 94)))
+    truth = _matrix(np.eye(65, 94, dtype=bool))
+    fig = figures.masking_vector_plot(vectors, "prect", threshold=0.5, drivers=truth)
+    _draw(fig)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Masking vector of prect"
+    data_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 94]
+    assert len(data_lines) == 1
+    np.testing.assert_allclose(data_lines[0].get_ydata(), vectors.sel(output="prect").values)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "masking vector" and labels[1].startswith("threshold 0.5")
