@@ -1,0 +1,442 @@
+"""Masking vectors, the per-output threshold search and the final binary masks.
+
+The masking vector of an output is the L2 norm of each input's row of its
+pre-masking network's input kernel (length 94). A threshold ``t`` turns it into
+a mask, ``mask = vector > t`` (strict). For every output the search tries the
+reference grid::
+
+    np.round(np.linspace(1e-4, np.percentile(vector, percentile), n_thresholds,
+                         endpoint=False), 4)
+
+(a value rounded to 0 becomes 1e-4, duplicates are dropped, so outputs may
+have fewer than ``n_thresholds`` candidates; unused slots are NaN). The
+reference used ``percentile=70`` (its threshold-search job scripts), which is
+our default. Criteria:
+
+``"val_loss"`` (default)
+    train one masking network per (output, threshold) — all of them as ONE
+    stacked model, each starting from its pre-masking hidden/output weights —
+    for ``search_epochs`` and take the lowest validation loss (minimum over epochs).
+``"train_loss"``
+    the same networks, lowest last-epoch training loss: what the published
+    models used.
+``"proxy"``
+    no training: the pre-masking networks themselves, with the inputs below the
+    threshold zeroed (mask folded into the input kernel), scored on validation
+    data. Seconds instead of a training run; see ``benchmarks/threshold_proxy.py``.
+
+Ties go to the larger threshold (the sparser mask). An empty mask is allowed:
+the network then predicts a constant.
+
+Resume: each stack of search networks checkpoints every epoch under
+``checkpoints/threshold_search/stack_<k>/``; once finished only its losses are
+kept (``history.nc``; the large weight checkpoint is deleted), so an
+interrupted search resumes and a repeated one returns at once.
+
+Artefacts: ``masking_vectors.nc`` (``masking_vector(output, input)``),
+``thresholds.nc`` (``loss``, ``val_loss``, ``train_loss``, ``threshold_value``,
+``n_inputs_kept`` on ``(output, threshold_index)``; ``threshold(output)``) and
+``masks.nc`` (``mask(output, input)`` boolean, stored as int8 by netCDF).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pcm.errors import DataError, ParameterError
+from pcm.io import write_netcdf
+
+__all__ = [
+    "CRITERIA",
+    "LOWER_BOUND",
+    "masking_vectors_from_model",
+    "compute_masking_vectors",
+    "read_masking_vectors",
+    "load_reference_masking_vectors",
+    "threshold_grid",
+    "threshold_table",
+    "choose_thresholds",
+    "masks_from_thresholds",
+    "read_masks",
+    "search_thresholds",
+]
+
+#: Threshold criteria of :func:`search_thresholds`.
+CRITERIA = ("val_loss", "train_loss", "proxy")
+
+#: Smallest threshold of the grid (reference).
+LOWER_BOUND = 1e-4
+
+#: Losses of a finished search stack (its weight checkpoint is deleted).
+SEARCH_HISTORY = "history.nc"
+
+
+def _labels():
+    from pcm.variables import input_labels, output_labels
+
+    return output_labels(), input_labels()
+
+
+def _vector_array(values: np.ndarray, outputs: list[str], source: str) -> xr.DataArray:
+    _, inputs = _labels()
+    return xr.DataArray(
+        np.asarray(values, dtype=np.float64), dims=("output", "input"),
+        coords={"output": np.array(outputs), "input": np.array(inputs)},
+        name="masking_vector",
+        attrs={"long_name": "masking vector: L2 norm of each input's row of the "
+                            "pre-masking input kernel",
+               "units": "1", "source": source})
+
+
+def masking_vectors_from_model(model) -> xr.DataArray:
+    """Masking vectors of a pre-masking stacked model, ``masking_vector(output, input)``.
+
+    Network ``n`` gives the row of output ``model.targets[n]``.
+    """
+    outputs, _ = _labels()
+    return _vector_array(model.masking_vectors(), [outputs[t] for t in model.targets],
+                         "pre-masking model")
+
+
+def compute_masking_vectors(run) -> xr.DataArray:
+    """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``."""
+    from pcm.training import load_stacked, record_seconds
+
+    t0 = time.perf_counter()
+    vectors = masking_vectors_from_model(load_stacked(run.model("premask")))
+    write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
+    record_seconds(run, "masking_vectors", time.perf_counter() - t0)
+    return vectors
+
+
+def read_masking_vectors(path: str | os.PathLike) -> xr.DataArray:
+    """Read ``masking_vector(output, input)`` from a netCDF file, in label order."""
+    outputs, inputs = _labels()
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no masking vectors: run compute_masking_vectors first", path=path)
+    with xr.open_dataset(path) as ds:
+        if "masking_vector" not in ds:
+            raise DataError("expected variable masking_vector(output, input)", path=path,
+                            variable="masking_vector")
+        da = ds["masking_vector"].load()
+    missing = sorted(set(outputs) - set(da["output"].values.tolist()))
+    if missing:
+        raise DataError(f"masking vectors missing for outputs {missing}", path=path,
+                        variable="masking_vector")
+    return da.sel(output=outputs, input=inputs)
+
+
+_REF_NAME = re.compile(r"^masking_vector_(.+)\.npy$")
+
+
+def load_reference_masking_vectors(directory: str | os.PathLike) -> xr.DataArray:
+    """Import the reference implementation's ``masking_vector_<label>.npy`` files.
+
+    Parameters
+    ----------
+    directory : path-like
+        Folder holding one file per output (``masking_vector_tphystnd-691.39.npy``,
+        ``masking_vector_prect.npy``, ...), each a float array of length 94.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``masking_vector(output, input)`` like :func:`masking_vectors_from_model`.
+
+    Raises
+    ------
+    DataError
+        If the folder is missing, an output has no file (all are named), or a
+        file does not hold 94 finite values.
+    """
+    outputs, inputs = _labels()
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError("not a directory of masking_vector_<label>.npy files", path=directory)
+    found = {}
+    for path in directory.iterdir():
+        match = _REF_NAME.match(path.name)
+        if match:
+            found[match.group(1).lower()] = path
+    missing = [label for label in outputs if label not in found]
+    if missing:
+        raise DataError(f"no masking_vector_<label>.npy for {len(missing)} outputs: "
+                        f"{', '.join(missing)}", path=directory)
+    rows = []
+    for label in outputs:
+        try:
+            vec = np.load(found[label], allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"cannot read as a numpy array: {err}", path=found[label]) from None
+        vec = np.asarray(vec, dtype=np.float64).reshape(-1)
+        if vec.shape != (len(inputs),) or not np.all(np.isfinite(vec)):
+            raise DataError(f"expected {len(inputs)} finite values (one per input), got shape "
+                            f"{vec.shape}", path=found[label], variable=label)
+        rows.append(vec)
+    return _vector_array(np.stack(rows), outputs, f"reference files in {directory}")
+
+
+def threshold_grid(vector: np.ndarray, n_thresholds: int = 20,
+                   percentile: float = 70.0) -> np.ndarray:
+    """Candidate thresholds of one masking vector (reference grid), ascending, unique.
+
+    ``np.round(np.linspace(1e-4, np.percentile(vector, percentile), n_thresholds,
+    endpoint=False), 4)``; values rounded to 0 become 1e-4; duplicates dropped.
+    """
+    if int(n_thresholds) < 1:
+        raise ParameterError("n_thresholds", f"must be >= 1, got {n_thresholds}")
+    if not 0 <= float(percentile) <= 100:
+        raise ParameterError("percentile", f"must lie in [0, 100], got {percentile}")
+    upper = float(np.percentile(np.asarray(vector, dtype=np.float64), percentile))
+    grid = np.round(np.linspace(LOWER_BOUND, upper, int(n_thresholds), endpoint=False), 4)
+    grid[grid == 0] = LOWER_BOUND
+    return np.unique(grid)
+
+
+def threshold_table(vectors: xr.DataArray, n_thresholds: int = 20,
+                    percentile: float = 70.0) -> xr.DataArray:
+    """Candidate thresholds of every output, ``threshold_value(output, threshold_index)``.
+
+    Outputs with fewer distinct candidates are padded with NaN at the end.
+    """
+    values = np.full((vectors.sizes["output"], int(n_thresholds)), np.nan)
+    for i, vec in enumerate(vectors.values):
+        grid = threshold_grid(vec, n_thresholds, percentile)
+        values[i, : len(grid)] = grid
+    return xr.DataArray(
+        values, dims=("output", "threshold_index"),
+        coords={"output": vectors["output"].values,
+                "threshold_index": np.arange(int(n_thresholds))},
+        name="threshold_value",
+        attrs={"long_name": "candidate threshold on the masking vector (NaN: unused slot)",
+               "units": "1", "percentile": float(percentile)})
+
+
+def choose_thresholds(loss: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of the lowest loss per row; ties (and NaN slots) resolved to the larger threshold.
+
+    Parameters
+    ----------
+    loss, values : array ``(outputs, thresholds)``
+        Criterion values and threshold values; NaN marks unused slots.
+
+    Returns
+    -------
+    ndarray of int
+        Chosen column per row.
+    """
+    loss = np.where(np.isnan(values), np.inf, np.asarray(loss, dtype=np.float64))
+    loss = np.where(np.isnan(loss), np.inf, loss)
+    chosen = np.empty(loss.shape[0], dtype=np.int64)
+    for i, row in enumerate(loss):
+        best = np.flatnonzero(row == row.min())
+        chosen[i] = best[np.argmax(values[i, best])] if np.isfinite(row.min()) else 0
+    return chosen
+
+
+def masks_from_thresholds(vectors: xr.DataArray, thresholds) -> xr.DataArray:
+    """Binary masks ``mask(output, input) = vector > threshold(output)`` (strict)."""
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1, 1)
+    mask = vectors.values > t
+    return xr.DataArray(
+        mask, dims=("output", "input"), coords={"output": vectors["output"].values,
+                                                "input": vectors["input"].values},
+        name="mask",
+        attrs={"long_name": "input is kept (True) or masked out (False) for the output",
+               "units": "1"})
+
+
+def read_masks(run) -> np.ndarray:
+    """Boolean masks ``(65, 94)`` from ``RUN/masks.nc`` in output/input label order."""
+    outputs, inputs = _labels()
+    path = run.artefact("masks.nc")
+    if not Path(path).exists():
+        raise DataError("no masks: run the threshold search first", path=path)
+    with xr.open_dataset(path) as ds:
+        if "mask" not in ds:
+            raise DataError("expected variable mask(output, input)", path=path, variable="mask")
+        mask = ds["mask"].load()
+    try:
+        mask = mask.sel(output=outputs, input=inputs)
+    except KeyError as err:
+        raise DataError(f"mask lacks labels: {err}", path=path, variable="mask") from None
+    return mask.values.astype(bool)
+
+
+def _premask_index(premask, n_outputs: int) -> np.ndarray:
+    where = {t: n for n, t in enumerate(premask.targets)}
+    missing = [o for o in range(n_outputs) if o not in where]
+    if missing:
+        raise DataError(f"the pre-masking model has no network for outputs {missing}")
+    return np.array([where[o] for o in range(n_outputs)])
+
+
+def _cached_history(folder: Path, fingerprint: str) -> xr.Dataset | None:
+    """History of a finished search stack with the same fingerprint, else None."""
+    path = folder / SEARCH_HISTORY
+    if not path.exists():
+        return None
+    try:
+        with xr.open_dataset(path) as ds:
+            ds = ds.load()
+    except (OSError, ValueError):
+        return None
+    return ds if ds.attrs.get("fingerprint") == fingerprint else None
+
+
+def _chunks(n: int, size: int | None) -> list[np.ndarray]:
+    size = n if not size else int(size)
+    return [np.arange(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
+                      criterion: str = "val_loss", search_epochs: int = 1,
+                      batch_size: int = 1024, learning_rate: float = 1e-3,
+                      lr_divisor: float = 5.0, lr_every: int = 3, seed: int = 0,
+                      max_train_samples: int | None = None,
+                      max_val_samples: int | None = None, compute_dtype: str = "float32",
+                      networks_per_stack: int | None = None,
+                      progress: bool = True) -> xr.Dataset:
+    """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
+
+    Parameters
+    ----------
+    run : pcm.rundir.RunDir
+        Needs ``models/premask.keras`` (and ``masking_vectors.nc``, computed if absent).
+    n_thresholds, percentile : int, float
+        Candidate grid (see :func:`threshold_grid`); reference 20 and 70.
+    criterion : {"val_loss", "train_loss", "proxy"}
+        How to score a candidate (module docstring).
+    search_epochs : int
+        Epochs of each search network (not used by "proxy").
+    batch_size, learning_rate, lr_divisor, lr_every, seed, compute_dtype
+        Training of the search networks, as in :class:`pcm.training.TrainConfig`.
+    max_train_samples, max_val_samples : int, optional
+        Sample caps (``max_val_samples`` defaults to ``max_train_samples``).
+    networks_per_stack : int, optional
+        Train/score the (output, threshold) networks in stacks of at most this
+        many (default: one stack); results do not depend on it.
+    progress : bool
+        Progress bar and per-epoch lines on stderr.
+
+    Returns
+    -------
+    xarray.Dataset
+        The content of ``thresholds.nc``.
+    """
+    from pcm.checkpoint import CHECKPOINT_FILE
+    from pcm.training import (
+        TrainConfig,
+        _load_train_valid,
+        checkpoint_fingerprint,
+        evaluate_stacked,
+        load_arrays,
+        load_stacked,
+        record_seconds,
+        train_stacked,
+        with_dtype,
+    )
+
+    if criterion not in CRITERIA:
+        raise ParameterError("criterion", f"expected one of {CRITERIA}, got {criterion!r}")
+    t0 = time.perf_counter()
+    vec_path = run.artefact("masking_vectors.nc")
+    vectors = read_masking_vectors(vec_path) if Path(vec_path).exists() \
+        else compute_masking_vectors(run)
+    table = threshold_table(vectors, n_thresholds, percentile)
+    values = table.values
+    out_idx, thr_idx = np.nonzero(~np.isnan(values))
+    cand = values[out_idx, thr_idx]
+    masks = vectors.values[out_idx] > cand[:, None]
+    premask = load_stacked(run.model("premask"))
+    net_idx = _premask_index(premask, vectors.sizes["output"])[out_idx]
+
+    val = np.full(values.shape, np.nan)
+    train = np.full(values.shape, np.nan)
+    earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
+    chunks = _chunks(len(cand), networks_per_stack)
+    if criterion == "proxy":
+        dtype = "float64" if compute_dtype == "float64" else "float32"
+        cap = max_train_samples if max_val_samples is None else max_val_samples
+        xv, yv = load_arrays(run, "valid", max_samples=cap, dtype=dtype)
+        for chunk in chunks:
+            model = with_dtype(premask.select(net_idx[chunk]), compute_dtype)
+            model.set_mask(masks[chunk])
+            val[out_idx[chunk], thr_idx[chunk]] = evaluate_stacked(model, xv, yv)
+    else:
+        config = TrainConfig(hidden_units=premask.hidden_units, epochs=search_epochs,
+                             batch_size=batch_size, learning_rate=learning_rate,
+                             lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, seed=seed,
+                             compute_dtype=compute_dtype, max_train_samples=max_train_samples)
+        x, y, xv, yv = _load_train_valid(run, max_train_samples, max_val_samples, compute_dtype)
+        for k, chunk in enumerate(chunks):
+            model = with_dtype(premask.to_masking(masks[chunk], indices=net_idx[chunk]),
+                               compute_dtype)
+            desc = "threshold search" + (f" {k + 1}/{len(chunks)}" if len(chunks) > 1 else "")
+            folder = run.checkpoints("threshold_search") / f"stack_{k:03d}"
+            fingerprint = json.dumps(checkpoint_fingerprint(model, x, y, xv, yv, config, 0.0),
+                                     sort_keys=True)
+            hist = _cached_history(folder, fingerprint)
+            if hist is None:
+                hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=0.0,
+                                     checkpoint_dir=folder, desc=desc, progress=progress)
+                earlier += hist.attrs["seconds_previous_sessions"]
+                # keep only the losses: the weights of the search networks are not needed
+                # and their checkpoint is large (20 x the pre-masking model)
+                write_netcdf(hist.assign_attrs(fingerprint=fingerprint),
+                             folder / SEARCH_HISTORY)
+                (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+            else:
+                earlier += hist.attrs["seconds"]
+            train[out_idx[chunk], thr_idx[chunk]] = hist.loss.values[-1]
+            val[out_idx[chunk], thr_idx[chunk]] = hist.val_loss.values.min(axis=0)
+    loss = train if criterion == "train_loss" else val
+    chosen = choose_thresholds(loss, values)
+    rows = np.arange(values.shape[0])
+    threshold = values[rows, chosen]
+    kept = np.full(values.shape, np.nan)
+    kept[out_idx, thr_idx] = masks.sum(axis=1)
+    final = masks_from_thresholds(vectors, threshold)
+    seconds = time.perf_counter() - t0 + earlier
+
+    dims = ("output", "threshold_index")
+    loss_units = "1 (squared normalised output)"
+    ds = xr.Dataset(
+        {
+            "loss": (dims, loss, {"long_name": f"search criterion ({criterion}) per candidate",
+                                  "units": loss_units}),
+            "val_loss": (dims, val, {"long_name": "validation MSE per candidate (min over "
+                                                  "epochs; proxy: pre-masking net, masked)",
+                                     "units": loss_units}),
+            "train_loss": (dims, train, {"long_name": "last-epoch training MSE per candidate",
+                                         "units": loss_units}),
+            "threshold_value": table.assign_attrs(percentile=float(percentile)),
+            "n_inputs_kept": (dims, kept, {"long_name": "inputs above the candidate threshold",
+                                           "units": "1"}),
+            "threshold": (("output",), threshold,
+                          {"long_name": "chosen threshold on the masking vector", "units": "1"}),
+            "chosen_index": (("output",), chosen.astype(np.int32),
+                             {"long_name": "threshold_index of the chosen threshold",
+                              "units": "1"}),
+        },
+        attrs={"criterion": criterion, "n_thresholds": int(n_thresholds),
+               "percentile": float(percentile), "search_epochs": int(search_epochs),
+               "ties": "larger threshold", "seconds": seconds,
+               "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
+                       "unique"},
+    )
+    write_netcdf(ds, run.artefact("thresholds.nc"))
+    masks_ds = final.to_dataset()
+    masks_ds["threshold"] = ds["threshold"]
+    masks_ds.attrs = {"criterion": criterion, "rule": "mask = masking_vector > threshold"}
+    write_netcdf(masks_ds, run.artefact("masks.nc"))
+    record_seconds(run, "threshold_search", seconds)
+    return ds

@@ -1,0 +1,174 @@
+"""Tests of masking vectors, the threshold search and the phase functions (tiny fake run)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import xarray as xr
+
+import pcm.training
+from pcm.errors import DataError, ParameterError
+from pcm.io import read_json
+from pcm.masking import (
+    choose_thresholds,
+    compute_masking_vectors,
+    load_reference_masking_vectors,
+    masks_from_thresholds,
+    read_masks,
+    search_thresholds,
+    threshold_grid,
+)
+from pcm.rundir import RunDir
+from pcm.variables import input_labels, output_labels
+
+N_IN, N_OUT = 94, 65
+
+
+def test_threshold_grid_follows_reference():
+    vector = np.linspace(0.0, 0.05, 94)
+    grid = threshold_grid(vector)  # defaults: 20 thresholds, 70th percentile
+    expected = np.round(np.linspace(1e-4, np.percentile(vector, 70), 20, endpoint=False), 4)
+    np.testing.assert_array_equal(grid, np.unique(expected))
+    # tiny vectors: every candidate rounds to 1e-4 or 0 -> a single threshold 1e-4
+    np.testing.assert_array_equal(threshold_grid(np.full(94, 1e-6)), [1e-4])
+    # duplicates after rounding are dropped
+    small = threshold_grid(np.full(94, 0.0006), n_thresholds=20, percentile=70)
+    assert len(small) == len(np.unique(small)) < 20
+    with pytest.raises(ParameterError, match="percentile"):
+        threshold_grid(vector, percentile=120)
+
+
+def test_choose_thresholds_ties_to_larger_and_skips_unused_slots():
+    values = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, np.nan]])
+    loss = np.array([[1.0, 0.5, 0.5], [2.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(choose_thresholds(loss, values), [2, 0])
+
+
+def test_masks_are_strictly_above_threshold():
+    vectors = xr.DataArray(np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.0]]),
+                           dims=("output", "input"),
+                           coords={"output": ["a", "b"], "input": ["x", "y", "z"]})
+    mask = masks_from_thresholds(vectors, [0.2, 0.5])
+    np.testing.assert_array_equal(mask.values, [[False, False, True], [False, False, False]])
+
+
+def test_reference_masking_vector_files(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.random((N_OUT, N_IN))
+    for label, row in zip(output_labels(), table, strict=True):
+        np.save(tmp_path / f"masking_vector_{label}.npy", row)
+    da = load_reference_masking_vectors(tmp_path)
+    assert da.dims == ("output", "input")
+    np.testing.assert_array_equal(da.sel(output="tphystnd-691.39").values,
+                                  table[output_labels().index("tphystnd-691.39")])
+    assert list(da.input.values) == input_labels()
+
+    np.save(tmp_path / "masking_vector_prect.npy", np.ones(93))
+    with pytest.raises(DataError, match="94"):
+        load_reference_masking_vectors(tmp_path)
+    (tmp_path / "masking_vector_prect.npy").unlink()
+    (tmp_path / "masking_vector_fsnt.npy").unlink()
+    with pytest.raises(DataError, match="fsnt, prect|prect.*fsnt|fsnt.*prect"):
+        load_reference_masking_vectors(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# the phases on a tiny fake run (data loader replaced by in-memory arrays)
+# ---------------------------------------------------------------------------
+def _fake_split(split: str, n: int):
+    """Outputs depend on 3 inputs each; output 33 has zero variance (like PHQ at the top)."""
+    rng = np.random.default_rng({"train": 0, "valid": 1}[split])
+    x = rng.standard_normal((n, N_IN)).astype("float32")
+    drivers = np.random.default_rng(9).integers(0, N_IN, size=(N_OUT, 3))
+    y = np.stack([np.tanh(x[:, d].sum(axis=1) / 2) for d in drivers], axis=1)
+    y[:, 33] = 0.0
+    return x, (y + 0.05 * rng.standard_normal(y.shape)).astype("float32")
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    run.write_manifest({"train": tmp_path / "train.nc", "valid": tmp_path / "valid.nc",
+                        "norm": tmp_path / "norm.nc"}, source="synthetic")
+
+    def load_arrays(run_, split, *, max_samples=None, dtype="float32"):
+        x, y = _fake_split(split, 600 if split == "train" else 300)
+        if max_samples is not None:
+            x, y = x[:max_samples], y[:max_samples]
+        return x.astype(dtype), y.astype(dtype)
+
+    monkeypatch.setattr(pcm.training, "load_arrays", load_arrays)
+    return run
+
+
+def test_phases_end_to_end(fake_run):
+    run = fake_run
+    common = dict(hidden_layers=1, hidden_units=8, batch_size=128, seed=0, progress=False)
+    hist = pcm.training.run_premask(run, epochs=2, l1=1.0, **common)
+    assert hist.sizes == {"epoch": 2, "network": N_OUT}
+    assert np.isfinite(hist.loss.values).all()
+    saved = pcm.training.read_history(run, "premask")
+    assert saved.loss.attrs["units"] and saved.val_loss.attrs["long_name"]
+    premask = pcm.training.load_stacked(run.model("premask"))
+    assert premask.has_input_layer
+
+    pcm.training.run_unconstrained(run, epochs=1, **common)
+    unconstrained = pcm.training.load_stacked(run.model("unconstrained"))
+    assert not unconstrained.has_input_layer and unconstrained.get_mask().all()
+
+    vectors = compute_masking_vectors(run)
+    np.testing.assert_allclose(vectors.values, premask.masking_vectors())
+    assert xr.open_dataset(run.artefact("masking_vectors.nc")).masking_vector.dims == \
+        ("output", "input")
+
+    search = dict(n_thresholds=3, percentile=70, batch_size=128, seed=0, progress=False)
+    proxy = search_thresholds(run, criterion="proxy", **search)
+    assert proxy.attrs["criterion"] == "proxy"
+    assert np.isnan(proxy.train_loss).all() and np.isfinite(proxy.threshold).all()
+
+    ds = search_thresholds(run, criterion="val_loss", search_epochs=1, **search)
+    stack = run.checkpoints("threshold_search") / "stack_000"
+    assert (stack / "history.nc").exists() and not (stack / "state.npz").exists()
+    again = search_thresholds(run, criterion="val_loss", search_epochs=1, **search)  # cached
+    np.testing.assert_array_equal(again.val_loss.values, ds.val_loss.values)
+    stacks = search_thresholds(run, criterion="val_loss", search_epochs=1,
+                               networks_per_stack=50, **search)
+    np.testing.assert_allclose(stacks.val_loss.values, ds.val_loss.values, rtol=1e-5)
+    chosen = ds.chosen_index.values
+    rows = np.arange(N_OUT)
+    loss = np.where(np.isnan(ds.threshold_value), np.inf, ds.loss.values)
+    np.testing.assert_array_equal(loss[rows, chosen], loss.min(axis=1))
+    masks = read_masks(run)
+    np.testing.assert_array_equal(masks, vectors.values > ds.threshold.values[:, None])
+    on_disk = xr.open_dataset(run.artefact("thresholds.nc"))
+    assert set(on_disk.loss.dims) == {"output", "threshold_index"}
+    assert on_disk.attrs["criterion"] == "val_loss"
+
+    hist = pcm.training.run_finetune(run, epochs=1, batch_size=128, progress=False)
+    assert np.isfinite(hist.loss.values).all()
+    model = pcm.training.load_stacked(run.model("pcmasking"))
+    np.testing.assert_array_equal(model.get_mask(), masks)
+    # masked-out inputs have no influence on the fine-tuned networks
+    x, _ = _fake_split("valid", 64)
+    noisy = x + 5.0 * (~masks[0])[None, :] * np.random.default_rng(3).standard_normal(x.shape)
+    a = pcm.training.predict_stacked(model, x)[:, 0]
+    b = pcm.training.predict_stacked(model, noisy.astype("float32"))[:, 0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    # the fine-tuned net started from the pre-masking hidden weights, not afresh
+    assert np.corrcoef(np.asarray(model.dense[0].kernel).ravel(),
+                       np.asarray(premask.dense[1].kernel).ravel())[0, 1] > 0.9
+
+    seconds = read_json(run.artefact("seconds.json"))
+    assert {"premask", "unconstrained", "masking_vectors", "threshold_search",
+            "finetune"} <= set(seconds)
+    net = keras.saving.load_model(
+        pcm.training.export_networks(model, run.root / "export")[-1], safe_mode=True)
+    assert net.output_shape == (None, 1)
+
+
+def test_finetune_needs_masks(fake_run):
+    with pytest.raises(DataError, match="premask|masks"):
+        pcm.training.run_finetune(fake_run, epochs=1, progress=False)
+    with pytest.raises(ParameterError, match="criterion"):
+        search_thresholds(fake_run, criterion="best")
