@@ -1,0 +1,49 @@
+"""Causally-informed baseline: PCMCI (PC1, tigramite) drivers per output, then a network.
+
+Iglesias-Suarez et al. (JGR 2024) select the inputs of every output with the
+PC1 stage of PCMCI run on the time series of each grid column, keep the
+links found in enough columns, and train one network per output on its
+causal drivers. PCMasking claims the same skill at about a third of the
+cost; :mod:`benchmarks/cost_vs_causal.py` measures that claim.
+
+Modules: :mod:`pcm.causal.discovery` (per-column PC1 and aggregation, pure
+numpy + tigramite), :mod:`pcm.causal.data` (column time series from CBRAIN
+files), :mod:`pcm.causal.phases` (run-directory phases). Importing this
+package does not import TensorFlow.
+"""
+
+from pcm.causal.discovery import (
+    ColumnResult,
+    aggregate_links,
+    discover_column,
+    discover_columns,
+    link_assumptions,
+    select_columns,
+)
+from pcm.causal.phases import (
+    CAUSAL_MASKS,
+    SECONDS,
+    discovery_dataset,
+    load_causal_mask,
+    mask_scores,
+    record_seconds,
+    run_causal_training,
+    run_discovery,
+)
+
+__all__ = [
+    "CAUSAL_MASKS",
+    "SECONDS",
+    "ColumnResult",
+    "aggregate_links",
+    "discover_column",
+    "discover_columns",
+    "discovery_dataset",
+    "link_assumptions",
+    "load_causal_mask",
+    "mask_scores",
+    "record_seconds",
+    "run_causal_training",
+    "run_discovery",
+    "select_columns",
+]

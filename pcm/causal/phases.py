@@ -1,0 +1,346 @@
+"""Phase functions of the causally-informed baseline, reading/writing a run directory.
+
+1. :func:`run_discovery`: PC1 per grid column on the (unshuffled) train split,
+   aggregated over columns -> ``RUN/causal_masks.nc``.
+2. :func:`run_causal_training`: the masking network of PCMasking (no input
+   layer) with the causal masks, trained from scratch -> ``RUN/models/causal.keras``.
+
+Both add their wall seconds to ``RUN/seconds.json`` (keys
+``causal_discovery`` and ``causal_training``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pcm.causal.data import read_column_series
+from pcm.causal.discovery import aggregate_links, discover_columns, select_columns
+from pcm.errors import DataError, ParameterError
+from pcm.io import read_json, write_json, write_netcdf
+from pcm.rundir import RunDir
+from pcm.variables import input_labels, output_labels
+
+__all__ = [
+    "CAUSAL_MASKS",
+    "SECONDS",
+    "run_discovery",
+    "run_causal_training",
+    "load_causal_mask",
+    "record_seconds",
+    "mask_scores",
+    "discovery_dataset",
+    "lag1_autocorrelation",
+]
+
+#: Artefact of the discovery phase.
+CAUSAL_MASKS = "causal_masks.nc"
+
+#: Wall seconds per phase, merged by every phase that records them.
+SECONDS = "seconds.json"
+
+
+def _run(run: RunDir | str | os.PathLike) -> RunDir:
+    return run if isinstance(run, RunDir) else RunDir(run)
+
+
+def record_seconds(run: RunDir | str | os.PathLike, **seconds: float) -> Path:
+    """Merge ``phase=seconds`` entries into ``RUN/seconds.json``.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        The run directory.
+    **seconds : float
+        Wall seconds per phase name.
+
+    Returns
+    -------
+    Path
+        The JSON file.
+    """
+    path = _run(run).artefact(SECONDS)
+    current = read_json(path) if path.exists() else {}
+    current.update({k: round(float(v), 3) for k, v in seconds.items()})
+    return write_json(current, path)
+
+
+def discovery_dataset(found: np.ndarray, tested: np.ndarray, *, lat: np.ndarray,
+                      lon: np.ndarray, weights: np.ndarray, seconds: np.ndarray,
+                      pc_alpha: float, share: float, n_steps: int,
+                      cpu_seconds: np.ndarray | None = None) -> xr.Dataset:
+    """Aggregate per-column links into the ``causal_masks.nc`` dataset.
+
+    Parameters
+    ----------
+    found, tested : np.ndarray
+        bool ``[column, 65, 94]`` from :func:`pcm.causal.discovery.discover_columns`.
+    lat, lon, weights, seconds : np.ndarray
+        Per column: latitude, longitude (degrees), area weight, tigramite wall
+        seconds.
+    pc_alpha, share : float
+        Significance level and aggregation threshold.
+    n_steps : int
+        Time steps per column.
+    cpu_seconds : np.ndarray, optional
+        Per column: tigramite CPU seconds (default: the wall seconds).
+
+    Returns
+    -------
+    xr.Dataset
+        ``mask(output, input)`` bool, ``link_share(output, input)``,
+        ``tested_share(output, input)``, per-column ``column_lat``, ``column_lon``,
+        ``column_weight``, ``column_seconds``, ``column_cpu_seconds``,
+        ``column_links``.
+    """
+    if cpu_seconds is None:
+        cpu_seconds = seconds
+    mask, link_share = aggregate_links(found, tested, weights, share)
+    w = np.asarray(weights, dtype=np.float64)
+    tested_share = np.einsum("c,coi->oi", w, tested.astype(np.float64)) / max(w.sum(), 1e-300)
+    outputs, inputs = output_labels(), input_labels()
+    ds = xr.Dataset(
+        {
+            "mask": (("output", "input"), mask, {
+                "long_name": "causal mask: input (t-1) is a PC1 parent of output (t) in at "
+                             "least `share` of the area-weighted columns",
+                "units": "1"}),
+            "link_share": (("output", "input"), link_share, {
+                "long_name": "area-weighted share of tested columns where the link was found",
+                "units": "1"}),
+            "tested_share": (("output", "input"), tested_share, {
+                "long_name": "area-weighted share of columns where output and input vary "
+                             "(link testable)", "units": "1"}),
+            "column_lat": ("column", np.asarray(lat, dtype=np.float64),
+                           {"long_name": "latitude of the column", "units": "degrees_north"}),
+            "column_lon": ("column", np.asarray(lon, dtype=np.float64),
+                           {"long_name": "longitude of the column", "units": "degrees_east"}),
+            "column_weight": ("column", w, {"long_name": "area (Gaussian) weight of the column",
+                                            "units": "1"}),
+            "column_seconds": ("column", np.asarray(seconds, dtype=np.float64), {
+                "long_name": "wall seconds of the tigramite PC1 call of the column",
+                "units": "s"}),
+            "column_cpu_seconds": ("column", np.asarray(cpu_seconds, dtype=np.float64), {
+                "long_name": "CPU seconds of the tigramite PC1 call of the column",
+                "units": "s"}),
+            "column_links": ("column", (found & tested).sum(axis=(1, 2)).astype(np.int32),
+                             {"long_name": "links found in the column", "units": "1"}),
+        },
+        coords={"output": outputs, "input": inputs, "column": np.arange(found.shape[0])},
+        attrs={
+            "title": "Causal masks from PCMCI's PC1 stage (tigramite, ParCorr), per column, "
+                     "aggregated over columns",
+            "method": "PC-stable (PC1), ParCorr; candidate parents: the 94 inputs at lag 1 "
+                      "(tau_min = tau_max = 1); area-weighted share of columns >= share",
+            "pc_alpha": float(pc_alpha),
+            "share": float(share),
+            "n_columns": int(found.shape[0]),
+            "n_steps": int(n_steps),
+        },
+    )
+    return ds
+
+
+def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
+                  share: float = 0.59, n_columns: int | None = 64,
+                  n_steps: int | None = None, n_jobs: int | None = None, seed: int = 0,
+                  path: str | os.PathLike | None = None,
+                  progress: bool = False) -> xr.Dataset:
+    """Causal discovery phase: PC1 per column, aggregated -> ``RUN/causal_masks.nc``.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        Run directory with a data manifest.
+    pc_alpha : float
+        Significance level of PC1's partial-correlation tests (reference 0.01).
+    share : float
+        Keep a link found in at least this area-weighted share of the columns
+        (reference 0.59).
+    n_columns : int, optional
+        Columns analysed, evenly spread over the grid (deterministic); None:
+        all columns of the grid (the reference setup; slow).
+    n_steps : int, optional
+        Leading time steps per column; None: all of the train split.
+    n_jobs : int, optional
+        Worker processes (None: ``os.cpu_count()``). Results do not depend on it.
+    seed : int
+        Rotates the longitudes of the column subset (same seed, same columns).
+    path : path-like, optional
+        Unshuffled CBRAIN file to analyse instead of the train split.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    xr.Dataset
+        The written ``causal_masks.nc`` (see :func:`discovery_dataset`); attrs
+        also hold ``seconds`` (wall), ``seconds_per_column``,
+        ``cpu_seconds_per_column`` (tigramite only), ``n_jobs`` and ``source``.
+    """
+    run = _run(run)
+    if not 0.0 < pc_alpha < 1.0:
+        raise ParameterError("pc_alpha", f"must lie in (0, 1), got {pc_alpha}")
+    if not 0.0 <= share <= 1.0:
+        raise ParameterError("share", f"must lie in [0, 1], got {share}")
+    if n_columns is not None and n_columns < 1:
+        raise ParameterError("n_columns", f"must be >= 1 or null (all), got {n_columns}")
+    if n_steps is not None and n_steps < 12:
+        raise ParameterError("n_steps", f"must be >= 12 time steps or null (all), got {n_steps}")
+    start = time.perf_counter()
+    source = Path(path) if path is not None else run.data_path("train")
+    if source is None:
+        raise DataError("the manifest names no train split", path=run.manifest_path)
+    from pcm.cbrain import sample_grid
+
+    grid = sample_grid(source)
+    n_lat, n_lon = len(grid["lat"]), len(grid["lon"])
+    columns = select_columns(n_lat, n_lon, n_columns, seed=seed)
+    x, y, grid = read_column_series(source, columns, n_steps=n_steps)
+    if x.shape[0] < 12:
+        raise DataError(f"only {x.shape[0]} time steps per column; causal discovery needs a "
+                        "continuous simulation of at least 12 (better hundreds of) steps",
+                        path=source)
+    persistence = lag1_autocorrelation(x)
+    if persistence < 0.1:
+        raise DataError(f"the inputs of the selected columns barely persist from one time step "
+                        f"to the next (median lag-1 autocorrelation {persistence:.2f}); the file "
+                        "looks shuffled. Causal discovery needs an unshuffled, continuous "
+                        "simulation (pass it as path=...)", path=source)
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    results = discover_columns(x, y, pc_alpha=pc_alpha, n_jobs=n_jobs, progress=progress)
+    found = np.stack([r.found for r in results])
+    tested = np.stack([r.tested for r in results])
+    col_seconds = np.array([r.seconds for r in results])
+    col_cpu = np.array([r.cpu_seconds for r in results])
+    ds = discovery_dataset(found, tested, lat=grid["lat"][columns[:, 0]],
+                           lon=grid["lon"][columns[:, 1]],
+                           weights=np.asarray(grid["gw"])[columns[:, 0]], seconds=col_seconds,
+                           pc_alpha=pc_alpha, share=share, n_steps=x.shape[0],
+                           cpu_seconds=col_cpu)
+    seconds = time.perf_counter() - start
+    ds.attrs.update({"source": str(source), "seconds": seconds, "n_jobs": n_jobs,
+                     "seconds_per_column": float(col_seconds.mean()),
+                     "cpu_seconds_per_column": float(col_cpu.mean()),
+                     "grid_columns": int(n_lat * n_lon)})
+    write_netcdf(ds, run.artefact(CAUSAL_MASKS))
+    record_seconds(run, causal_discovery=seconds)
+    return ds
+
+
+def lag1_autocorrelation(x: np.ndarray) -> float:
+    """Median lag-1 autocorrelation of the non-constant series of ``x [time, column, feature]``.
+
+    Close to 1 for a continuous simulation at a 30-minute step, close to 0 for a
+    shuffled file.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    a, b = x[:-1] - x[:-1].mean(axis=0), x[1:] - x[1:].mean(axis=0)
+    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    ok = denom > 0
+    if not ok.any():
+        return float("nan")
+    return float(np.median((a * b).sum(axis=0)[ok] / denom[ok]))
+
+
+def load_causal_mask(run: RunDir | str | os.PathLike) -> xr.DataArray:
+    """``mask(output, input)`` bool from ``RUN/causal_masks.nc``."""
+    path = _run(run).artefact(CAUSAL_MASKS)
+    if not path.exists():
+        raise DataError("no causal masks: run the causal discovery phase first", path=path)
+    with xr.open_dataset(path) as ds:
+        mask = ds["mask"].load().astype(bool)
+    if mask.dims != ("output", "input") or mask.shape != (65, 94):
+        raise DataError(f"expected mask(output=65, input=94), got {dict(mask.sizes)}",
+                        path=path, variable="mask")
+    return mask
+
+
+def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int = 9,
+                        hidden_units: int = 256, epochs: int = 9, batch_size: int = 1024,
+                        learning_rate: float = 1e-3, patience: int | None = None,
+                        seed: int = 0, max_train_samples: int | None = None,
+                        max_val_samples: int | None = None, compute_dtype: str = "float32",
+                        lr_divisor: float = 5.0, lr_every: int = 3,
+                        progress: bool = True) -> xr.Dataset:
+    """Train the causally-informed networks -> ``RUN/models/causal.keras``.
+
+    The network of every output is PCMasking's masking network (no input
+    layer, ``hidden_layers x hidden_units`` hidden layers), its inputs
+    multiplied by the causal mask of ``causal_masks.nc``, trained from a fresh
+    ``seed`` initialisation on the same data with the same trainer as the other
+    model kinds (:func:`pcm.training.train_stacked`). An output without causal
+    parents gets an all-zero mask and learns a constant.
+
+    Writes ``models/causal.keras``, ``history_causal.nc`` and
+    ``seconds.json["causal_training"]``; resumes from ``checkpoints/causal``.
+    Parameters as in :func:`pcm.training.run_unconstrained`;
+    ``max_val_samples`` (None) defaults to ``max_train_samples``.
+
+    Returns
+    -------
+    xr.Dataset
+        The training history (loss / val_loss per epoch and network).
+    """
+    from pcm.networks import StackedMLP
+    from pcm.training import TrainConfig, load_arrays, save_stacked, train_stacked
+
+    run = _run(run)
+    start = time.perf_counter()
+    mask = load_causal_mask(run).sel(output=output_labels(), input=input_labels())
+    layers = int(hidden_layers)
+    if layers < 1:
+        raise ParameterError("hidden_layers", f"must be >= 1, got {hidden_layers}")
+    config = TrainConfig(hidden_units=(int(hidden_units),) * layers, epochs=epochs,
+                         batch_size=batch_size, learning_rate=learning_rate,
+                         lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, patience=patience,
+                         seed=seed, compute_dtype=compute_dtype,
+                         max_train_samples=max_train_samples)
+    dtype = "float64" if compute_dtype == "float64" else "float32"
+    x, y = load_arrays(run, "train", max_samples=max_train_samples, dtype=dtype)
+    cap = max_train_samples if max_val_samples is None else max_val_samples
+    x_val, y_val = load_arrays(run, "valid", max_samples=cap, dtype=dtype)
+    model = StackedMLP(mask.shape[0], config.hidden_units, n_inputs=mask.shape[1],
+                       input_layer=False, seed=int(seed), dtype=config.dtype_policy)
+    model(np.zeros((1, mask.shape[1]), dtype=dtype))
+    model.set_mask(mask.values)
+    history = train_stacked(model, x, y, config, x_val=x_val, y_val=y_val, l1=0.0,
+                            checkpoint_dir=run.checkpoints("causal"), desc="causal",
+                            progress=progress)
+    save_stacked(model, run.model("causal"))
+    seconds = time.perf_counter() - start
+    history.attrs["phase_seconds"] = seconds
+    history.attrs["model_file"] = str(run.model("causal"))
+    history.attrs["n_causal_links"] = int(mask.values.sum())
+    write_netcdf(history, run.artefact("history_causal.nc"))
+    record_seconds(run, causal_training=seconds)
+    return history
+
+
+def mask_scores(mask: np.ndarray | xr.DataArray,
+                truth: np.ndarray | xr.DataArray) -> dict[str, float]:
+    """Precision, recall and F1 of a binary mask against true drivers.
+
+    Parameters
+    ----------
+    mask, truth : array-like
+        bool ``[output, input]`` (DataArrays are aligned by label).
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``.
+    """
+    if isinstance(mask, xr.DataArray) and isinstance(truth, xr.DataArray):
+        truth = truth.sel(output=mask["output"], input=mask["input"])
+    m, t = np.asarray(mask, dtype=bool), np.asarray(truth, dtype=bool)
+    tp, fp, fn = int((m & t).sum()), int((m & ~t).sum()), int((~m & t).sum())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = (2 * precision * recall / (precision + recall)
+          if tp and precision + recall > 0 else 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
