@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from pcm.errors import DataError, ParameterError
-from pcm.io import read_json, write_json, write_netcdf
+from pcm.io import write_netcdf
 from pcm.rundir import MODEL_KINDS, RunDir
 from pcm.variables import input_labels, output_labels
 
@@ -31,7 +31,6 @@ __all__ = [
     "load_drivers",
     "load_masks",
     "driver_tables",
-    "record_seconds",
 ]
 
 #: Climate name -> data split holding it.
@@ -45,24 +44,11 @@ def _run(run: RunDir | str | os.PathLike) -> RunDir:
     return run if isinstance(run, RunDir) else RunDir(run)
 
 
-def record_seconds(run: RunDir | str | os.PathLike, phase: str, seconds: float) -> Path:
-    """Merge ``{phase: seconds}`` into ``RUN/seconds.json`` (other phases are kept)."""
-    path = _run(run).artefact("seconds.json")
-    data = read_json(path) if path.exists() else {}
-    data[phase] = round(float(seconds), 3)
-    return write_json(data, path)
-
-
 def load_model(path: str | os.PathLike):
     """Load a stacked model written by the training phases (``safe_mode=True``)."""
-    import keras
+    from pcm.training import load_stacked
 
-    import pcm.networks  # noqa: F401  (registers StackedMLP / StackedDense)
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError("model file not found; run the phase that writes it first", path=path)
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_stacked(path)
 
 
 def load_models(run: RunDir | str | os.PathLike,
@@ -170,7 +156,7 @@ def run_r2(run: RunDir | str | os.PathLike, *, max_samples: int | None = None,
                               "and longitude; zero variance -> NaN",
                 "max_samples": -1 if max_samples is None else int(max_samples)}
     write_netcdf(ds, run.artefact("r2.nc"))
-    record_seconds(run, "r2", time.perf_counter() - start)
+    run.record_seconds(r2=time.perf_counter() - start)
     return ds
 
 
@@ -265,7 +251,7 @@ def run_shap(run: RunDir | str | os.PathLike, *, method: str = "deep",
     seconds = time.perf_counter() - start
     ds.attrs["seconds"] = seconds
     write_netcdf(ds, run.artefact("shap.nc"))
-    record_seconds(run, "shap", seconds)
+    run.record_seconds(shap=seconds)
     return ds
 
 

@@ -107,12 +107,12 @@ def masking_vectors_from_model(model) -> xr.DataArray:
 
 def compute_masking_vectors(run) -> xr.DataArray:
     """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``."""
-    from pcm.training import load_stacked, record_seconds
+    from pcm.training import load_stacked
 
     t0 = time.perf_counter()
     vectors = masking_vectors_from_model(load_stacked(run.model("premask")))
     write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
-    record_seconds(run, "masking_vectors", time.perf_counter() - t0)
+    run.record_seconds(masking_vectors=time.perf_counter() - t0)
     return vectors
 
 
@@ -220,25 +220,35 @@ def threshold_table(vectors: xr.DataArray, n_thresholds: int = 20,
                "units": "1", "percentile": float(percentile)})
 
 
-def choose_thresholds(loss: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of the lowest loss per row; ties (and NaN slots) resolved to the larger threshold.
+def choose_thresholds(loss: np.ndarray, values: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """Per row, the largest threshold whose loss is within ``tolerance`` of the lowest.
+
+    With ``tolerance=0`` this is the reference rule: the lowest loss, ties (and
+    NaN slots) resolved to the larger threshold. A positive tolerance is a
+    parsimony rule: among candidates whose loss is at most
+    ``(1 + tolerance) * min(loss)``, the sparsest mask (largest threshold) wins.
 
     Parameters
     ----------
     loss, values : array ``(outputs, thresholds)``
         Criterion values and threshold values; NaN marks unused slots.
+    tolerance : float
+        Relative loss tolerance (>= 0).
 
     Returns
     -------
     ndarray of int
         Chosen column per row.
     """
+    if not tolerance >= 0:
+        raise ParameterError("selection_tolerance", f"must be >= 0, got {tolerance!r}")
     loss = np.where(np.isnan(values), np.inf, np.asarray(loss, dtype=np.float64))
     loss = np.where(np.isnan(loss), np.inf, loss)
-    chosen = np.empty(loss.shape[0], dtype=np.int64)
+    chosen = np.zeros(loss.shape[0], dtype=np.int64)
     for i, row in enumerate(loss):
-        best = np.flatnonzero(row == row.min())
-        chosen[i] = best[np.argmax(values[i, best])] if np.isfinite(row.min()) else 0
+        if np.isfinite(row.min()):
+            ok = np.flatnonzero(row <= row.min() + tolerance * abs(row.min()))
+            chosen[i] = ok[np.argmax(values[i, ok])]
     return chosen
 
 
@@ -304,6 +314,7 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
                       max_train_samples: int | None = None,
                       max_val_samples: int | None = None, compute_dtype: str = "float32",
                       networks_per_stack: int | None = None,
+                      selection_tolerance: float = 0.0,
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
 
@@ -324,6 +335,10 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
     networks_per_stack : int, optional
         Train/score the (output, threshold) networks in stacks of at most this
         many (default: one stack); results do not depend on it.
+    selection_tolerance : float
+        0 (reference): the lowest loss wins. > 0: the largest threshold whose
+        loss is within this relative tolerance of the lowest (parsimony rule,
+        see :func:`choose_thresholds`).
     progress : bool
         Progress bar and per-epoch lines on stderr.
 
@@ -340,13 +355,14 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
         evaluate_stacked,
         load_arrays,
         load_stacked,
-        record_seconds,
         train_stacked,
         with_dtype,
     )
 
     if criterion not in CRITERIA:
         raise ParameterError("criterion", f"expected one of {CRITERIA}, got {criterion!r}")
+    if not selection_tolerance >= 0:
+        raise ParameterError("selection_tolerance", f"must be >= 0, got {selection_tolerance!r}")
     t0 = time.perf_counter()
     vec_path = run.artefact("masking_vectors.nc")
     vectors = read_masking_vectors(vec_path) if Path(vec_path).exists() \
@@ -399,7 +415,7 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
             train[out_idx[chunk], thr_idx[chunk]] = hist.loss.values[-1]
             val[out_idx[chunk], thr_idx[chunk]] = hist.val_loss.values.min(axis=0)
     loss = train if criterion == "train_loss" else val
-    chosen = choose_thresholds(loss, values)
+    chosen = choose_thresholds(loss, values, selection_tolerance)
     rows = np.arange(values.shape[0])
     threshold = values[rows, chosen]
     kept = np.full(values.shape, np.nan)
@@ -429,7 +445,8 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
         },
         attrs={"criterion": criterion, "n_thresholds": int(n_thresholds),
                "percentile": float(percentile), "search_epochs": int(search_epochs),
-               "ties": "larger threshold", "seconds": seconds,
+               "ties": "larger threshold", "selection_tolerance": float(selection_tolerance),
+               "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
                        "unique"},
     )
@@ -438,5 +455,5 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
     masks_ds["threshold"] = ds["threshold"]
     masks_ds.attrs = {"criterion": criterion, "rule": "mask = masking_vector > threshold"}
     write_netcdf(masks_ds, run.artefact("masks.nc"))
-    record_seconds(run, "threshold_search", seconds)
+    run.record_seconds(threshold_search=seconds)
     return ds

@@ -71,6 +71,18 @@ class RunDir:
         """Checkpoint folder of a training phase."""
         return self.root / "checkpoints" / phase
 
+    def record_seconds(self, **seconds: float) -> Path:
+        """Merge wall seconds per phase into ``seconds.json`` (other phases are kept).
+
+        Examples
+        --------
+        >>> run.record_seconds(premask=12.3)  # doctest: +SKIP
+        """
+        path = self.artefact("seconds.json")
+        current = read_json(path) if path.exists() else {}
+        current.update({phase: round(float(s), 3) for phase, s in seconds.items()})
+        return write_json(current, path)
+
     # -- data manifest ---------------------------------------------------
     def write_manifest(self, files: dict[str, str | os.PathLike | None], *, source: str) -> Path:
         """Record which files hold the data of this run.

@@ -51,7 +51,7 @@ import numpy as np
 import xarray as xr
 
 from pcm.errors import DataError, ParameterError
-from pcm.io import atomic_path, read_json, write_json, write_netcdf
+from pcm.io import atomic_path, write_netcdf
 
 __all__ = [
     "TrainConfig",
@@ -67,7 +67,6 @@ __all__ = [
     "save_stacked",
     "export_networks",
     "read_history",
-    "record_seconds",
     "run_premask",
     "run_unconstrained",
     "run_finetune",
@@ -708,14 +707,6 @@ def read_history(run, phase: str) -> xr.Dataset:
         return ds.load()
 
 
-def record_seconds(run, phase: str, seconds: float) -> Path:
-    """Merge ``{phase: seconds}`` into ``RUN/seconds.json`` (other phases are kept)."""
-    path = run.artefact("seconds.json")
-    data = read_json(path) if Path(path).exists() else {}
-    data[phase] = round(float(seconds), 3)
-    return write_json(data, path)
-
-
 def _hidden(hidden_layers: int, hidden_units) -> tuple[int, ...]:
     if isinstance(hidden_units, (int, np.integer)):
         if int(hidden_layers) < 1:
@@ -755,7 +746,7 @@ def _train_phase(run, phase: str, kind: str, model, config: TrainConfig, *, l1: 
     hist.attrs["phase_seconds"] = seconds
     hist.attrs["model_file"] = str(run.model(kind))
     write_netcdf(hist, run.artefact(f"history_{phase}.nc"))
-    record_seconds(run, phase, seconds)
+    run.record_seconds(**{phase: seconds})
     return hist
 
 

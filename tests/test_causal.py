@@ -13,7 +13,6 @@ from pcm.causal import (
     discover_columns,
     link_assumptions,
     mask_scores,
-    record_seconds,
     select_columns,
 )
 from pcm.io import read_json
@@ -158,12 +157,6 @@ def test_mask_scores():
     assert (s["tp"], s["fp"], s["fn"]) == (2, 1, 1)
     assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
     assert s["f1"] == pytest.approx(2 / 3)
-
-
-def test_record_seconds_merges(tmp_path):
-    record_seconds(tmp_path, premask=1.5)
-    record_seconds(tmp_path, causal_discovery=2.0)
-    assert read_json(tmp_path / "seconds.json") == {"premask": 1.5, "causal_discovery": 2.0}
 
 
 @pytest.fixture(scope="module")

@@ -39,3 +39,10 @@ def test_rundir_manifest(tmp_path):
     assert run.data_path("train").is_absolute()
     assert run.data_path("plus4K") is None and run.data_path("minus4K") is None
     assert run.model("pcmasking").name == "pcmasking.keras"
+
+
+def test_record_seconds_merges_phases(tmp_path):
+    run = RunDir(tmp_path)
+    run.record_seconds(premask=1.5)
+    run.record_seconds(causal_discovery=2.0, premask=1.25)
+    assert read_json(tmp_path / "seconds.json") == {"premask": 1.25, "causal_discovery": 2.0}

@@ -39,6 +39,16 @@ def test_threshold_grid_follows_reference():
         threshold_grid(vector, percentile=120)
 
 
+def test_choose_thresholds_tolerance_prefers_sparser_masks():
+    values = np.array([[1e-4, 0.02, 0.04, 0.06]])
+    loss = np.array([[1.00, 1.01, 1.04, 1.30]])
+    np.testing.assert_array_equal(choose_thresholds(loss, values), [0])
+    np.testing.assert_array_equal(choose_thresholds(loss, values, 0.02), [1])
+    np.testing.assert_array_equal(choose_thresholds(loss, values, 0.05), [2])
+    with pytest.raises(ParameterError, match="selection_tolerance"):
+        choose_thresholds(loss, values, -0.1)
+
+
 def test_choose_thresholds_ties_to_larger_and_skips_unused_slots():
     values = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, np.nan]])
     loss = np.array([[1.0, 0.5, 0.5], [2.0, 3.0, 0.0]])

@@ -26,7 +26,6 @@ from pcm.causal.phases import (
     discovery_dataset,
     load_causal_mask,
     mask_scores,
-    record_seconds,
     run_causal_training,
     run_discovery,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "link_assumptions",
     "load_causal_mask",
     "mask_scores",
-    "record_seconds",
     "run_causal_training",
     "run_discovery",
     "select_columns",

@@ -21,7 +21,7 @@ import xarray as xr
 from pcm.causal.data import read_column_series
 from pcm.causal.discovery import aggregate_links, discover_columns, select_columns
 from pcm.errors import DataError, ParameterError
-from pcm.io import read_json, write_json, write_netcdf
+from pcm.io import write_netcdf
 from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
@@ -31,7 +31,6 @@ __all__ = [
     "run_discovery",
     "run_causal_training",
     "load_causal_mask",
-    "record_seconds",
     "mask_scores",
     "discovery_dataset",
     "lag1_autocorrelation",
@@ -46,27 +45,6 @@ SECONDS = "seconds.json"
 
 def _run(run: RunDir | str | os.PathLike) -> RunDir:
     return run if isinstance(run, RunDir) else RunDir(run)
-
-
-def record_seconds(run: RunDir | str | os.PathLike, **seconds: float) -> Path:
-    """Merge ``phase=seconds`` entries into ``RUN/seconds.json``.
-
-    Parameters
-    ----------
-    run : RunDir or path-like
-        The run directory.
-    **seconds : float
-        Wall seconds per phase name.
-
-    Returns
-    -------
-    Path
-        The JSON file.
-    """
-    path = _run(run).artefact(SECONDS)
-    current = read_json(path) if path.exists() else {}
-    current.update({k: round(float(v), 3) for k, v in seconds.items()})
-    return write_json(current, path)
 
 
 def discovery_dataset(found: np.ndarray, tested: np.ndarray, *, lat: np.ndarray,
@@ -228,7 +206,7 @@ def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
                      "cpu_seconds_per_column": float(col_cpu.mean()),
                      "grid_columns": int(n_lat * n_lon)})
     write_netcdf(ds, run.artefact(CAUSAL_MASKS))
-    record_seconds(run, causal_discovery=seconds)
+    run.record_seconds(causal_discovery=seconds)
     return ds
 
 
@@ -317,7 +295,7 @@ def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int =
     history.attrs["model_file"] = str(run.model("causal"))
     history.attrs["n_causal_links"] = int(mask.values.sum())
     write_netcdf(history, run.artefact("history_causal.nc"))
-    record_seconds(run, causal_training=seconds)
+    run.record_seconds(causal_training=seconds)
     return history
 
 
