@@ -34,7 +34,8 @@ html: $(STAMP)
 ## make test: unit tests, lint and the nbval regression notebooks
 test: $(STAMP)
 	$(BIN)/ruff check pcm tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/notebooks/sanitize.cfg
 
 refresh-nbval: $(STAMP)
 	$(BIN)/python tests/refresh_notebooks.py

@@ -1,0 +1,648 @@
+"""``pcm run``: execute the six notebooks of the book in order with papermill.
+
+The notebooks in ``notebooks/`` are the single source of the method's
+narrative and of the calls into :mod:`pcm`. :func:`run`
+
+1. merges the parameters (preset <- params YAML <- ``--set key=value``) and
+   validates the whole set before anything runs (:class:`~pcm.errors.ParameterError`);
+2. executes each notebook into ``RUN/notebooks/NN_name.ipynb``, passing it only
+   the parameters its ``parameters`` cell declares (``data.train`` is called
+   ``data_train`` inside a notebook; ``run_dir`` is always supplied);
+3. records, per step, the parameters used and the artefacts written in
+   ``RUN/pipeline_state.json``; a later run on the same directory skips a step
+   whose artefacts exist and whose parameters, notebook source and ``pcm``
+   code are unchanged (and whose upstream steps were skipped too). Training
+   phases also resume from their per-epoch checkpoints, so a re-run step whose
+   inputs did not change is fast;
+4. optionally copies the executed notebooks to a book folder and renders the
+   summary tables for the book's results chapter.
+
+The notebooks talk to each other only through the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pcm.errors import ParameterError, PCMError
+from pcm.io import read_json, write_json
+from pcm.presets import PARAMETERS, notebook_name, parameters_markdown, validate
+from pcm.presets import preset as preset_values
+
+__all__ = ["Step", "STEPS", "NotebookError", "NOTEBOOK_DIR", "run", "resolve_parameters",
+           "parse_override", "declared_parameters", "prepare_data", "step_parameters",
+           "clean_notebook", "render_results_markdown", "quiet_tensorflow"]
+
+#: Where the clean parameterized notebook sources live (repository checkout).
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+#: Name of the per-step record inside a run directory.
+STATE_FILE = "pipeline_state.json"
+
+#: Parameter every notebook receives: the run directory.
+RUN_DIR_PARAMETER = "run_dir"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook of the pipeline.
+
+    Parameters
+    ----------
+    name : str
+        Notebook file stem (``"02_premasking"``).
+    title : str
+        What the progress line says.
+    artefacts : tuple of str
+        Paths, relative to the run directory, that the step writes; the step
+        is complete when all exist.
+    optional : tuple of str
+        Paths the step writes only for some parameters (the causally-informed
+        comparison); removed with the artefacts before the step re-runs, so
+        that no stale result of an earlier configuration survives.
+    phases : tuple of str
+        Keys of ``RUN/seconds.json`` that the step records; dropped before it
+        re-runs, for the same reason.
+    """
+
+    name: str
+    title: str
+    artefacts: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    phases: tuple[str, ...] = ()
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.ipynb"
+
+
+#: The pipeline, in order.
+STEPS: tuple[Step, ...] = (
+    Step("01_data", "data preparation", ("data/manifest.json",)),
+    Step("02_premasking", "pre-masking and unconstrained baseline",
+         ("models/premask.keras", "models/unconstrained.keras"),
+         phases=("premask", "unconstrained")),
+    Step("03_masking_vectors_thresholds", "masking vectors and threshold search",
+         ("masking_vectors.nc", "thresholds.nc", "masks.nc"),
+         phases=("masking_vectors", "threshold_search")),
+    Step("04_finetuning", "fine-tuning (masking phase)", ("models/pcmasking.keras",),
+         optional=("causal_masks.nc", "models/causal.keras", "history_causal.nc"),
+         phases=("finetune", "causal_discovery", "causal_training")),
+    Step("05_r2_evaluation", "R2 evaluation", ("r2.nc",), phases=("r2",)),
+    Step("06_shap_drivers", "SHAP and physical drivers", ("shap.nc", "summary.json"),
+         phases=("shap",)),
+)
+
+
+class NotebookError(PCMError):
+    """A notebook of the pipeline failed; the message names notebook, cell and output."""
+
+
+# -- parameters -------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``--set key=value``; the value is read as YAML (``3``, ``1e-3``, ``null``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ParameterError(key or text, f"expected KEY=VALUE in --set, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ParameterError(key, f"cannot read value {raw!r}: {err.__class__.__name__}") from None
+    if isinstance(value, str) and _looks_like_float(value):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string
+    return key, value
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return any(c in text.lower() for c in ".e") and text.strip().lower() not in ("nan", "inf")
+
+
+def _read_params_file(path: str | os.PathLike) -> dict[str, Any]:
+    from pcm.presets import flatten
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError("params", f"params file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParameterError("params", f"{path}: not valid YAML ({err})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, Mapping):
+        raise ParameterError("params", f"{path}: expected a mapping of parameters at top level")
+    flat = flatten(tree)
+    for key, value in flat.items():
+        if isinstance(value, str) and _looks_like_float(value):
+            flat[key] = float(value)
+    return flat
+
+
+def resolve_parameters(preset: str = "tutorial", params_file: str | os.PathLike | None = None,
+                       overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Merge preset <- params file <- ``--set`` overrides and validate the result.
+
+    Parameters
+    ----------
+    preset : str
+        ``ci``, ``tutorial`` or ``paper``.
+    params_file : path-like, optional
+        YAML file; nested mappings address dotted keys (``data: {train: P}``).
+        Relative data paths are resolved against the file's folder.
+    overrides : iterable of str
+        ``key=value`` strings; values parsed with YAML; relative paths are
+        resolved against the current directory.
+
+    Returns
+    -------
+    dict
+        Flat, validated parameters (dotted keys).
+
+    Raises
+    ------
+    ParameterError
+        On the first invalid key or value, before anything is executed.
+    """
+    values = preset_values(preset)
+    from_file = _read_params_file(params_file) if params_file is not None else {}
+    from_cli = dict(parse_override(o) for o in overrides)
+    # Relative paths in the file are relative to the file; on the command line to the cwd.
+    if params_file is not None:
+        base = Path(params_file).resolve().parent
+        for key, value in from_file.items():
+            if key in PARAMETERS and PARAMETERS[key].kind == "path" and isinstance(value, str):
+                path = Path(value).expanduser()
+                from_file[key] = str(path if path.is_absolute() else base / path)
+    values.update(from_file)
+    values.update(from_cli)
+    return validate(values)
+
+
+def declared_parameters(notebook: str | os.PathLike) -> list[str]:
+    """Names declared in a notebook's cell tagged ``parameters``."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(notebook)))
+
+
+def step_parameters(declared: Sequence[str], params: Mapping[str, Any], run_dir: str,
+                    notebook: str = "") -> dict[str, Any]:
+    """The parameters one notebook receives: those it declares, by notebook name.
+
+    Raises
+    ------
+    PCMError
+        If the notebook declares a name that is not a run parameter (a bug in
+        the notebook, reported before anything runs).
+    """
+    by_name = {notebook_name(k): k for k in params}
+    out: dict[str, Any] = {}
+    for name in declared:
+        if name == RUN_DIR_PARAMETER:
+            out[name] = run_dir
+        elif name in by_name:
+            out[name] = params[by_name[name]]
+        else:
+            raise PCMError(f"notebook {notebook}: parameters cell declares {name!r}, which is "
+                           "not a run parameter (see pcm.presets.PARAMETERS)")
+    return out
+
+
+# -- notebook helpers -------------------------------------------------------------------
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow and Keras with their C++ start-up log lines discarded.
+
+    TensorFlow writes informational lines (oneDNN notices with timestamps and
+    process ids) straight to file descriptor 2 when it is imported, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says. In a notebook they end up as cell output and
+    make executed notebooks differ from run to run. Python-level errors are not
+    affected: a failing import still raises.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# -- data preparation (notebook 1) ---------------------------------------------------------
+
+
+def prepare_data(run_dir: Any, *, source: str = "synthetic", seed: int = 0, steps: int = 96,
+                 n_lat: int | None = None, n_lon: int | None = None,
+                 **paths: str | os.PathLike | None) -> dict[str, Path | None]:
+    """Write the synthetic data, or validate the user's files, and write the manifest.
+
+    Parameters
+    ----------
+    run_dir : RunDir or path-like
+        The run directory.
+    source : {"synthetic", "spcam"}
+        Generate the synthetic aquaplanet into ``RUN/data``, or use the user's
+        CBRAIN-layout files where they are.
+    seed, steps, n_lat, n_lon
+        Synthetic data: see :func:`pcm.datasets.write_synthetic_dataset`.
+    **paths
+        ``train valid test norm plus4K minus4K`` for ``spcam`` (None: absent).
+
+    Returns
+    -------
+    dict
+        Split name -> path (or None), as recorded in the manifest.
+
+    Raises
+    ------
+    DataError
+        A user file is missing or malformed (names file and variable).
+    """
+    from pcm.rundir import RunDir
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if source == "synthetic":
+        from pcm.datasets import write_synthetic_dataset
+
+        files = write_synthetic_dataset(run.data_dir, steps=steps, seed=seed, n_lat=n_lat,
+                                        n_lon=n_lon)
+        files = {k: Path(v) for k, v in files.items()}
+    elif source == "spcam":
+        from pcm.cbrain import check_file
+
+        files = {k: (None if v is None else Path(v)) for k, v in paths.items()}
+        for key in ("train", "valid", "test", "norm"):
+            if files.get(key) is None:
+                raise ParameterError(f"data.{key}", "required when data.source is spcam")
+        for key, path in files.items():
+            if path is not None and key != "norm":
+                check_file(path, norm=files["norm"])
+    else:
+        raise ParameterError("data.source", f"must be synthetic or spcam, got {source!r}")
+    run.write_manifest(files, source=source)
+    return files
+
+
+# -- notebooks --------------------------------------------------------------------------
+
+_NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
+
+
+def clean_notebook(nb: Any) -> Any:
+    """Remove timing metadata that papermill/Jupyter add (in place; returns ``nb``).
+
+    Cell ``execution_count`` values and outputs are kept (nbval compares outputs).
+    """
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for key in _NOISY_METADATA:
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def _current_env_kernel_manager() -> type:
+    """A kernel manager that always starts ``python3`` of this very environment.
+
+    A ``python3`` kernelspec in the user's Jupyter folder would otherwise take
+    precedence and could run another Python, without ``pcm`` installed.
+    """
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class CurrentEnvKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+            return self._kernel_spec
+
+    return CurrentEnvKernelManager
+
+
+def _papermill_execute(src: Path, dst: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(src), str(dst), parameters=parameters, kernel_name="python3",
+        progress_bar=False, log_output=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+        cwd=str(cwd), extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        kernel_manager_class=_current_env_kernel_manager(),
+    )
+
+
+def _failure_message(step: Step, err: BaseException, dst: Path) -> str:
+    cell = getattr(err, "cell_index", None)
+    source = (getattr(err, "source", "") or "").strip().splitlines()
+    first = next((line for line in source if line.strip() and not line.startswith("#")),
+                 source[0] if source else "")
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = (getattr(err, "evalue", None) or str(err)).strip().splitlines()
+    evalue = evalue[-1] if evalue else ""
+    where = f"cell {cell} ({first.strip()[:60]!r})" if cell is not None else "kernel"
+    return (f"notebook {step.filename} failed in {where}: {ename}: {evalue}; "
+            f"partial output saved to {dst}")
+
+
+# -- state ------------------------------------------------------------------------------
+
+
+def _load_state(root: Path) -> dict[str, Any]:
+    path = root / STATE_FILE
+    if not path.exists():
+        return {"steps": {}}
+    try:
+        state = read_json(path)
+    except (json.JSONDecodeError, OSError):
+        return {"steps": {}}
+    return state if isinstance(state.get("steps"), dict) else {"steps": {}}
+
+
+def _comparable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k != RUN_DIR_PARAMETER}
+
+
+def _source_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _code_digest() -> str:
+    """Digest of the ``pcm`` package's sources: a code change invalidates every step."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _complete(root: Path, step: Step, record: Mapping[str, Any] | None,
+              params: Mapping[str, Any], source: str, code: str) -> bool:
+    if not record or record.get("status") != "done" or record.get("code") != code:
+        return False
+    if record.get("params") != json.loads(json.dumps(_comparable(params))):
+        return False
+    if record.get("source") != source:
+        return False
+    files = [*step.artefacts, f"notebooks/{step.filename}", *record.get("artefacts", [])]
+    return all((root / f).exists() for f in files)
+
+
+def _forget_outputs(root: Path, step: Step) -> None:
+    """Remove what a step wrote last time, so nothing stale survives its re-run."""
+    for name in (*step.artefacts, *step.optional):
+        (root / name).unlink(missing_ok=True)
+    seconds = root / "seconds.json"
+    if step.phases and seconds.exists():
+        try:
+            recorded = read_json(seconds)
+        except (json.JSONDecodeError, OSError):
+            recorded = {}
+        kept = {k: v for k, v in recorded.items() if k not in step.phases}
+        if kept != recorded:
+            write_json(kept, seconds)
+
+
+# -- results chapter --------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    """A number for a table; None or NaN as an en dash."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return format(value, spec)
+
+
+def _configuration_line(params: Mapping[str, Any], preset: str | None) -> str:
+    """One sentence describing the size of a run (for the results chapter)."""
+    parts = [f"preset `{preset}`"] if preset else []
+    if params.get("data.source", "synthetic") == "synthetic":
+        grid = (f"{params.get('data.n_lat') or 64} x {params.get('data.n_lon') or 128} grid")
+        parts.append(f"synthetic aquaplanet, {grid}, {params.get('data.steps')} time steps")
+    else:
+        parts.append("user SPCAM data")
+    parts.append(f"networks {params.get('hidden_layers')} x {params.get('hidden_units')}")
+    parts.append(f"{params.get('epochs')} pre-masking + {params.get('finetune_epochs')} "
+                 "fine-tuning epochs")
+    parts.append(f"{params.get('n_thresholds')} candidate thresholds up to the "
+                 f"{_fmt(params.get('threshold_percentile'), 'g')}th percentile, selected by "
+                 f"`{params.get('selection')}`")
+    parts.append(f"λ = {_fmt(params.get('l1'), 'g')}")
+    return "**Configuration of this run**: " + "; ".join(parts) + ".\n"
+
+
+def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                            preset: str | None = None) -> str:
+    """Markdown tables of a run's ``summary.json`` (for the book's results chapter).
+
+    Parameters
+    ----------
+    summary : mapping
+        The content of ``RUN/summary.json``.
+    params : mapping, optional
+        The run's parameters (dotted keys); adds a line describing the run.
+    preset : str, optional
+        Name of the preset, for that line.
+    """
+    lines: list[str] = [_configuration_line(params, preset)] if params else []
+    r2 = summary.get("r2", {})
+    if r2:
+        models = list(r2)
+        climates = sorted({c for m in models for c in r2[m]},
+                          key=lambda c: ("control", "plus4K", "minus4K").index(c)
+                          if c in ("control", "plus4K", "minus4K") else 9)
+        variables = list(dict.fromkeys(v for m in models for c in r2[m] for v in r2[m][c]))
+        for climate in climates:
+            lines += [f"**Mean R² — {climate}**", "",
+                      "| variable | " + " | ".join(models) + " |",
+                      "|---|" + "---:|" * len(models)]
+            for var in variables:
+                cells = []
+                for m in models:
+                    value = r2[m].get(climate, {}).get(var)
+                    cells.append(_fmt(value))
+                lines.append(f"| {var} | " + " | ".join(cells) + " |")
+            lines.append("")
+    drivers = summary.get("drivers", {})
+    if drivers or summary.get("shap_nondriver_share"):
+        lines += ["**Recovery of the true drivers**", "",
+                  "| model | precision | recall | F1 | SHAP share on non-drivers |",
+                  "|---|---:|---:|---:|---:|"]
+        share = summary.get("shap_nondriver_share", {})
+        for model in dict.fromkeys([*drivers, *share]):
+            scores = drivers.get(model, {})
+            s = share.get(model)
+            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
+                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
+                         f"{_fmt(s)} |")
+        lines.append("")
+    seconds = summary.get("seconds", {})
+    if seconds:
+        lines += ["**Wall-clock seconds per phase** (machine dependent)", "",
+                  "| phase | seconds |", "|---|---:|"]
+        lines += [f"| {phase} | {value:.0f} |" for phase, value in seconds.items()]
+        lines.append("")
+    return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
+
+
+def _write_book(book_dir: Path, root: Path) -> None:
+    import nbformat
+
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for step in STEPS:
+        src = root / "notebooks" / step.filename
+        if src.exists():
+            nb = nbformat.read(src, as_version=4)
+            nbformat.write(clean_notebook(nb), book_dir / step.filename)
+    summary = root / "summary.json"
+    state = _load_state(root)
+    text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
+            if summary.exists() else "_No summary: the pipeline has not finished._\n")
+    (book_dir / "results_tables.md").write_text(text)
+    (book_dir / "parameters_table.md").write_text(parameters_markdown())
+
+
+# -- the run ----------------------------------------------------------------------------
+
+Executor = Callable[[Path, Path, dict[str, Any], Path], None]
+
+
+def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = None,
+        overrides: Iterable[str] = (), out: str | os.PathLike | None = None,
+        book_dir: str | os.PathLike | None = None,
+        notebooks_dir: str | os.PathLike | None = None,
+        executor: Executor | None = None) -> Path:
+    """Run the six notebooks of the pipeline into a run directory.
+
+    Parameters
+    ----------
+    preset : str
+        ``ci``, ``tutorial`` (default) or ``paper``.
+    params_file : path-like, optional
+        YAML parameters overriding the preset.
+    overrides : iterable of str
+        ``key=value`` strings overriding preset and file.
+    out : path-like, optional
+        Run directory (default ``runs/PRESET``).
+    book_dir : path-like, optional
+        Where to copy the executed notebooks for the book (``book/notebooks``).
+    notebooks_dir : path-like, optional
+        Folder of the notebook sources (default: ``notebooks/`` of the checkout).
+    executor : callable, optional
+        ``executor(src, dst, parameters, cwd)``; default papermill (for tests).
+
+    Returns
+    -------
+    Path
+        The run directory.
+
+    Raises
+    ------
+    ParameterError
+        Invalid parameters (nothing has run).
+    NotebookError
+        A notebook failed; names the notebook, the cell and the partial output.
+    """
+    overrides = list(overrides)
+    params = resolve_parameters(preset, params_file, overrides)
+    src_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOK_DIR
+    root = Path(out) if out is not None else Path("runs") / preset
+    cwd = Path.cwd()
+    root_abs = root.resolve()
+    try:
+        run_dir_value = os.path.relpath(root_abs, cwd)
+    except ValueError:
+        run_dir_value = str(root_abs)
+    if run_dir_value.startswith(".."):
+        run_dir_value = str(root_abs)
+
+    # Everything a notebook needs is checked before the first one runs.
+    plan: list[tuple[Step, Path, dict[str, Any]]] = []
+    for step in STEPS:
+        src = src_dir / step.filename
+        if not src.is_file():
+            raise PCMError(f"notebook source not found: {src}")
+        declared = declared_parameters(src)
+        plan.append((step, src, step_parameters(declared, params, run_dir_value, step.filename)))
+
+    execute = executor or _papermill_execute
+    if root_abs.exists() and not root_abs.is_dir():
+        raise PCMError(f"--out {root}: exists and is not a directory")
+    root_abs.mkdir(parents=True, exist_ok=True)
+    (root_abs / "notebooks").mkdir(exist_ok=True)
+    state = _load_state(root_abs)
+    state.update(preset=preset, params=params)
+    upstream_ran = False
+    code = _code_digest()
+    n = len(plan)
+    for i, (step, src, step_params) in enumerate(plan, start=1):
+        dst = root_abs / "notebooks" / step.filename
+        record = state["steps"].get(step.name)
+        source = _source_digest(src)
+        if not upstream_ran and _complete(root_abs, step, record, step_params, source, code):
+            print(f"[{i}/{n}] {step.title}: up to date, skipped", flush=True)
+            continue
+        print(f"[{i}/{n}] {step.title} ({step.filename}) ...", flush=True)
+        upstream_ran = True
+        state["steps"][step.name] = {"status": "running",
+                                     "params": _comparable(step_params),
+                                     "source": source,
+                                     "code": code,
+                                     "artefacts": list(step.artefacts)}
+        write_json(state, root_abs / STATE_FILE)
+        _forget_outputs(root_abs, step)
+        start = time.perf_counter()
+        try:
+            execute(src, dst, copy.deepcopy(step_params), cwd)
+        except PCMError:
+            raise
+        except KeyboardInterrupt:
+            state["steps"][step.name]["status"] = "interrupted"
+            write_json(state, root_abs / STATE_FILE)
+            raise NotebookError(f"interrupted in notebook {step.filename}; partial output saved "
+                                f"to {dst}; run the same command again to resume") from None
+        except Exception as err:  # papermill, kernel death, ...
+            state["steps"][step.name]["status"] = "failed"
+            write_json(state, root_abs / STATE_FILE)
+            raise NotebookError(_failure_message(step, err, dst)) from None
+        seconds = time.perf_counter() - start
+        missing = [a for a in step.artefacts if not (root_abs / a).exists()]
+        if missing:
+            state["steps"][step.name]["status"] = "failed"
+            write_json(state, root_abs / STATE_FILE)
+            raise NotebookError(f"notebook {step.filename} finished but did not write "
+                                f"{', '.join(missing)}; output saved to {dst}")
+        state["steps"][step.name].update(status="done", seconds=round(seconds, 1))
+        write_json(state, root_abs / STATE_FILE)
+        print(f"[{i}/{n}] {step.title}: done in {seconds:.0f} s", flush=True)
+    if book_dir is not None:
+        _write_book(Path(book_dir), root_abs)
+        print(f"executed notebooks copied to {book_dir}", flush=True)
+    print(f"run directory: {root}", flush=True)
+    return root

@@ -1,0 +1,313 @@
+"""Run parameters of the pipeline: their schema, defaults and the three presets.
+
+Every knob of ``pcm run`` is declared once in :data:`PARAMETERS` (type, default,
+allowed values, help text). A preset is a small dict of overrides of those
+defaults; a params YAML file and ``--set key=value`` override the preset
+(:func:`pcm.pipeline.resolve_parameters`). Nested keys are written with a dot
+(``data.train``); a notebook declares them with an underscore (``data_train``).
+
+The sizes of the ``ci`` and ``tutorial`` presets are tuned by measurement:
+change them only in :data:`PRESETS` below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pcm.errors import ParameterError
+
+__all__ = ["Parameter", "PARAMETERS", "PRESETS", "preset", "validate", "flatten",
+           "notebook_name", "parameters_markdown"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """Declaration of one run parameter.
+
+    Parameters
+    ----------
+    kind : {"int", "float", "str", "path", "bool"}
+        Expected type (an int is accepted where a float is expected).
+    default : object
+        Value used when neither preset nor user sets it.
+    help : str
+        One-line description (shown in errors and in the book).
+    choices : tuple, optional
+        Allowed values (for ``str``).
+    minimum, maximum : float, optional
+        Inclusive bounds (for numbers).
+    optional : bool
+        Whether ``None`` (YAML ``null``) is allowed.
+    check : callable, optional
+        Extra check ``value -> str | None`` returning an error message.
+    """
+
+    kind: str
+    default: Any
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    optional: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+
+def _finite(value: float) -> str | None:
+    return None if math.isfinite(value) else "must be finite"
+
+
+#: All run parameters, by dotted name.
+PARAMETERS: dict[str, Parameter] = {
+    "seed": Parameter("int", 0, "random seed of data, initialisation and sampling", minimum=0),
+    # -- data ---------------------------------------------------------------
+    "data.source": Parameter("str", "synthetic", "where the data come from",
+                             choices=("synthetic", "spcam")),
+    "data.steps": Parameter("int", 96, "synthetic: half-hourly time steps (train+valid+test)",
+                            minimum=6),
+    "data.n_lat": Parameter("int", None, "synthetic: latitudes (default 64, T42)", minimum=2,
+                            maximum=64, optional=True),
+    "data.n_lon": Parameter("int", None, "synthetic: longitudes (default 128, T42)", minimum=2,
+                            maximum=128, optional=True),
+    "data.train": Parameter("path", None, "spcam: training file (CBRAIN layout)", optional=True),
+    "data.valid": Parameter("path", None, "spcam: validation file", optional=True),
+    "data.test": Parameter("path", None, "spcam: test file", optional=True),
+    "data.norm": Parameter("path", None, "spcam: normalisation file", optional=True),
+    "data.plus4K": Parameter("path", None, "spcam: +4K test file (optional)", optional=True),
+    "data.minus4K": Parameter("path", None, "spcam: -4K test file (optional)", optional=True),
+    "max_samples": Parameter("int", None, "cap on training samples (null: all)", minimum=1,
+                             optional=True),
+    # -- networks and training ---------------------------------------------
+    "hidden_layers": Parameter("int", 9, "hidden layers per network", minimum=1, maximum=64),
+    "hidden_units": Parameter("int", 256, "units per hidden layer", minimum=1, maximum=4096),
+    "epochs": Parameter("int", 9, "epochs of the pre-masking and unconstrained phases",
+                        minimum=1),
+    "finetune_epochs": Parameter("int", 9, "epochs of the masking (fine-tuning) phase",
+                                 minimum=1),
+    "batch_size": Parameter("int", 1024, "mini-batch size", minimum=1),
+    "learning_rate": Parameter("float", 1e-3, "initial Adam learning rate", minimum=1e-12,
+                               maximum=1.0, check=_finite),
+    "lr_divisor": Parameter("float", 5.0, "learning rate divided by this ...", minimum=1.0),
+    "lr_every": Parameter("int", 3, "... every this many epochs", minimum=1),
+    "compute_dtype": Parameter("str", "float32", "compute precision of training",
+                               choices=("float32", "bfloat16")),
+    "l1": Parameter("float", 1e-3, "lambda, weight of the L1 penalty on the input layer",
+                    minimum=0.0, check=_finite),
+    # -- threshold search ----------------------------------------------------
+    "n_thresholds": Parameter("int", 20, "candidate thresholds per output", minimum=1,
+                              maximum=200),
+    "threshold_percentile": Parameter("float", 70.0, "upper end of the threshold grid: this "
+                                      "percentile of the masking vector", minimum=0.0,
+                                      maximum=100.0),
+    "search_epochs": Parameter("int", 1, "epochs trained per candidate threshold", minimum=1),
+    "search_stack": Parameter("int", None, "train the (output, threshold) search networks in "
+                              "stacks of at most this many (memory; null: one stack)",
+                              minimum=1, optional=True),
+    "selection": Parameter("str", "val_loss", "criterion that picks the threshold "
+                           "(proxy: no training, score the pre-masking nets with inputs zeroed)",
+                           choices=("val_loss", "train_loss", "proxy")),
+    "selection_tolerance": Parameter("float", 0.0, "parsimony: the largest threshold whose "
+                                     "loss is within this relative tolerance of the best "
+                                     "(0: the reference rule)", minimum=0.0, maximum=10.0),
+    # -- causally-informed comparison (PCMCI) -------------------------------
+    "causal": Parameter("bool", True, "also train the causally-informed networks (PC1 of "
+                        "PCMCI per column; needs >= 12 training time steps)"),
+    "causal_pc_alpha": Parameter("float", 0.01, "significance level of the PC1 tests",
+                                 minimum=1e-6, maximum=0.5),
+    "causal_share": Parameter("float", 0.59, "keep a link found in at least this "
+                              "area-weighted share of the columns", minimum=0.0, maximum=1.0),
+    "causal_columns": Parameter("int", 64, "grid columns analysed (null: all, slow)",
+                                minimum=1, optional=True),
+    # -- evaluation ------------------------------------------------------------
+    "eval_samples": Parameter("int", None, "cap on test samples for R2 (null: all)",
+                              minimum=1, optional=True),
+    "shap_background": Parameter("int", 100, "SHAP background samples", minimum=1),
+    "shap_samples": Parameter("int", 100, "samples explained by SHAP", minimum=1),
+}
+
+#: Training time steps that causal discovery needs (pcm.causal.run_discovery).
+MIN_CAUSAL_STEPS = 12
+
+#: Paths that a ``spcam`` run must name.
+REQUIRED_SPCAM = ("data.train", "data.valid", "data.test", "data.norm")
+
+#: Overrides of the defaults, per preset. The single place to tune sizes.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Whole pipeline in about 2 minutes on 2 cores (tests, nbval references). Small, but
+    # trained long enough (12 pre-masking epochs) for the masks to be sparse.
+    "ci": {
+        "data.steps": 96, "data.n_lat": 8, "data.n_lon": 16,
+        "hidden_layers": 2, "hidden_units": 32,
+        "epochs": 12, "finetune_epochs": 4, "batch_size": 128, "lr_every": 4,
+        "n_thresholds": 10, "threshold_percentile": 90.0, "search_epochs": 1,
+        "shap_background": 64, "shap_samples": 64,
+        "causal": True, "causal_columns": 16,
+    },
+    # What `make book` runs: about 9 minutes on 2 cores (measured 9:08 on a loaded
+    # machine). 240 half-hour steps give PCMCI 168-step time series per column; 12
+    # pre-masking epochs (~4000 steps) let the L1 penalty push non-driver rows to
+    # ~0.01 while driver rows reach ~0.14 (measured). The grid goes up to the 90th
+    # percentile because the synthetic outputs have ~10 % drivers, and p=70 caps masks
+    # at >= 30 % of the inputs (exercise in the book).
+    "tutorial": {
+        "data.steps": 240, "data.n_lat": 16, "data.n_lon": 32,
+        "hidden_layers": 3, "hidden_units": 64,
+        "epochs": 12, "finetune_epochs": 4, "batch_size": 256, "lr_every": 4,
+        "n_thresholds": 10, "threshold_percentile": 90.0, "search_epochs": 1,
+        "shap_background": 100, "shap_samples": 100,
+        "causal": True, "causal_columns": 64,
+    },
+    # The reference configuration of the paper (for a GPU).
+    "paper": {
+        "data.steps": 192,
+        "hidden_layers": 9, "hidden_units": 256,
+        "epochs": 9, "finetune_epochs": 9, "batch_size": 1024,
+        "n_thresholds": 20, "search_epochs": 9,
+        "shap_background": 1000, "shap_samples": 1000,
+    },
+}
+
+
+def notebook_name(key: str) -> str:
+    """Name of a parameter inside a notebook (``data.train`` -> ``data_train``)."""
+    return key.replace(".", "_")
+
+
+def preset(name: str) -> dict[str, Any]:
+    """Defaults merged with the overrides of preset ``name`` (flat dotted keys)."""
+    if name not in PRESETS:
+        raise ParameterError("preset", f"unknown preset {name!r}; choose one of "
+                             f"{', '.join(PRESETS)}")
+    values = {key: p.default for key, p in PARAMETERS.items()}
+    values.update(PRESETS[name])
+    return values
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to dotted keys (``{"data": {"train": P}}`` -> ``data.train``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if not value:
+                raise ParameterError(name, "empty mapping")
+            flat.update(flatten(value, prefix=name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _check_one(key: str, value: Any) -> Any:
+    """Validate and normalise one value; return it (paths as str)."""
+    if key not in PARAMETERS:
+        close = difflib.get_close_matches(key, PARAMETERS, n=1, cutoff=0.6)
+        close = close or [k for k in PARAMETERS if k.split(".")[-1] == key.split(".")[-1]]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParameterError(key, f"unknown parameter{hint}; known: {', '.join(PARAMETERS)}")
+    p = PARAMETERS[key]
+    if value is None:
+        if p.optional:
+            return None
+        raise ParameterError(key, f"must not be null ({p.help})")
+    kind = p.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError(key, f"expected an integer, got {value!r} ({p.help})")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(key, f"expected a number, got {value!r} ({p.help})")
+        value = float(value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise ParameterError(key, f"expected true or false, got {value!r}")
+    elif kind in ("str", "path"):
+        if not isinstance(value, str) or not value:
+            raise ParameterError(key, f"expected a {'path' if kind == 'path' else 'string'}, "
+                                 f"got {value!r} ({p.help})")
+    if p.choices is not None and value not in p.choices:
+        raise ParameterError(key, f"must be one of {', '.join(map(str, p.choices))}, "
+                             f"got {value!r}")
+    if p.minimum is not None and value < p.minimum:
+        raise ParameterError(key, f"must be >= {p.minimum:g}, got {value!r}")
+    if p.maximum is not None and value > p.maximum:
+        raise ParameterError(key, f"must be <= {p.maximum:g}, got {value!r}")
+    if p.check is not None:
+        problem = p.check(value)
+        if problem:
+            raise ParameterError(key, f"{problem}, got {value!r}")
+    return value
+
+
+def validate(values: Mapping[str, Any], *, base_dir: str | Path | None = None) -> dict[str, Any]:
+    """Check a complete flat parameter set; return it normalised.
+
+    Parameters
+    ----------
+    values : mapping
+        Dotted keys -> values (defaults + preset + file + overrides).
+    base_dir : path-like, optional
+        Relative data paths are resolved against this directory (the params
+        file's folder); default the current directory.
+
+    Returns
+    -------
+    dict
+        The same keys; floats as float, data paths absolute strings.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first offending key: unknown, wrong type, out of range,
+        missing or non-existent data file.
+    """
+    out = {key: _check_one(key, value) for key, value in values.items()}
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    source = out.get("data.source", "synthetic")
+    paths = [k for k, p in PARAMETERS.items() if p.kind == "path"]
+    if source == "spcam":
+        for key in REQUIRED_SPCAM:
+            if out.get(key) is None:
+                raise ParameterError(key, "required when data.source is spcam "
+                                     f"({PARAMETERS[key].help})")
+        for key in paths:
+            if out.get(key) is None:
+                continue
+            path = Path(out[key]).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                raise ParameterError(key, f"file not found: {path}")
+            out[key] = str(path.resolve())
+    else:
+        for key in paths:
+            if out.get(key) is not None:
+                raise ParameterError(key, "only used when data.source is spcam "
+                                     "(set data.source: spcam)")
+        if out.get("causal") and "data.steps" in out:
+            from pcm.datasets import split_steps
+
+            train = split_steps(out["data.steps"])["train"]
+            if train.stop - train.start < MIN_CAUSAL_STEPS:
+                raise ParameterError("causal", "causal discovery needs at least "
+                                     f"{MIN_CAUSAL_STEPS} training time steps; data.steps="
+                                     f"{out['data.steps']} gives {train.stop - train.start} "
+                                     "(raise data.steps or set causal: false)")
+    return out
+
+
+def parameters_markdown() -> str:
+    """A Markdown table of every parameter: meaning and value in each preset."""
+    names = list(PRESETS)
+    lines = ["| parameter | meaning | " + " | ".join(f"`{n}`" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for key, p in PARAMETERS.items():
+        values = []
+        for name in names:
+            value = PRESETS[name].get(key, p.default)
+            values.append("–" if value is None else f"`{value}`".replace("`True`", "`true`")
+                          .replace("`False`", "`false`"))
+        lines.append(f"| `{key}` | {p.help} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
