@@ -508,6 +508,18 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
                   "| phase | seconds |", "|---|---:|"]
         lines += [f"| {phase} | {value:.0f} |" for phase, value in seconds.items()]
         lines.append("")
+    cost = summary.get("cost")
+    if cost:
+        lines += ["**Cost: causally-informed ÷ PCMasking** (wall seconds; the paper: "
+                  "PCMasking costs about a third, i.e. a ratio of about 3)", "",
+                  "| | PCMasking | causally-informed | ratio |", "|---|---:|---:|---:|",
+                  f"| this run | {cost['pcmasking_s']:.0f} | {cost['causal_s']:.0f} | "
+                  f"{cost['ratio']:.2f} |"]
+        if cost.get("ratio_all_columns") is not None:
+            lines.append(f"| discovery on all {cost['grid_columns']} columns "
+                         f"(extrapolated from {cost['causal_columns']}) | | | "
+                         f"{cost['ratio_all_columns']:.2f} |")
+        lines.append("")
     return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
 
 

@@ -6,8 +6,11 @@ recall f1`` (macro means over non-degenerate outputs; only where ground truth
 is known), ``shap_nondriver_share[model]`` (mean over outputs with drivers of
 the share of mean |SHAP| on non-drivers), ``seconds[phase]`` (from
 ``RUN/seconds.json``). Extra breakdowns: ``drivers_by_variable[model][VAR]``,
-``drivers_by_input_group[model][group]`` and
-``shap_nondriver_share_by_input_group[model][group]``. NaN is written as null.
+``drivers_by_input_group[model][group]``,
+``shap_nondriver_share_by_input_group[model][group]`` and ``cost`` (wall seconds
+of the whole PCMasking and causally-informed pipelines, their ratio, and the
+ratio with causal discovery extrapolated to every grid column; where both ran).
+NaN is written as null.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import xarray as xr
 from pcm.io import read_json, write_json
 from pcm.rundir import RunDir
 
-__all__ = ["write_summary", "build_summary"]
+__all__ = ["write_summary", "build_summary", "cost_comparison"]
+
+#: Phases of each pipeline whose wall seconds make up its cost.
+PCMASKING_PHASES = ("premask", "masking_vectors", "threshold_search", "finetune")
+CAUSAL_PHASES = ("causal_discovery", "causal_training")
 
 
 def _clean(value):
@@ -60,6 +67,40 @@ def _mean_share(share: xr.DataArray, keep: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | None:
+    """PCMasking against the causally-informed pipeline, in wall seconds.
+
+    Parameters
+    ----------
+    seconds : dict
+        Wall seconds per phase (``seconds.json``).
+    causal_attrs : dict, optional
+        Attributes of ``causal_masks.nc``: ``n_columns`` analysed out of
+        ``grid_columns``. Discovery cost grows linearly with the columns, so
+        ``ratio_all_columns`` scales the discovery seconds to the whole grid, as
+        the reference setup runs it (an extrapolation, labelled as such).
+
+    Returns
+    -------
+    dict or None
+        ``pcmasking_s``, ``causal_s``, ``ratio`` (causal / PCMasking) and, with
+        ``causal_attrs``, ``causal_columns``, ``grid_columns``,
+        ``ratio_all_columns``; None unless both pipelines ran.
+    """
+    if not all(p in seconds for p in ("premask", "finetune", *CAUSAL_PHASES)):
+        return None
+    pcmasking = sum(seconds.get(p, 0.0) for p in PCMASKING_PHASES)
+    causal = sum(seconds[p] for p in CAUSAL_PHASES)
+    cost = {"pcmasking_s": pcmasking, "causal_s": causal, "ratio": causal / pcmasking}
+    if causal_attrs and causal_attrs.get("grid_columns"):
+        scale = causal_attrs["grid_columns"] / causal_attrs["n_columns"]
+        full = seconds["causal_discovery"] * scale + seconds["causal_training"]
+        cost.update(causal_columns=int(causal_attrs["n_columns"]),
+                    grid_columns=int(causal_attrs["grid_columns"]),
+                    ratio_all_columns=full / pcmasking)
+    return cost
+
+
 def build_summary(run: RunDir | str | os.PathLike) -> dict:
     """The summary dictionary of a run (see the module docstring); nothing written."""
     from pcm.evaluation import driver_tables
@@ -89,6 +130,14 @@ def build_summary(run: RunDir | str | os.PathLike) -> dict:
     seconds_path = run.artefact("seconds.json")
     if seconds_path.exists():
         summary["seconds"] = dict(read_json(seconds_path))
+        causal_path = run.artefact("causal_masks.nc")
+        attrs = None
+        if causal_path.exists():
+            with xr.open_dataset(causal_path) as ds:
+                attrs = dict(ds.attrs)
+        cost = cost_comparison(summary["seconds"], attrs)
+        if cost is not None:
+            summary["cost"] = cost
     if by_var:
         summary["drivers_by_variable"] = by_var
         summary["drivers_by_input_group"] = by_group

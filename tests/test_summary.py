@@ -185,3 +185,15 @@ def test_summary_without_ground_truth(tmp_path):
     summary = write_summary(real)
     assert summary["drivers"] == {} and summary["shap_nondriver_share"] == {}
     assert list(summary["r2"]) == ["unconstrained"]
+
+
+def test_cost_comparison_ratio_and_extrapolation():
+    from pcm.summary import cost_comparison
+
+    seconds = {"premask": 60.0, "masking_vectors": 0.0, "threshold_search": 30.0,
+               "finetune": 10.0, "causal_discovery": 20.0, "causal_training": 30.0, "r2": 5.0}
+    cost = cost_comparison(seconds, {"n_columns": 64, "grid_columns": 512})
+    assert cost["pcmasking_s"] == 100.0 and cost["causal_s"] == 50.0
+    assert cost["ratio"] == 0.5
+    assert cost["ratio_all_columns"] == (20.0 * 8 + 30.0) / 100.0
+    assert cost_comparison({"premask": 1.0, "finetune": 1.0}) is None  # no causal run
