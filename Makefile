@@ -29,6 +29,8 @@ book: $(STAMP)
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
 html: $(STAMP)
+	@test -f book/notebooks/06_shap_drivers.ipynb || \
+		{ echo "no executed notebooks in book/notebooks: run 'make book' first" >&2; exit 1; }
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
 
 ## make test: unit tests, lint and the nbval regression notebooks
@@ -41,4 +43,4 @@ refresh-nbval: $(STAMP)
 	$(BIN)/python tests/refresh_notebooks.py
 
 clean:
-	rm -rf _build runs
+	rm -rf _build runs book/notebooks tests/notebooks/_nbval_run

@@ -513,12 +513,12 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
         lines += ["**Cost: causally-informed ÷ PCMasking** (wall seconds; the paper: "
                   "PCMasking costs about a third, i.e. a ratio of about 3)", "",
                   "| | PCMasking | causally-informed | ratio |", "|---|---:|---:|---:|",
-                  f"| this run | {cost['pcmasking_s']:.0f} | {cost['causal_s']:.0f} | "
-                  f"{cost['ratio']:.2f} |"]
+                  f"| this run | {_fmt(cost.get('pcmasking_s'), '.0f')} | "
+                  f"{_fmt(cost.get('causal_s'), '.0f')} | {_fmt(cost.get('ratio'))} |"]
         if cost.get("ratio_all_columns") is not None:
             lines.append(f"| discovery on all {cost['grid_columns']} columns "
                          f"(extrapolated from {cost['causal_columns']}) | | | "
-                         f"{cost['ratio_all_columns']:.2f} |")
+                         f"{_fmt(cost['ratio_all_columns'])} |")
         lines.append("")
     return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
 
