@@ -40,10 +40,6 @@ CLIMATES = {"control": "test", "plus4K": "plus4K", "minus4K": "minus4K"}
 SHAP_METHODS = ("deep", "deepexplainer", "gradient_input")
 
 
-def _run(run: RunDir | str | os.PathLike) -> RunDir:
-    return run if isinstance(run, RunDir) else RunDir(run)
-
-
 def load_model(path: str | os.PathLike):
     """Load a stacked model written by the training phases (``safe_mode=True``)."""
     from pcm.training import load_stacked
@@ -54,7 +50,7 @@ def load_model(path: str | os.PathLike):
 def load_models(run: RunDir | str | os.PathLike,
                 kinds: tuple[str, ...] = MODEL_KINDS) -> dict:
     """Models of a run that exist, in :data:`~pcm.rundir.MODEL_KINDS` order."""
-    run = _run(run)
+    run = RunDir.of(run)
     return {kind: load_model(run.model(kind)) for kind in kinds if run.model(kind).exists()}
 
 
@@ -128,7 +124,7 @@ def run_r2(run: RunDir | str | os.PathLike, *, max_samples: int | None = None,
         lat, lon)`` (see :mod:`pcm.r2` for the definitions); predictions in
         physical units.
     """
-    run = _run(run)
+    run = RunDir.of(run)
     start = time.perf_counter()
     models = load_models(run, kinds)
     if not models:
@@ -223,7 +219,7 @@ def run_shap(run: RunDir | str | os.PathLike, *, method: str = "deep",
     for key, value in (("n_background", n_background), ("n_explain", n_explain)):
         if int(value) < 1:
             raise ParameterError(key, f"must be a positive number of samples, got {value}")
-    run = _run(run)
+    run = RunDir.of(run)
     start = time.perf_counter()
     models = load_models(run, kinds)
     if not models:
@@ -257,7 +253,7 @@ def run_shap(run: RunDir | str | os.PathLike, *, method: str = "deep",
 
 def load_drivers(run: RunDir | str | os.PathLike) -> xr.DataArray | None:
     """True drivers ``drivers(output, input)`` of a synthetic run, None if unknown."""
-    run = _run(run)
+    run = RunDir.of(run)
     path = run.data_path("drivers")
     if path is None or not Path(path).exists():
         return None
@@ -272,7 +268,7 @@ def load_masks(run: RunDir | str | os.PathLike) -> dict[str, xr.DataArray]:
 
     ``pcmasking`` from ``masks.nc``, ``causal`` from ``causal_masks.nc``.
     """
-    run = _run(run)
+    run = RunDir.of(run)
     out = {}
     for kind, name in (("causal", "causal_masks.nc"), ("pcmasking", "masks.nc")):
         path = run.artefact(name)
@@ -293,7 +289,7 @@ def driver_tables(run: RunDir | str | os.PathLike) -> dict:
     """
     from pcm.scoring import driver_scores, nondriver_share
 
-    run = _run(run)
+    run = RunDir.of(run)
     drivers = load_drivers(run)
     if drivers is None:
         return {}

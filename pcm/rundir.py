@@ -42,6 +42,11 @@ class RunDir:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
+    @classmethod
+    def of(cls, run: RunDir | str | os.PathLike) -> RunDir:
+        """``run`` itself if it is a RunDir, else a RunDir on that path."""
+        return run if isinstance(run, RunDir) else cls(run)
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"
 

@@ -106,7 +106,7 @@ def build_summary(run: RunDir | str | os.PathLike) -> dict:
     from pcm.evaluation import driver_tables
     from pcm.scoring import mean_scores
 
-    run = run if isinstance(run, RunDir) else RunDir(run)
+    run = RunDir.of(run)
     summary: dict = {"r2": {}, "drivers": {}, "shap_nondriver_share": {}, "seconds": {}}
     r2_path = run.artefact("r2.nc")
     if r2_path.exists():
@@ -154,7 +154,7 @@ def write_summary(run: RunDir | str | os.PathLike) -> dict:
     dict
         What was written (NaN as None).
     """
-    run = run if isinstance(run, RunDir) else RunDir(run)
+    run = RunDir.of(run)
     summary = build_summary(run)
     write_json(summary, run.artefact("summary.json"))
     return summary

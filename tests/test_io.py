@@ -39,6 +39,7 @@ def test_rundir_manifest(tmp_path):
     assert run.data_path("train").is_absolute()
     assert run.data_path("plus4K") is None and run.data_path("minus4K") is None
     assert run.model("pcmasking").name == "pcmasking.keras"
+    assert RunDir.of(run) is run and RunDir.of(str(run.root)).root == run.root
 
 
 def test_record_seconds_merges_phases(tmp_path):

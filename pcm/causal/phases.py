@@ -43,10 +43,6 @@ CAUSAL_MASKS = "causal_masks.nc"
 SECONDS = "seconds.json"
 
 
-def _run(run: RunDir | str | os.PathLike) -> RunDir:
-    return run if isinstance(run, RunDir) else RunDir(run)
-
-
 def discovery_dataset(found: np.ndarray, tested: np.ndarray, *, lat: np.ndarray,
                       lon: np.ndarray, weights: np.ndarray, seconds: np.ndarray,
                       pc_alpha: float, share: float, n_steps: int,
@@ -160,7 +156,7 @@ def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
         also hold ``seconds`` (wall), ``seconds_per_column``,
         ``cpu_seconds_per_column`` (tigramite only), ``n_jobs`` and ``source``.
     """
-    run = _run(run)
+    run = RunDir.of(run)
     if not 0.0 < pc_alpha < 1.0:
         raise ParameterError("pc_alpha", f"must lie in (0, 1), got {pc_alpha}")
     if not 0.0 <= share <= 1.0:
@@ -227,7 +223,7 @@ def lag1_autocorrelation(x: np.ndarray) -> float:
 
 def load_causal_mask(run: RunDir | str | os.PathLike) -> xr.DataArray:
     """``mask(output, input)`` bool from ``RUN/causal_masks.nc``."""
-    path = _run(run).artefact(CAUSAL_MASKS)
+    path = RunDir.of(run).artefact(CAUSAL_MASKS)
     if not path.exists():
         raise DataError("no causal masks: run the causal discovery phase first", path=path)
     with xr.open_dataset(path) as ds:
@@ -267,7 +263,7 @@ def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int =
     from pcm.networks import StackedMLP
     from pcm.training import TrainConfig, load_arrays, save_stacked, train_stacked
 
-    run = _run(run)
+    run = RunDir.of(run)
     start = time.perf_counter()
     mask = load_causal_mask(run).sel(output=output_labels(), input=input_labels())
     layers = int(hidden_layers)
