@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from pcm.variables import variable_of_label
+from pcm.variables import level_index_of_label, variable_of_label
 
 __all__ = [
     "r2_maps",
@@ -132,8 +132,13 @@ def r2_cross_sections(r2: xr.Dataset, variable: str, *, climate: str = "control"
 
 
 def _group_ticks(labels: Sequence[str]) -> tuple[list, list, list]:
-    """Tick positions (group centres), names and separator positions of grouped labels."""
-    variables = [variable_of_label(lab) for lab in labels]
+    """Tick positions (group centres), names and separator positions of grouped labels.
+
+    3-D variables are one group each; consecutive 2-D variables (one column each,
+    too narrow for a readable tick of their own) share one group named "2-D".
+    """
+    variables = [variable_of_label(lab) if level_index_of_label(lab) is not None else "2-D"
+                 for lab in labels]
     ticks, texts, seps = [], [], []
     start = 0
     for i in range(1, len(variables) + 1):

@@ -107,11 +107,11 @@ def test_feature_matrix_and_shap_matrix():
     assert ax.get_title() == "Masks"
     assert ax.images[0].get_array().shape == (65, 94)
     xt = [t.get_text() for t in ax.get_xticklabels()]
-    assert xt[:3] == ["QBP", "TBP", "VBP"] and "LHFLX" in xt
+    assert xt == ["QBP", "TBP", "VBP", "2-D"]
     yt = [t.get_text() for t in ax.get_yticklabels()]
-    assert yt[:2] == ["TPHYSTND", "PHQ"]
-    # separators between variables: 6 on inputs (7 variables), 6 on outputs
-    assert len(ax.get_lines()) == 12
+    assert yt == ["TPHYSTND", "PHQ", "2-D"]
+    # separators between groups: 3 on inputs (4 groups), 2 on outputs (3 groups)
+    assert len(ax.get_lines()) == 5
     shap = xr.Dataset({"shap": (("model", "output", "input"), rng.uniform(size=(2, 65, 94)))},
                       coords={"model": KINDS, "output": OUT, "input": INP})
     fig = figures.shap_matrix(shap, "pcmasking")
