@@ -6,9 +6,11 @@ output by precision (how many selected inputs are true drivers), recall (how
 many true drivers were selected) and F1. SHAP attributions are scored by the
 share of their mass (mean |SHAP|) that falls on non-drivers.
 
-Degenerate outputs — no true driver, or an empty mask — have undefined
-precision or recall; they are flagged (``degenerate``) and left out of the
-means. Means are macro averages over the remaining outputs. Per input group
+Degenerate outputs — those without any true driver (PHQ above 140 hPa) —
+have no recall to score; they are flagged (``degenerate``) and left out of the
+means. An empty mask of an output that has drivers is a real miss: recall 0,
+F1 0 (precision undefined, skipped by the precision mean). Means are macro
+averages over the non-degenerate outputs. Per input group
 (QBP, TBP, VBP, 2-D) the scores use only that group's inputs; a group without
 true drivers or selections for an output gives NaN there, skipped by the mean.
 """
@@ -41,17 +43,20 @@ def align(a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]
 
 
 def _prf(sel: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 along the last axis; NaN where undefined."""
+    """Precision, recall, F1 along the last axis; NaN where undefined.
+
+    F1 is ``2 tp / (n_selected + n_true)``: the harmonic mean of precision and
+    recall where both exist, 0 for an empty mask of an output that has drivers, and
+    NaN only when there is nothing to select and nothing was selected.
+    """
     tp = np.sum(sel & truth, axis=-1).astype(float)
     n_sel = np.sum(sel, axis=-1).astype(float)
     n_true = np.sum(truth, axis=-1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_sel > 0, tp / np.maximum(n_sel, 1), np.nan)
         recall = np.where(n_true > 0, tp / np.maximum(n_true, 1), np.nan)
-        both = np.isfinite(precision) & np.isfinite(recall)
-        denom = precision + recall
-        f1 = np.where(both, np.where(denom > 0, 2 * precision * recall
-                                     / np.where(denom > 0, denom, 1), 0.0), np.nan)
+        total = n_sel + n_true
+        f1 = np.where(total > 0, 2 * tp / np.maximum(total, 1), np.nan)
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp,
             "n_selected": n_sel, "n_true": n_true}
 
@@ -86,7 +91,7 @@ def driver_scores(mask: xr.DataArray, drivers: xr.DataArray) -> xr.Dataset:
     sel = mask.values.astype(bool)
     truth = drivers.values.astype(bool)
     res = _prf(sel, truth)
-    degenerate = (res["n_true"] == 0) | (res["n_selected"] == 0)
+    degenerate = res["n_true"] == 0
     groups = _groups(mask["input"].values)
     per_group = {g: _prf(sel[:, cols], truth[:, cols]) for g, cols in groups.items()}
     coords = {"output": mask["output"].values, "group": list(groups)}
@@ -100,7 +105,7 @@ def driver_scores(mask: xr.DataArray, drivers: xr.DataArray) -> xr.Dataset:
     for name in [*res, "degenerate", *(f"group_{m}" for m in _METRICS)]:
         ds[name].attrs = {"long_name": name.replace("_", " ") + " of the mask against the "
                           "true drivers", "units": "1"}
-    ds["degenerate"].attrs["long_name"] = ("output without true drivers or with an empty mask "
+    ds["degenerate"].attrs["long_name"] = ("output without true drivers "
                                            "(excluded from means)")
     return ds
 

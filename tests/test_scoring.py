@@ -36,7 +36,7 @@ def mask():
     m = np.zeros((65, 94), dtype=bool)
     m[0, [QBP0, TBP0, GROUPS["VBP"][0]]] = True  # 2 tp, 1 fp, 2 fn
     m[1, [TBP0]] = True  # perfect
-    # output 2: empty mask (degenerate)
+    # output 2: empty mask (a miss: recall 0, F1 0)
     m[3, [PS]] = True  # no true drivers (degenerate)
     m[4:, QBP0] = True
     return _da(m, "mask")
@@ -49,8 +49,9 @@ def test_precision_recall_f1_per_output(mask, truth):
     np.testing.assert_allclose(s["f1"].values[0], 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     assert np.isnan(s["precision"].values[2]) and s["recall"].values[2] == 0
     assert np.isnan(s["recall"].values[3]) and s["precision"].values[3] == 0
-    assert np.isnan(s["f1"].values[2:4]).all()
-    assert list(np.flatnonzero(s["degenerate"].values)) == [2, 3]
+    assert s["f1"].values[2] == 0.0  # empty mask of an output with drivers: a miss
+    assert np.isnan(s["recall"].values[3])  # no drivers: nothing to recall
+    assert list(np.flatnonzero(s["degenerate"].values)) == [3]
     assert s["tp"].values[0] == 2 and s["n_selected"].values[0] == 3
     assert s["n_true"].values[0] == 4
 
@@ -70,8 +71,9 @@ def test_means_skip_degenerate_outputs(mask, truth):
     s = driver_scores(mask, truth)
     means = mean_scores(s, by_variable=True)
     keep = ~s["degenerate"].values
-    assert means["n_scored"] == 63 and means["n_degenerate"] == 2
-    np.testing.assert_allclose(means["precision"], s["precision"].values[keep].mean())
+    assert means["n_scored"] == 64 and means["n_degenerate"] == 1
+    np.testing.assert_allclose(means["precision"], np.nanmean(s["precision"].values[keep]))
+    np.testing.assert_allclose(means["f1"], s["f1"].values[keep].mean())  # the miss counts
     assert np.isfinite(means["f1"])
     assert set(means["by_variable"]) == {"TPHYSTND", "PHQ", "FSNT", "FSNS", "FLNT", "FLNS",
                                          "PRECT"}
@@ -79,10 +81,17 @@ def test_means_skip_degenerate_outputs(mask, truth):
     assert means["by_variable"]["PRECT"]["precision"] == 1.0
 
 
-def test_all_degenerate_gives_nan_not_error(truth):
+def test_all_empty_masks_score_zero_recall_and_nan_precision(truth):
     empty = _da(np.zeros((65, 94), dtype=bool), "mask")
     means = mean_scores(driver_scores(empty, truth))
-    assert means["n_scored"] == 0 and np.isnan(means["precision"])
+    assert means["n_scored"] == 64 and np.isnan(means["precision"])
+    assert means["recall"] == 0.0 and means["f1"] == 0.0
+
+
+def test_no_true_drivers_at_all_gives_nan_not_error(mask):
+    none = _da(np.zeros((65, 94), dtype=bool), "drivers")
+    means = mean_scores(driver_scores(mask, none))
+    assert means["n_scored"] == 0 and np.isnan(means["f1"])
 
 
 def test_labels_are_aligned_not_positional(mask, truth):
@@ -110,3 +119,14 @@ def test_nondriver_share(truth):
     np.testing.assert_allclose(res["group_share"].sum("group").values[0], expected[0])
     assert res["share"].dims == ("model", "output")
     assert bool(res["degenerate"].values[3]) and res["degenerate"].sum() == 1
+
+
+def test_empty_mask_of_an_output_with_drivers_scores_zero_f1():
+    from pcm.scoring import _prf
+
+    truth = np.array([[True, True, False], [False, False, False]])
+    sel = np.zeros_like(truth)
+    scores = _prf(sel, truth)
+    assert np.isnan(scores["precision"]).all()  # nothing selected: undefined
+    assert scores["recall"][0] == 0.0 and scores["f1"][0] == 0.0
+    assert np.isnan(scores["f1"][1])  # no drivers, nothing selected
