@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from pcm.variables import level_index_of_label, variable_of_label
 
 __all__ = [
+    "training_history",
     "r2_maps",
     "r2_profiles",
     "r2_cross_sections",
@@ -284,4 +285,31 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
     ax.set_ylabel("L2 norm of input-layer row")
     ax.set_title(f"Masking vector of {output}")
     ax.legend(loc="best")
+    return fig
+
+
+def training_history(history: xr.Dataset, title: str, *,
+                     ylabel: str = "loss (normalised)") -> Figure:
+    """Training and validation loss per epoch, averaged over the stacked networks.
+
+    Parameters
+    ----------
+    history : xarray.Dataset
+        A training history (``history_<phase>.nc``) with ``loss`` and, if
+        validation data were given, ``val_loss`` on ``(epoch, network)``.
+    title : str
+        Axes title (the phase).
+    ylabel : str
+        Label of the loss axis (log scale).
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, label, style in (("loss", "training", "-o"), ("val_loss", "validation", "--s")):
+        if name in history:
+            mean = history[name].mean("network")
+            ax.plot(mean["epoch"].values, mean.values, style, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
     return fig

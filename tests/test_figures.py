@@ -148,3 +148,17 @@ def test_masking_vector_plot():
     np.testing.assert_allclose(data_lines[0].get_ydata(), vectors.sel(output="prect").values)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[0] == "masking vector" and labels[1].startswith("threshold 0.5")
+
+
+def test_training_history():
+    history = xr.Dataset(
+        {"loss": (("epoch", "network"), np.array([[2.0, 4.0], [1.0, 2.0]])),
+         "val_loss": (("epoch", "network"), np.array([[3.0, 5.0], [2.0, 3.0]]))},
+        coords={"epoch": [1, 2], "network": [0, 1]})
+    fig = figures.training_history(history, "pre-masking", ylabel="MSE + L1")
+    ax = fig.axes[0]
+    assert ax.get_title() == "pre-masking" and ax.get_ylabel() == "MSE + L1"
+    assert ax.get_yscale() == "log"
+    lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["training"], [3.0, 1.5])  # mean over the networks
+    np.testing.assert_allclose(lines["validation"], [4.0, 2.5])
