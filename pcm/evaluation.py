@@ -26,7 +26,6 @@ __all__ = [
     "run_r2",
     "run_shap",
     "load_models",
-    "load_model",
     "predict",
     "load_drivers",
     "load_masks",
@@ -40,18 +39,13 @@ CLIMATES = {"control": "test", "plus4K": "plus4K", "minus4K": "minus4K"}
 SHAP_METHODS = ("deep", "deepexplainer", "gradient_input")
 
 
-def load_model(path: str | os.PathLike):
-    """Load a stacked model written by the training phases (``safe_mode=True``)."""
-    from pcm.training import load_stacked
-
-    return load_stacked(path)
-
-
 def load_models(run: RunDir | str | os.PathLike,
                 kinds: tuple[str, ...] = MODEL_KINDS) -> dict:
     """Models of a run that exist, in :data:`~pcm.rundir.MODEL_KINDS` order."""
+    from pcm.training import load_stacked
+
     run = RunDir.of(run)
-    return {kind: load_model(run.model(kind)) for kind in kinds if run.model(kind).exists()}
+    return {kind: load_stacked(run.model(kind)) for kind in kinds if run.model(kind).exists()}
 
 
 def predict(model, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
@@ -268,16 +262,12 @@ def load_masks(run: RunDir | str | os.PathLike) -> dict[str, xr.DataArray]:
 
     ``pcmasking`` from ``masks.nc``, ``causal`` from ``causal_masks.nc``.
     """
+    from pcm.masking import read_mask_file
+
     run = RunDir.of(run)
-    out = {}
-    for kind, name in (("causal", "causal_masks.nc"), ("pcmasking", "masks.nc")):
-        path = run.artefact(name)
-        if path.exists():
-            with xr.open_dataset(path) as ds:
-                if "mask" not in ds:
-                    raise DataError("no 'mask' variable", path=path, variable="mask")
-                out[kind] = ds["mask"].load().astype(bool)
-    return out
+    files = {"causal": run.artefact("causal_masks.nc"), "pcmasking": run.artefact("masks.nc")}
+    return {kind: read_mask_file(path, missing="") for kind, path in files.items()
+            if path.exists()}
 
 
 def driver_tables(run: RunDir | str | os.PathLike) -> dict:

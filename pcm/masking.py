@@ -54,6 +54,7 @@ from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 
 __all__ = [
+    "read_mask_file",
     "CRITERIA",
     "LOWER_BOUND",
     "masking_vectors_from_model",
@@ -264,21 +265,39 @@ def masks_from_thresholds(vectors: xr.DataArray, thresholds) -> xr.DataArray:
                "units": "1"})
 
 
-def read_masks(run) -> np.ndarray:
-    """Boolean masks ``(65, 94)`` from ``RUN/masks.nc`` in output/input label order."""
+def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
+    """A validated boolean ``mask(output, input)`` from ``masks.nc`` or ``causal_masks.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+        The netCDF artefact.
+    missing : str
+        What to tell the user when the file does not exist (which phase writes it).
+
+    Returns
+    -------
+    xarray.DataArray
+        Booleans in the catalogue's output and input order.
+    """
     outputs, inputs = _labels()
-    path = run.artefact("masks.nc")
-    if not Path(path).exists():
-        raise DataError("no masks: run the threshold search first", path=path)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(missing, path=path)
     with xr.open_dataset(path) as ds:
         if "mask" not in ds:
             raise DataError("expected variable mask(output, input)", path=path, variable="mask")
-        mask = ds["mask"].load()
+        mask = ds["mask"].load().astype(bool)
     try:
-        mask = mask.sel(output=outputs, input=inputs)
+        return mask.sel(output=outputs, input=inputs)
     except KeyError as err:
         raise DataError(f"mask lacks labels: {err}", path=path, variable="mask") from None
-    return mask.values.astype(bool)
+
+
+def read_masks(run) -> np.ndarray:
+    """Boolean masks ``(65, 94)`` from ``RUN/masks.nc`` in output/input label order."""
+    return read_mask_file(run.artefact("masks.nc"),
+                          missing="no masks: run the threshold search first").values
 
 
 def _premask_index(premask, n_outputs: int) -> np.ndarray:

@@ -54,6 +54,7 @@ from pcm.errors import DataError, ParameterError
 from pcm.io import atomic_path, write_netcdf
 
 __all__ = [
+    "train_phase",
     "TrainConfig",
     "COMPUTE_DTYPES",
     "train_stacked",
@@ -734,8 +735,17 @@ def _output_labels() -> list[str]:
     return output_labels()
 
 
-def _train_phase(run, phase: str, kind: str, model, config: TrainConfig, *, l1: float,
-                 max_val_samples, progress: bool, t0: float) -> xr.Dataset:
+def train_phase(run, phase: str, kind: str, model, config: TrainConfig, *, l1: float,
+                max_val_samples, progress: bool, t0: float,
+                attrs: dict | None = None, seconds_key: str | None = None) -> xr.Dataset:
+    """Train ``model`` on the run's train/valid data and write the phase's artefacts.
+
+    Shared by every training phase (pre-masking, unconstrained, fine-tuning,
+    causally-informed): resumes from ``checkpoints/<phase>``, saves
+    ``models/<kind>.keras`` and ``history_<phase>.nc`` (with ``attrs`` added), and
+    records the phase's wall seconds (under ``seconds_key``, default ``phase``),
+    including epochs trained by earlier, interrupted sessions, started at ``t0``.
+    """
     x, y, xv, yv = _load_train_valid(run, config.max_train_samples, max_val_samples,
                                      config.compute_dtype)
     hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=l1,
@@ -745,8 +755,9 @@ def _train_phase(run, phase: str, kind: str, model, config: TrainConfig, *, l1: 
     seconds = time.perf_counter() - t0 + hist.attrs["seconds_previous_sessions"]
     hist.attrs["phase_seconds"] = seconds
     hist.attrs["model_file"] = str(run.model(kind))
+    hist.attrs.update(attrs or {})
     write_netcdf(hist, run.artefact(f"history_{phase}.nc"))
-    run.record_seconds(**{phase: seconds})
+    run.record_seconds(**{seconds_key or phase: seconds})
     return hist
 
 
@@ -777,7 +788,7 @@ def run_premask(run, *, hidden_layers: int = 9, hidden_units: int = 256, epochs:
                          max_train_samples=max_train_samples)
     model = StackedMLP(len(_output_labels()), config.hidden_units, input_layer=True,
                        seed=seed, dtype=config.dtype_policy)
-    return _train_phase(run, "premask", "premask", model, config, l1=l1,
+    return train_phase(run, "premask", "premask", model, config, l1=l1,
                         max_val_samples=max_val_samples, progress=progress, t0=t0)
 
 
@@ -803,7 +814,7 @@ def run_unconstrained(run, *, hidden_layers: int = 9, hidden_units: int = 256,
                          max_train_samples=max_train_samples)
     model = StackedMLP(len(_output_labels()), config.hidden_units, input_layer=False,
                        seed=seed, dtype=config.dtype_policy)
-    return _train_phase(run, "unconstrained", "unconstrained", model, config, l1=0.0,
+    return train_phase(run, "unconstrained", "unconstrained", model, config, l1=0.0,
                         max_val_samples=max_val_samples, progress=progress, t0=t0)
 
 
@@ -830,6 +841,6 @@ def run_finetune(run, *, epochs: int = 9, batch_size: int = 1024,
                          learning_rate=learning_rate, lr_divisor=lr_divisor,
                          lr_every=lr_every, l1=0.0, patience=patience, seed=seed,
                          compute_dtype=compute_dtype, max_train_samples=max_train_samples)
-    return _train_phase(run, "finetune", "pcmasking", model, config, l1=0.0,
+    return train_phase(run, "finetune", "pcmasking", model, config, l1=0.0,
                         max_val_samples=max_val_samples, progress=progress, t0=t0)
 

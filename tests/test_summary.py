@@ -99,13 +99,14 @@ def test_r2_artefact(run):
         r2 = ds["r2"].sel(model="unconstrained", climate="control").values
     # same numbers as the pure function on the same data, in physical units
     from pcm.datasets import load_split
-    from pcm.evaluation import load_model, predict
+    from pcm.evaluation import predict
     from pcm.normalization import Normalization
     from pcm.r2 import r2_dataset
+    from pcm.training import load_stacked
 
     norm = Normalization.from_file(run.data_path("norm"), warn=False)
     x, y = load_split(run.data_path("test"), norm)
-    pred = predict(load_model(run.model("unconstrained")), x)
+    pred = predict(load_stacked(run.model("unconstrained")), x)
     grid = gaussian_grid(N_LAT, N_LON)
     direct = r2_dataset(norm.denormalize_outputs(y, dtype="float64"),
                         norm.denormalize_outputs(pred, dtype="float64"),

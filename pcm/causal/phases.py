@@ -223,15 +223,10 @@ def lag1_autocorrelation(x: np.ndarray) -> float:
 
 def load_causal_mask(run: RunDir | str | os.PathLike) -> xr.DataArray:
     """``mask(output, input)`` bool from ``RUN/causal_masks.nc``."""
-    path = RunDir.of(run).artefact(CAUSAL_MASKS)
-    if not path.exists():
-        raise DataError("no causal masks: run the causal discovery phase first", path=path)
-    with xr.open_dataset(path) as ds:
-        mask = ds["mask"].load().astype(bool)
-    if mask.dims != ("output", "input") or mask.shape != (65, 94):
-        raise DataError(f"expected mask(output=65, input=94), got {dict(mask.sizes)}",
-                        path=path, variable="mask")
-    return mask
+    from pcm.masking import read_mask_file
+
+    return read_mask_file(RunDir.of(run).artefact(CAUSAL_MASKS),
+                          missing="no causal masks: run the causal discovery phase first")
 
 
 def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int = 9,
@@ -261,11 +256,11 @@ def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int =
         The training history (loss / val_loss per epoch and network).
     """
     from pcm.networks import StackedMLP
-    from pcm.training import TrainConfig, load_arrays, save_stacked, train_stacked
+    from pcm.training import TrainConfig, train_phase
 
     run = RunDir.of(run)
     start = time.perf_counter()
-    mask = load_causal_mask(run).sel(output=output_labels(), input=input_labels())
+    mask = load_causal_mask(run)
     layers = int(hidden_layers)
     if layers < 1:
         raise ParameterError("hidden_layers", f"must be >= 1, got {hidden_layers}")
@@ -274,25 +269,13 @@ def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int =
                          lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, patience=patience,
                          seed=seed, compute_dtype=compute_dtype,
                          max_train_samples=max_train_samples)
-    dtype = "float64" if compute_dtype == "float64" else "float32"
-    x, y = load_arrays(run, "train", max_samples=max_train_samples, dtype=dtype)
-    cap = max_train_samples if max_val_samples is None else max_val_samples
-    x_val, y_val = load_arrays(run, "valid", max_samples=cap, dtype=dtype)
     model = StackedMLP(mask.shape[0], config.hidden_units, n_inputs=mask.shape[1],
                        input_layer=False, seed=int(seed), dtype=config.dtype_policy)
-    model(np.zeros((1, mask.shape[1]), dtype=dtype))
     model.set_mask(mask.values)
-    history = train_stacked(model, x, y, config, x_val=x_val, y_val=y_val, l1=0.0,
-                            checkpoint_dir=run.checkpoints("causal"), desc="causal",
-                            progress=progress)
-    save_stacked(model, run.model("causal"))
-    seconds = time.perf_counter() - start
-    history.attrs["phase_seconds"] = seconds
-    history.attrs["model_file"] = str(run.model("causal"))
-    history.attrs["n_causal_links"] = int(mask.values.sum())
-    write_netcdf(history, run.artefact("history_causal.nc"))
-    run.record_seconds(causal_training=seconds)
-    return history
+    return train_phase(run, "causal", "causal", model, config, l1=0.0,
+                       max_val_samples=max_val_samples, progress=progress, t0=start,
+                       attrs={"n_causal_links": int(mask.values.sum())},
+                       seconds_key="causal_training")
 
 
 def mask_scores(mask: np.ndarray | xr.DataArray,
