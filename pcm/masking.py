@@ -52,6 +52,7 @@ import xarray as xr
 
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.variables import input_labels, output_labels
 
 __all__ = [
     "read_mask_file",
@@ -79,14 +80,8 @@ LOWER_BOUND = 1e-4
 SEARCH_HISTORY = "history.nc"
 
 
-def _labels():
-    from pcm.variables import input_labels, output_labels
-
-    return output_labels(), input_labels()
-
-
 def _vector_array(values: np.ndarray, outputs: list[str], source: str) -> xr.DataArray:
-    _, inputs = _labels()
+    inputs = input_labels()
     return xr.DataArray(
         np.asarray(values, dtype=np.float64), dims=("output", "input"),
         coords={"output": np.array(outputs), "input": np.array(inputs)},
@@ -101,7 +96,7 @@ def masking_vectors_from_model(model) -> xr.DataArray:
 
     Network ``n`` gives the row of output ``model.targets[n]``.
     """
-    outputs, _ = _labels()
+    outputs = output_labels()
     return _vector_array(model.masking_vectors(), [outputs[t] for t in model.targets],
                          "pre-masking model")
 
@@ -119,7 +114,7 @@ def compute_masking_vectors(run) -> xr.DataArray:
 
 def read_masking_vectors(path: str | os.PathLike) -> xr.DataArray:
     """Read ``masking_vector(output, input)`` from a netCDF file, in label order."""
-    outputs, inputs = _labels()
+    outputs, inputs = output_labels(), input_labels()
     path = Path(path)
     if not path.exists():
         raise DataError("no masking vectors: run compute_masking_vectors first", path=path)
@@ -158,7 +153,7 @@ def load_reference_masking_vectors(directory: str | os.PathLike) -> xr.DataArray
         If the folder is missing, an output has no file (all are named), or a
         file does not hold 94 finite values.
     """
-    outputs, inputs = _labels()
+    outputs, inputs = output_labels(), input_labels()
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError("not a directory of masking_vector_<label>.npy files", path=directory)
@@ -280,7 +275,7 @@ def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
     xarray.DataArray
         Booleans in the catalogue's output and input order.
     """
-    outputs, inputs = _labels()
+    outputs, inputs = output_labels(), input_labels()
     path = Path(path)
     if not path.exists():
         raise DataError(missing, path=path)

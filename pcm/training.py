@@ -52,6 +52,7 @@ import xarray as xr
 
 from pcm.errors import DataError, ParameterError
 from pcm.io import atomic_path, write_netcdf
+from pcm.variables import output_labels
 
 __all__ = [
     "train_phase",
@@ -344,8 +345,6 @@ def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1: f
 def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: str,
                      config: TrainConfig, l1: float, n_train: int, n_val: int,
                      resumed_from: int) -> xr.Dataset:
-    from pcm.variables import output_labels
-
     labels = output_labels()
     n_epochs = len(lrs)
     loss = np.asarray(loss, dtype=np.float64).reshape(n_epochs, model.n_networks)
@@ -681,8 +680,6 @@ def export_networks(model, out_dir: str | os.PathLike, *,
     list of Path
         The written files, in network order.
     """
-    from pcm.variables import output_labels
-
     out_dir = Path(out_dir)
     if labels is None:
         names = output_labels()
@@ -721,18 +718,12 @@ def _load_train_valid(run, max_train_samples, max_val_samples, compute_dtype):
     x, y = load_arrays(run, "train", max_samples=max_train_samples, dtype=dtype)
     cap = max_train_samples if max_val_samples is None else max_val_samples
     xv, yv = load_arrays(run, "valid", max_samples=cap, dtype=dtype)
-    n_out = len(_output_labels())
+    n_out = len(output_labels())
     for name, arr in (("train", y), ("valid", yv)):
         if arr.shape[1] != n_out:
             raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
                             path=run.data_path(name))
     return x, y, xv, yv
-
-
-def _output_labels() -> list[str]:
-    from pcm.variables import output_labels
-
-    return output_labels()
 
 
 def train_phase(run, phase: str, kind: str, model, config: TrainConfig, *, l1: float,
@@ -786,7 +777,7 @@ def run_premask(run, *, hidden_layers: int = 9, hidden_units: int = 256, epochs:
                          lr_divisor=lr_divisor, lr_every=lr_every, l1=l1, patience=patience,
                          seed=seed, compute_dtype=compute_dtype,
                          max_train_samples=max_train_samples)
-    model = StackedMLP(len(_output_labels()), config.hidden_units, input_layer=True,
+    model = StackedMLP(len(output_labels()), config.hidden_units, input_layer=True,
                        seed=seed, dtype=config.dtype_policy)
     return train_phase(run, "premask", "premask", model, config, l1=l1,
                         max_val_samples=max_val_samples, progress=progress, t0=t0)
@@ -812,7 +803,7 @@ def run_unconstrained(run, *, hidden_layers: int = 9, hidden_units: int = 256,
                          lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, patience=patience,
                          seed=seed, compute_dtype=compute_dtype,
                          max_train_samples=max_train_samples)
-    model = StackedMLP(len(_output_labels()), config.hidden_units, input_layer=False,
+    model = StackedMLP(len(output_labels()), config.hidden_units, input_layer=False,
                        seed=seed, dtype=config.dtype_policy)
     return train_phase(run, "unconstrained", "unconstrained", model, config, l1=0.0,
                         max_val_samples=max_val_samples, progress=progress, t0=t0)
