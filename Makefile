@@ -35,7 +35,7 @@ html: $(STAMP)
 
 ## make test: unit tests, lint and the nbval regression notebooks
 test: $(STAMP)
-	$(BIN)/ruff check pcm tests benchmarks
+	$(BIN)/ruff check pcm tests benchmarks notebooks
 	$(BIN)/python -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg
 

@@ -5,9 +5,9 @@ networks of Iglesias-Suarez et al. (JGR 2024) at about a third of their cost.
 This script runs, in one process, on the same data and network sizes:
 
 * PCMasking: pre-masking -> masking vectors -> threshold search -> fine-tuning
-  (the phase functions of :mod:`pcm.training` / :mod:`pcm.masking`);
+  (the step functions of :mod:`pcm.method`);
 * causal: PC1 discovery per grid column (tigramite) -> training of the masked
-  networks (:mod:`pcm.causal`);
+  networks (:mod:`pcm.baselines.causal`);
 
 and prints wall and CPU seconds per phase (CPU = this process plus its
 finished child processes, i.e. the discovery workers) and the ratio.
@@ -68,37 +68,20 @@ def _cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def _call(fn: Callable, run: Any, params: dict[str, Any]) -> Any:
-    """Call a phase function as the notebooks do."""
-    return fn(run, **params)
+def _configs(p: dict[str, Any]) -> dict[str, Any]:
+    """The configuration objects of the phases, built from the run parameters as in notebooks."""
+    from pcm.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
+
+    return {"premask": PremaskConfig.from_parameters(p),
+            "threshold_search": SearchConfig.from_parameters(p),
+            "finetune": FinetuneConfig.from_parameters(p),
+            "causal": CausalConfig.from_parameters(p)}
 
 
-def _phase_params(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Keyword arguments of every phase, mapped from the run parameters as in notebooks 2-4."""
-    common = dict(seed=p["seed"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
-                  lr_divisor=p["lr_divisor"], lr_every=p["lr_every"],
-                  max_train_samples=p["max_samples"], compute_dtype=p["compute_dtype"],
-                  progress=False)
-    net = dict(hidden_layers=p["hidden_layers"], hidden_units=p["hidden_units"])
-    return {
-        "premask": dict(common, **net, epochs=p["epochs"], l1=p["l1"]),
-        "masking_vectors": {},
-        "threshold_search": dict(common, n_thresholds=p["n_thresholds"],
-                                 percentile=p["threshold_percentile"],
-                                 criterion=p["selection"], search_epochs=p["search_epochs"]),
-        "finetune": dict(common, epochs=p["finetune_epochs"]),
-        "causal_discovery": dict(pc_alpha=p["causal_pc_alpha"], share=p["causal_share"],
-                                 n_columns=p["causal_columns"], n_steps=p["causal_steps"],
-                                 n_jobs=p["n_jobs"], seed=p["seed"]),
-        "causal_training": dict(common, **net, epochs=p["epochs"]),
-    }
-
-
-def _timed(name: str, fn: Callable, run: Any, params: dict[str, Any],
-           timings: dict[str, dict[str, float]]) -> Any:
+def _timed(name: str, fn: Callable, timings: dict[str, dict[str, float]]) -> Any:
     print(f"-- {name} ...", flush=True)
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
-    result = _call(fn, run, params)
+    result = fn()
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
     timings[name] = {"wall_s": wall, "cpu_s": cpu}
     print(f"   {name}: wall {wall:8.2f} s   cpu {cpu:8.2f} s", flush=True)
@@ -109,9 +92,9 @@ def _steps_exponent(run: Any, n_steps: int) -> tuple[float, list[tuple[int, floa
     """CPU seconds of PC1 on one column at n_steps, n_steps/2, n_steps/4; log-log slope."""
     import numpy as np
 
-    from pcm.causal import discover_column, select_columns
-    from pcm.causal.data import read_column_series
-    from pcm.cbrain import sample_grid
+    from pcm.baselines.causal import discover_column, select_columns
+    from pcm.baselines.causal.data import read_column_series
+    from pcm.data.cbrain import sample_grid
 
     grid = sample_grid(run.data_path("train"))
     column = select_columns(len(grid["lat"]), len(grid["lon"]), 1)
@@ -182,7 +165,7 @@ def _prepare_run(args: argparse.Namespace, params: dict[str, Any]):
         print(f"data: {source.data_path('train')} (data of {source.root}; artefacts in "
               f"{run.root})")
         return run, tmp
-    from pcm.datasets import write_synthetic_dataset
+    from pcm.data.datasets import write_synthetic_dataset
 
     print(f"data: synthetic, {params['data_steps']} steps, grid "
           f"{params['data_n_lat']} x {params['data_n_lon']} -> {run.root}")
@@ -221,32 +204,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     warnings.simplefilter("once")  # the same data warning from every phase: show it once
 
-    from pcm import causal, masking, training
+    from pcm.analysis.scoring import mean_driver_scores
+    from pcm.baselines.causal import run_causal_training, run_discovery
+    from pcm.method.finetune import run_finetune
+    from pcm.method.masking import compute_masking_vectors, search_thresholds
+    from pcm.method.premask import run_premask
 
     params = _parameters(args)
-    phase = _phase_params(params)
+    config = _configs(params)
     run, tmp = _prepare_run(args, params)
     timings: dict[str, dict[str, float]] = {}
     try:
         # PCMasking
-        _timed("premask", training.run_premask, run, phase["premask"], timings)
-        _timed("masking_vectors", masking.compute_masking_vectors, run,
-               phase["masking_vectors"], timings)
-        _timed("threshold_search", masking.search_thresholds, run, phase["threshold_search"],
+        _timed("premask", lambda: run_premask(run, config["premask"], progress=False), timings)
+        _timed("masking_vectors", lambda: compute_masking_vectors(run), timings)
+        _timed("threshold_search", lambda: search_thresholds(
+            run, config["threshold_search"], progress=False), timings)
+        _timed("finetune", lambda: run_finetune(run, config["finetune"], progress=False),
                timings)
-        _timed("finetune", training.run_finetune, run, phase["finetune"], timings)
         # causal
-        discovery = _timed("causal_discovery", causal.run_discovery, run,
-                           phase["causal_discovery"], timings)
-        _timed("causal_training", causal.run_causal_training, run, phase["causal_training"],
-               timings)
-        drivers = run.data_path("drivers")
-        scores = None
-        if drivers is not None and drivers.exists():
-            import xarray as xr
-
-            with xr.open_dataset(drivers) as truth:
-                scores = causal.mask_scores(discovery["mask"], truth["drivers"].astype(bool))
+        discovery = _timed("causal_discovery", lambda: run_discovery(
+            run, config["causal"], n_steps=params["causal_steps"], n_jobs=params["n_jobs"]),
+            timings)
+        _timed("causal_training", lambda: run_causal_training(
+            run, config["causal"], progress=False), timings)
+        drivers = run.drivers()
+        scores = None if drivers is None else mean_driver_scores(discovery["mask"], drivers)
         exponent, points = (float("nan"), [])
         if args.scaling:
             print("-- scaling of PC1 with the steps per column (one column) ...", flush=True)

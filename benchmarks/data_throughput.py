@@ -2,11 +2,11 @@
 
 Prints samples/s for
 
-* generating the synthetic aquaplanet (``pcm.synthetic.generate``),
-* writing it in the CBRAIN layout (``pcm.cbrain.write_cbrain``),
-* computing normalisation statistics (``pcm.normalization.compute_norm``),
-* streaming normalised batches of 1024 (``pcm.datasets.iter_batches``),
-* loading a whole split into memory (``pcm.datasets.load_split``),
+* generating the synthetic aquaplanet (``pcm.data.synthetic.generate``),
+* writing it in the CBRAIN layout (``pcm.data.cbrain.write_cbrain``),
+* computing normalisation statistics (``pcm.data.normalization.compute_norm``),
+* streaming normalised batches of 1024 (``pcm.data.datasets.iter_batches``),
+* loading a whole split into memory (``pcm.data.datasets.load_split``),
 * reading random batches of 1024 rows (shuffled access),
 
 from a file of about 1 M samples in a temporary folder. For comparison, the
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm import cbrain, datasets, synthetic
-from pcm.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
+from pcm.data import cbrain, checks, datasets, synthetic
+from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 
 STEP = cbrain.SAMPLES_PER_T42_STEP
 
@@ -117,7 +117,7 @@ def main() -> None:
                 stats, seconds = timed(compute_norm, path)
                 print(f"  compute_norm                {rate(n, seconds)}")
                 norm = Normalization.from_file(write_norm(stats, tmp / "norm.nc"))
-                _, seconds = timed(cbrain.check_file, path, norm)
+                _, seconds = timed(checks.check_file, path, norm)
                 print(f"  check_file (with norm)      {rate(n, seconds)}")
             read_benchmarks(path, norm, n, label)
             path.unlink()

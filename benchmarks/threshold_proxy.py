@@ -25,13 +25,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
 
-import pcm.training as training  # noqa: E402
-from pcm.datasets import write_synthetic_dataset  # noqa: E402
-from pcm.masking import compute_masking_vectors, read_masks, search_thresholds  # noqa: E402
+from pcm.analysis.scoring import mean_driver_scores  # noqa: E402
+from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig  # noqa: E402
+from pcm.data.datasets import write_synthetic_dataset  # noqa: E402
+from pcm.method.finetune import run_finetune  # noqa: E402
+from pcm.method.masking import compute_masking_vectors, search_thresholds  # noqa: E402
+from pcm.method.premask import run_premask  # noqa: E402
+from pcm.nn.engine import predict_stacked  # noqa: E402
 from pcm.rundir import RunDir  # noqa: E402
-from pcm.variables import input_labels, output_labels  # noqa: E402
 
 
 def mean_r2(y: np.ndarray, pred: np.ndarray) -> float:
@@ -40,14 +42,6 @@ def mean_r2(y: np.ndarray, pred: np.ndarray) -> float:
     sse = ((y - pred) ** 2).sum(axis=0)
     ok = sst > 1e-6 * max(float(sst.mean()), 1e-30)
     return float(np.mean(1.0 - sse[ok] / sst[ok]))
-
-
-def driver_scores(mask: np.ndarray, drivers: np.ndarray) -> dict[str, float]:
-    tp = float(np.sum(mask & drivers))
-    precision = tp / max(float(mask.sum()), 1.0)
-    recall = tp / max(float(drivers.sum()), 1.0)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
 
 
 def main(argv=None) -> dict:
@@ -73,14 +67,13 @@ def main(argv=None) -> dict:
     paths = write_synthetic_dataset(base.data_dir, steps=args.steps, n_lat=args.lat,
                                     n_lon=args.lon)
     base.write_manifest(paths, source="synthetic")
-    common = dict(batch_size=1024, seed=0, max_train_samples=args.max_samples, progress=False)
-    training.run_premask(base, hidden_layers=args.hidden_layers, hidden_units=args.hidden_units,
-                         epochs=args.epochs, l1=args.l1, **common)
+    common = dict(batch_size=1024, seed=0, max_samples=args.max_samples)
+    run_premask(base, PremaskConfig.from_parameters(dict(
+        common, hidden_layers=args.hidden_layers, hidden_units=args.hidden_units,
+        epochs=args.epochs, l1=args.l1)), progress=False)
     compute_masking_vectors(base)
-    x_test, y_test = training.load_arrays(base, "test")
-    with xr.open_dataset(paths["drivers"]) as ds:
-        drivers = ds["drivers"].sel(output=output_labels(), input=input_labels()).values
-    drivers = drivers.astype(bool)
+    x_test, y_test = base.arrays("test")
+    drivers = base.drivers()
 
     rows: dict[str, dict] = {}
     chosen: dict[str, np.ndarray] = {}
@@ -90,18 +83,21 @@ def main(argv=None) -> dict:
             shutil.rmtree(run.root)
         shutil.copytree(base.root, run.root, ignore=shutil.ignore_patterns("checkpoints"))
         t = time.perf_counter()
-        ds = search_thresholds(run, criterion=criterion, n_thresholds=args.n_thresholds,
-                               percentile=args.percentile, search_epochs=args.search_epochs,
-                               **common)
+        ds = search_thresholds(run, SearchConfig.from_parameters(dict(
+            common, selection=criterion, n_thresholds=args.n_thresholds,
+            threshold_percentile=args.percentile, search_epochs=args.search_epochs)),
+            progress=False)
         search_s = time.perf_counter() - t
-        training.run_finetune(run, epochs=args.epochs, **common)
-        model = training.load_stacked(run.model("pcmasking"))
-        r2 = mean_r2(y_test, training.predict_stacked(model, x_test))
-        masks = read_masks(run)
+        run_finetune(run, FinetuneConfig.from_parameters(dict(common,
+                                                              finetune_epochs=args.epochs)),
+                     progress=False)
+        r2 = mean_r2(y_test, predict_stacked(run.load_model("pcmasking"), x_test))
+        masks = run.mask("pcmasking")
+        scores = mean_driver_scores(masks, drivers)
         chosen[criterion] = ds.threshold.values
         rows[criterion] = {"search_s": round(search_s, 2), "r2_test": round(r2, 4),
-                           "inputs_kept": round(float(masks.sum(axis=1).mean()), 2),
-                           **driver_scores(masks, drivers)}
+                           "inputs_kept": round(float(masks.sum("input").mean()), 2),
+                           **{k: round(scores[k], 3) for k in ("precision", "recall", "f1")}}
     ref = "val_loss" if "val_loss" in chosen else next(iter(chosen))
     for criterion, row in rows.items():
         row["same_threshold_as_" + ref] = round(float(np.mean(chosen[criterion]

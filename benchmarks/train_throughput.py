@@ -7,8 +7,8 @@ tutorial size (default 3 x 64 hidden, 67 584 samples, batch 512, 2 epochs)
     compilation: 65 separate Keras pre-masking models trained one after the
     other with ``model.fit`` on a ``tf.data`` pipeline (autotune off, as the
     reference trains them; L1 on the input layer, Adam, lr / 5 every 3 epochs)
-    versus one :class:`pcm.networks.StackedMLP` trained by
-    :func:`pcm.training.train_stacked`. ``--sequential-sample K`` times only K of
+    versus one :class:`pcm.nn.networks.StackedMLP` trained by
+    :func:`pcm.nn.trainer.train_stacked`. ``--sequential-sample K`` times only K of
     the 65 sequential models and scales by 65 / K (said so in the output).
 
 paper size (9 x 256 hidden, one epoch over ``--paper-samples``)
@@ -40,8 +40,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pcm.networks import StackedMLP  # noqa: E402
-from pcm.training import TrainConfig, _Engine, learning_rate_at, train_stacked  # noqa: E402
+from pcm.nn.config import TrainConfig, learning_rate_at  # noqa: E402
+from pcm.nn.engine import Engine  # noqa: E402
+from pcm.nn.networks import StackedMLP  # noqa: E402
+from pcm.nn.trainer import train_stacked  # noqa: E402
 
 N_IN, N_OUT = 94, 65
 
@@ -134,7 +136,7 @@ def stacked_sampled(x, y, hidden, batch, steps: int, dtype="float32") -> tuple[f
     t = time.perf_counter()
     model = StackedMLP(N_OUT, hidden, input_layer=True, seed=0, dtype=policy)
     n_needed = batch * (steps + 1)
-    engine = _Engine(model, x[:n_needed], y[:n_needed],
+    engine = Engine(model, x[:n_needed], y[:n_needed],
                      TrainConfig(hidden_units=hidden, batch_size=batch), 1e-3)
     perm = tf.constant(np.arange(n_needed, dtype=np.int32))
     engine.train_chunk(perm, tf.constant(0), tf.constant(1)).numpy()

@@ -1,6 +1,6 @@
-"""The ``pcm`` command line (DESIGN.md, "Command line").
+"""pcm: PCMasking for climate-model parameterizations, as a re-executable book.
 
-::
+Usage (docs/architecture.md, "Command line")::
 
     pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N]
     pcm data check FILE [--norm NORM]
@@ -18,14 +18,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcm.data.checks import check_file
+from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import PCMError
+from pcm.exercises import write_student_copies
+from pcm.pipeline import run
+from pcm.presets import PARAMETERS
 
 __all__ = ["main", "build_parser"]
 
 
 def _data_synthetic(args: argparse.Namespace) -> None:
-    from pcm.datasets import write_synthetic_dataset
-
     paths = write_synthetic_dataset(args.out, steps=args.steps, seed=args.seed,
                                     n_lat=args.lat, n_lon=args.lon)
     for name, path in paths.items():
@@ -33,21 +36,15 @@ def _data_synthetic(args: argparse.Namespace) -> None:
 
 
 def _data_check(args: argparse.Namespace) -> None:
-    from pcm.cbrain import check_file
-
     print(check_file(args.file, norm=args.norm))
 
 
 def _run(args: argparse.Namespace) -> None:
-    from pcm.pipeline import run
-
     run(preset=args.preset, params_file=args.params, overrides=args.set, out=args.out,
         book_dir=args.book_dir)
 
 
 def _exercises(args: argparse.Namespace) -> None:
-    from pcm.exercises import write_student_copies
-
     for path in write_student_copies(args.src, args.out):
         print(path)
 
@@ -61,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synthetic", help="write the synthetic SPCAM-like aquaplanet")
     synth.add_argument("--out", required=True, type=Path, help="output directory")
-    synth.add_argument("--steps", type=int, default=96,
+    synth.add_argument("--steps", type=int, default=PARAMETERS["data.steps"].default,
                        help="half-hourly time steps (train+valid+test)")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("--lat", type=int, default=None, help="number of latitudes (default 64)")
@@ -73,15 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="normalisation file to check against")
     check.set_defaults(func=_data_check)
 
-    run = sub.add_parser("run", help="run the six notebooks of the pipeline with papermill")
-    run.add_argument("--preset", default="tutorial", help="ci, tutorial or paper")
-    run.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one parameter (repeatable)")
-    run.add_argument("--out", type=Path, default=None, help="run directory (default runs/PRESET)")
-    run.add_argument("--book-dir", type=Path, default=None,
-                     help="also copy the executed notebooks here (make book: book/notebooks)")
-    run.set_defaults(func=_run)
+    run_cmd = sub.add_parser("run", help="run the six notebooks of the pipeline with papermill")
+    run_cmd.add_argument("--preset", default="tutorial", help="ci, tutorial or paper")
+    run_cmd.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
+    run_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override one parameter (repeatable)")
+    run_cmd.add_argument("--out", type=Path, default=None,
+                         help="run directory (default runs/PRESET)")
+    run_cmd.add_argument("--book-dir", type=Path, default=None,
+                         help="also copy the executed notebooks here (make book: "
+                         "book/notebooks)")
+    run_cmd.set_defaults(func=_run)
 
     ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
     ex.add_argument("--src", type=Path, default=Path("notebooks"), help="notebook sources")

@@ -1,4 +1,4 @@
-"""``pcm run``: execute the six notebooks of the book in order with papermill.
+"""``pcm run``: resolve the run parameters and execute the six notebooks in order.
 
 The notebooks in ``notebooks/`` are the single source of the method's
 narrative and of the calls into :mod:`pcm`. :func:`run`
@@ -14,8 +14,7 @@ narrative and of the calls into :mod:`pcm`. :func:`run`
    code are unchanged (and whose upstream steps were skipped too). Training
    phases also resume from their per-epoch checkpoints, so a re-run step whose
    inputs did not change is fast;
-4. optionally copies the executed notebooks to a book folder and renders the
-   summary tables for the book's results chapter.
+4. optionally hands the executed notebooks to :func:`pcm.book.write_book`.
 
 The notebooks talk to each other only through the run directory.
 """
@@ -35,14 +34,14 @@ from typing import Any
 
 import yaml
 
+from pcm.book import write_book
 from pcm.errors import ParameterError, PCMError
 from pcm.io import read_json, write_json
-from pcm.presets import PARAMETERS, notebook_name, parameters_markdown, validate
+from pcm.presets import PARAMETERS, flatten, notebook_name, validate
 from pcm.presets import preset as preset_values
 
 __all__ = ["Step", "STEPS", "NotebookError", "NOTEBOOK_DIR", "run", "resolve_parameters",
-           "parse_override", "declared_parameters", "prepare_data", "step_parameters",
-           "clean_notebook", "render_results_markdown", "quiet_tensorflow"]
+           "parse_override", "declared_parameters", "step_parameters"]
 
 #: Where the clean parameterized notebook sources live (repository checkout).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -136,8 +135,6 @@ def _looks_like_float(text: str) -> bool:
 
 
 def _read_params_file(path: str | os.PathLike) -> dict[str, Any]:
-    from pcm.presets import flatten
-
     path = Path(path)
     if not path.is_file():
         raise ParameterError("params", f"params file not found: {path}")
@@ -226,105 +223,7 @@ def step_parameters(declared: Sequence[str], params: Mapping[str, Any], run_dir:
     return out
 
 
-# -- notebook helpers -------------------------------------------------------------------
-
-
-def quiet_tensorflow() -> None:
-    """Import TensorFlow and Keras with their C++ start-up log lines discarded.
-
-    TensorFlow writes informational lines (oneDNN notices with timestamps and
-    process ids) straight to file descriptor 2 when it is imported, whatever
-    ``TF_CPP_MIN_LOG_LEVEL`` says. In a notebook they end up as cell output and
-    make executed notebooks differ from run to run. Python-level errors are not
-    affected: a failing import still raises.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-# -- data preparation (notebook 1) ---------------------------------------------------------
-
-
-def prepare_data(run_dir: Any, *, source: str = "synthetic", seed: int = 0, steps: int = 96,
-                 n_lat: int | None = None, n_lon: int | None = None,
-                 **paths: str | os.PathLike | None) -> dict[str, Path | None]:
-    """Write the synthetic data, or validate the user's files, and write the manifest.
-
-    Parameters
-    ----------
-    run_dir : RunDir or path-like
-        The run directory.
-    source : {"synthetic", "spcam"}
-        Generate the synthetic aquaplanet into ``RUN/data``, or use the user's
-        CBRAIN-layout files where they are.
-    seed, steps, n_lat, n_lon
-        Synthetic data: see :func:`pcm.datasets.write_synthetic_dataset`.
-    **paths
-        ``train valid test norm plus4K minus4K`` for ``spcam`` (None: absent).
-
-    Returns
-    -------
-    dict
-        Split name -> path (or None), as recorded in the manifest.
-
-    Raises
-    ------
-    DataError
-        A user file is missing or malformed (names file and variable).
-    """
-    from pcm.rundir import RunDir
-
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    if source == "synthetic":
-        from pcm.datasets import write_synthetic_dataset
-
-        files = write_synthetic_dataset(run.data_dir, steps=steps, seed=seed, n_lat=n_lat,
-                                        n_lon=n_lon)
-        files = {k: Path(v) for k, v in files.items()}
-    elif source == "spcam":
-        from pcm.cbrain import check_file
-
-        files = {k: (None if v is None else Path(v)) for k, v in paths.items()}
-        for key in ("train", "valid", "test", "norm"):
-            if files.get(key) is None:
-                raise ParameterError(f"data.{key}", "required when data.source is spcam")
-        for key, path in files.items():
-            if path is not None and key != "norm":
-                check_file(path, norm=files["norm"])
-    else:
-        raise ParameterError("data.source", f"must be synthetic or spcam, got {source!r}")
-    run.write_manifest(files, source=source)
-    return files
-
-
 # -- notebooks --------------------------------------------------------------------------
-
-_NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
-
-
-def clean_notebook(nb: Any) -> Any:
-    """Remove timing metadata that papermill/Jupyter add (in place; returns ``nb``).
-
-    Cell ``execution_count`` values and outputs are kept (nbval compares outputs).
-    """
-    nb.metadata.pop("papermill", None)
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        for key in _NOISY_METADATA:
-            cell.metadata.pop(key, None)
-    return nb
-
 
 def _current_env_kernel_manager() -> type:
     """A kernel manager that always starts ``python3`` of this very environment.
@@ -427,117 +326,6 @@ def _forget_outputs(root: Path, step: Step) -> None:
         kept = {k: v for k, v in recorded.items() if k not in step.phases}
         if kept != recorded:
             write_json(kept, seconds)
-
-
-# -- results chapter --------------------------------------------------------------------
-
-
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    """A number for a table; None or NaN as an en dash."""
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return format(value, spec)
-
-
-def _configuration_line(params: Mapping[str, Any], preset: str | None) -> str:
-    """One sentence describing the size of a run (for the results chapter)."""
-    parts = [f"preset `{preset}`"] if preset else []
-    if params.get("data.source", "synthetic") == "synthetic":
-        grid = (f"{params.get('data.n_lat') or 64} x {params.get('data.n_lon') or 128} grid")
-        parts.append(f"synthetic aquaplanet, {grid}, {params.get('data.steps')} time steps")
-    else:
-        parts.append("user SPCAM data")
-    parts.append(f"networks {params.get('hidden_layers')} x {params.get('hidden_units')}")
-    parts.append(f"{params.get('epochs')} pre-masking + {params.get('finetune_epochs')} "
-                 "fine-tuning epochs")
-    parts.append(f"{params.get('n_thresholds')} candidate thresholds up to the "
-                 f"{_fmt(params.get('threshold_percentile'), 'g')}th percentile, selected by "
-                 f"`{params.get('selection')}`")
-    parts.append(f"λ = {_fmt(params.get('l1'), 'g')}")
-    return "**Configuration of this run**: " + "; ".join(parts) + ".\n"
-
-
-def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any] | None = None,
-                            preset: str | None = None) -> str:
-    """Markdown tables of a run's ``summary.json`` (for the book's results chapter).
-
-    Parameters
-    ----------
-    summary : mapping
-        The content of ``RUN/summary.json``.
-    params : mapping, optional
-        The run's parameters (dotted keys); adds a line describing the run.
-    preset : str, optional
-        Name of the preset, for that line.
-    """
-    lines: list[str] = [_configuration_line(params, preset)] if params else []
-    r2 = summary.get("r2", {})
-    if r2:
-        models = list(r2)
-        climates = sorted({c for m in models for c in r2[m]},
-                          key=lambda c: ("control", "plus4K", "minus4K").index(c)
-                          if c in ("control", "plus4K", "minus4K") else 9)
-        variables = list(dict.fromkeys(v for m in models for c in r2[m] for v in r2[m][c]))
-        for climate in climates:
-            lines += [f"**Mean R² — {climate}**", "",
-                      "| variable | " + " | ".join(models) + " |",
-                      "|---|" + "---:|" * len(models)]
-            for var in variables:
-                cells = []
-                for m in models:
-                    value = r2[m].get(climate, {}).get(var)
-                    cells.append(_fmt(value))
-                lines.append(f"| {var} | " + " | ".join(cells) + " |")
-            lines.append("")
-    drivers = summary.get("drivers", {})
-    if drivers or summary.get("shap_nondriver_share"):
-        lines += ["**Recovery of the true drivers**", "",
-                  "| model | precision | recall | F1 | SHAP share on non-drivers |",
-                  "|---|---:|---:|---:|---:|"]
-        share = summary.get("shap_nondriver_share", {})
-        for model in dict.fromkeys([*drivers, *share]):
-            scores = drivers.get(model, {})
-            s = share.get(model)
-            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
-                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
-                         f"{_fmt(s)} |")
-        lines.append("")
-    seconds = summary.get("seconds", {})
-    if seconds:
-        lines += ["**Wall-clock seconds per phase** (machine dependent)", "",
-                  "| phase | seconds |", "|---|---:|"]
-        lines += [f"| {phase} | {value:.0f} |" for phase, value in seconds.items()]
-        lines.append("")
-    cost = summary.get("cost")
-    if cost:
-        lines += ["**Cost: causally-informed ÷ PCMasking** (wall seconds; the paper: "
-                  "PCMasking costs about a third, i.e. a ratio of about 3)", "",
-                  "| | PCMasking | causally-informed | ratio |", "|---|---:|---:|---:|",
-                  f"| this run | {_fmt(cost.get('pcmasking_s'), '.0f')} | "
-                  f"{_fmt(cost.get('causal_s'), '.0f')} | {_fmt(cost.get('ratio'))} |"]
-        if cost.get("ratio_all_columns") is not None:
-            lines.append(f"| discovery on all {cost['grid_columns']} columns "
-                         f"(extrapolated from {cost['causal_columns']}) | | | "
-                         f"{_fmt(cost['ratio_all_columns'])} |")
-        lines.append("")
-    return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
-
-
-def _write_book(book_dir: Path, root: Path) -> None:
-    import nbformat
-
-    book_dir.mkdir(parents=True, exist_ok=True)
-    for step in STEPS:
-        src = root / "notebooks" / step.filename
-        if src.exists():
-            nb = nbformat.read(src, as_version=4)
-            nbformat.write(clean_notebook(nb), book_dir / step.filename)
-    summary = root / "summary.json"
-    state = _load_state(root)
-    text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
-            if summary.exists() else "_No summary: the pipeline has not finished._\n")
-    (book_dir / "results_tables.md").write_text(text)
-    (book_dir / "parameters_table.md").write_text(parameters_markdown())
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -654,7 +442,8 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
         write_json(state, root_abs / STATE_FILE)
         print(f"[{i}/{n}] {step.title}: done in {seconds:.0f} s", flush=True)
     if book_dir is not None:
-        _write_book(Path(book_dir), root_abs)
+        write_book(Path(book_dir), [root_abs / "notebooks" / s.filename for s in STEPS],
+                   root_abs / "summary.json", _load_state(root_abs))
         print(f"executed notebooks copied to {book_dir}", flush=True)
     print(f"run directory: {root}", flush=True)
     return root

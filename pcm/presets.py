@@ -3,8 +3,9 @@
 Every knob of ``pcm run`` is declared once in :data:`PARAMETERS` (type, default,
 allowed values, help text). A preset is a small dict of overrides of those
 defaults; a params YAML file and ``--set key=value`` override the preset
-(:func:`pcm.pipeline.resolve_parameters`). Nested keys are written with a dot
-(``data.train``); a notebook declares them with an underscore (``data_train``).
+(:func:`pcm.pipeline.resolve_parameters`), and each step of the method builds its
+configuration object from the result (:mod:`pcm.config`). Nested keys are written
+with a dot (``data.train``); a notebook declares them with an underscore (``data_train``).
 
 The sizes of the ``ci`` and ``tutorial`` presets are tuned by measurement:
 change them only in :data:`PRESETS` below.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError
 
 __all__ = ["Parameter", "PARAMETERS", "PRESETS", "preset", "validate", "flatten",
@@ -129,7 +131,7 @@ PARAMETERS: dict[str, Parameter] = {
     "shap_samples": Parameter("int", 100, "samples explained by SHAP", minimum=1),
 }
 
-#: Training time steps that causal discovery needs (pcm.causal.run_discovery).
+#: Training time steps that causal discovery needs (pcm.baselines.causal.run_discovery).
 MIN_CAUSAL_STEPS = 12
 
 #: Paths that a ``spcam`` run must name.
@@ -287,8 +289,6 @@ def validate(values: Mapping[str, Any], *, base_dir: str | Path | None = None) -
                 raise ParameterError(key, "only used when data.source is spcam "
                                      "(set data.source: spcam)")
         if out.get("causal") and "data.steps" in out:
-            from pcm.datasets import split_steps
-
             train = split_steps(out["data.steps"])["train"]
             if train.stop - train.start < MIN_CAUSAL_STEPS:
                 raise ParameterError("causal", "causal discovery needs at least "

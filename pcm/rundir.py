@@ -1,8 +1,8 @@
-"""Where the artefacts of one pipeline run live.
+"""Where the artefacts of one pipeline run live, and the one place that reads them.
 
 A run directory is the only channel between the six notebooks: each step
-reads the previous steps' artefacts from it and writes its own (DESIGN.md,
-"Artefacts of a run directory")::
+reads the previous steps' artefacts from it and writes its own (the layout and
+every artefact's variables are listed in ``docs/architecture.md``)::
 
     RUN/
       data/manifest.json     which files hold train/valid/test/... (+ norm, drivers)
@@ -18,16 +18,75 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import xarray as xr
+
+from pcm.data.datasets import load_split
+from pcm.data.normalization import Normalization
 from pcm.errors import DataError
 from pcm.io import read_json, write_json
+from pcm.nn.saving import load_stacked
+from pcm.variables import input_labels, output_labels
 
-__all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS"]
+__all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS", "MASK_FILES", "read_mask_file",
+           "read_masking_vectors"]
 
 #: Data splits a manifest may name; the first three are required.
 DATA_SPLITS = ("train", "valid", "test", "plus4K", "minus4K")
 
 #: Model kinds in the order the book shows them.
 MODEL_KINDS = ("unconstrained", "causal", "pcmasking")
+
+#: Mask artefact of each model kind that selects inputs, and the step that writes it.
+MASK_FILES = {"causal": ("causal_masks.nc", "the causal discovery phase"),
+              "pcmasking": ("masks.nc", "the threshold search")}
+
+
+def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
+    """A validated boolean ``mask(output, input)`` from ``masks.nc`` or ``causal_masks.nc``.
+
+    Parameters
+    ----------
+    path : path-like
+        The netCDF artefact.
+    missing : str
+        What to tell the user when the file does not exist (which phase writes it).
+
+    Returns
+    -------
+    xarray.DataArray
+        Booleans in the catalogue's output and input order.
+    """
+    outputs, inputs = output_labels(), input_labels()
+    path = Path(path)
+    if not path.exists():
+        raise DataError(missing, path=path)
+    with xr.open_dataset(path) as ds:
+        if "mask" not in ds:
+            raise DataError("expected variable mask(output, input)", path=path, variable="mask")
+        mask = ds["mask"].load().astype(bool)
+    try:
+        return mask.sel(output=outputs, input=inputs)
+    except KeyError as err:
+        raise DataError(f"mask lacks labels: {err}", path=path, variable="mask") from None
+
+
+def read_masking_vectors(path: str | os.PathLike) -> xr.DataArray:
+    """Read ``masking_vector(output, input)`` from a netCDF file, in label order."""
+    outputs, inputs = output_labels(), input_labels()
+    path = Path(path)
+    if not path.exists():
+        raise DataError("no masking vectors: run compute_masking_vectors first", path=path)
+    with xr.open_dataset(path) as ds:
+        if "masking_vector" not in ds:
+            raise DataError("expected variable masking_vector(output, input)", path=path,
+                            variable="masking_vector")
+        da = ds["masking_vector"].load()
+    missing = sorted(set(outputs) - set(da["output"].values.tolist()))
+    if missing:
+        raise DataError(f"masking vectors missing for outputs {missing}", path=path,
+                        variable="masking_vector")
+    return da.sel(output=outputs, input=inputs)
 
 
 class RunDir:
@@ -125,3 +184,91 @@ class RunDir:
     def source(self) -> str:
         """``"synthetic"`` or ``"spcam"``."""
         return self.manifest()["source"]
+
+    # -- reading artefacts -----------------------------------------------
+    def norm(self) -> Normalization:
+        """The normalisation of this run's data (``norm`` file of the manifest)."""
+        path = self.data_path("norm")
+        if path is None:
+            raise DataError("the data manifest names no 'norm' file", path=self.manifest_path)
+        return Normalization.from_file(path, warn=False)
+
+    def arrays(self, split: str, *, max_samples: int | None = None, dtype: str = "float32",
+               warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised ``(x, y)`` of one data split (:func:`pcm.data.datasets.load_split`).
+
+        Parameters
+        ----------
+        split : str
+            One of :data:`DATA_SPLITS`.
+        max_samples : int, optional
+            Read at most this many samples.
+        dtype : str
+            Array dtype.
+        warn : bool
+            Warn about zero-variance statistics of the norm file.
+        """
+        path = self.data_path(split)
+        if path is None:
+            raise DataError(f"the data manifest names no {split!r} file", path=self.manifest_path)
+        norm = self.data_path("norm")
+        if norm is None:
+            raise DataError("the data manifest names no 'norm' file", path=self.manifest_path)
+        return load_split(path, Normalization.from_file(norm, warn=warn),
+                          max_samples=max_samples, dtype=dtype)
+
+    def training_arrays(self, max_samples: int | None, compute_dtype: str
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, y, x_valid, y_valid)`` for training, both capped at ``max_samples``."""
+        dtype = "float64" if compute_dtype == "float64" else "float32"
+        x, y = self.arrays("train", max_samples=max_samples, dtype=dtype)
+        xv, yv = self.arrays("valid", max_samples=max_samples, dtype=dtype)
+        n_out = len(output_labels())
+        for name, arr in (("train", y), ("valid", yv)):
+            if arr.shape[1] != n_out:
+                raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
+                                path=self.data_path(name))
+        return x, y, xv, yv
+
+    def load_model(self, kind: str, *, compute_dtype: str | None = None):
+        """The stacked model ``models/<kind>.keras`` (safe-mode loading)."""
+        return load_stacked(self.model(kind), compute_dtype=compute_dtype)
+
+    def load_models(self, kinds: tuple[str, ...] = MODEL_KINDS) -> dict:
+        """The models of this run that exist, in :data:`MODEL_KINDS` order."""
+        return {kind: self.load_model(kind) for kind in kinds if self.model(kind).exists()}
+
+    def history(self, phase: str) -> xr.Dataset:
+        """The training history ``history_<phase>.nc`` (premask, unconstrained, finetune)."""
+        path = self.artefact(f"history_{phase}.nc")
+        if not path.exists():
+            raise DataError(f"no history of phase {phase!r}: run that phase first", path=path)
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+
+    def masking_vectors(self) -> xr.DataArray:
+        """``masking_vector(output, input)`` from ``masking_vectors.nc``."""
+        return read_masking_vectors(self.artefact("masking_vectors.nc"))
+
+    def mask(self, kind: str = "pcmasking") -> xr.DataArray:
+        """Boolean ``mask(output, input)`` of a model kind that selects inputs."""
+        if kind not in MASK_FILES:
+            raise DataError(f"model kind {kind!r} has no mask; expected one of "
+                            f"{', '.join(MASK_FILES)}")
+        name, writer = MASK_FILES[kind]
+        return read_mask_file(self.artefact(name), missing=f"no masks: run {writer} first")
+
+    def masks(self) -> dict[str, xr.DataArray]:
+        """The masks that exist, per model kind (``causal``, ``pcmasking``)."""
+        return {kind: self.mask(kind) for kind, (name, _) in MASK_FILES.items()
+                if self.artefact(name).exists()}
+
+    def drivers(self) -> xr.DataArray | None:
+        """True drivers ``drivers(output, input)`` of a synthetic run, None if unknown."""
+        path = self.data_path("drivers")
+        if path is None or not Path(path).exists():
+            return None
+        with xr.open_dataset(path) as ds:
+            if "drivers" not in ds:
+                raise DataError("no 'drivers' variable", path=path, variable="drivers")
+            return ds["drivers"].load().astype(bool)

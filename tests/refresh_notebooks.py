@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from pcm.pipeline import STEPS, clean_notebook, run
+from pcm.book import clean_notebook
+from pcm.pipeline import STEPS, run
 
 HERE = Path(__file__).resolve().parent / "notebooks"
 RUN_NAME = "_nbval_run"

@@ -13,14 +13,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pcm.attribution import (  # noqa: E402
+from pcm.analysis.attribution import (  # noqa: E402
     deep_explainer_shap,
     deep_shap,
     gradient_input,
     register_leaky_relu,
 )
 from pcm.errors import DataError  # noqa: E402
-from pcm.networks import StackedMLP  # noqa: E402
+from pcm.nn.networks import StackedMLP  # noqa: E402
 
 
 def _trained_model(input_layer: bool = True, steps: int = 30) -> StackedMLP:

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pcm.causal import (
+from pcm.analysis.scoring import mean_driver_scores
+from pcm.baselines.causal import (
     CAUSAL_MASKS,
     aggregate_links,
     discover_column,
     discover_columns,
     link_assumptions,
-    mask_scores,
     select_columns,
 )
+from pcm.config import CausalConfig
 from pcm.io import read_json
 
 
@@ -64,7 +65,7 @@ def test_discover_column_finds_same_step_drivers_of_smooth_inputs():
     # the CBRAIN pairing: outputs at t depend on inputs at t; smooth (AR) inputs at t-1
     # stand in for them
     x, y, truth = toy_var(lag=0, phi=0.95, seed=1)
-    scores = mask_scores(discover_column(x, y, pc_alpha=0.01).found, truth)
+    scores = mean_driver_scores(discover_column(x, y, pc_alpha=0.01).found, truth)
     assert scores["recall"] == 1.0
     assert scores["precision"] == 1.0
 
@@ -138,7 +139,7 @@ def test_spawned_workers_give_the_same_links(monkeypatch):
     # a process that has imported TensorFlow spawns its workers instead of forking
     from multiprocessing import get_context
 
-    import pcm.causal.discovery as discovery
+    import pcm.baselines.causal.discovery as discovery
 
     cols = [toy_var(n_time=120, seed=s) for s in (4, 5)]
     x = np.stack([c[0] for c in cols], axis=1)
@@ -150,19 +151,21 @@ def test_spawned_workers_give_the_same_links(monkeypatch):
         np.testing.assert_array_equal(a.found, b.found)
 
 
-def test_mask_scores():
-    truth = np.array([[True, False, True], [False, False, True]])
-    mask = np.array([[True, True, False], [False, False, True]])
-    s = mask_scores(mask, truth)
-    assert (s["tp"], s["fp"], s["fn"]) == (2, 1, 1)
-    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
-    assert s["f1"] == pytest.approx(2 / 3)
+def test_causal_masks_are_scored_by_the_one_rule():
+    # per output, then averaged over outputs with drivers (not pooled over all links):
+    # output 0 P=R=F1=1/2, output 1 P=R=F1=1, output 2 has no drivers (not scored)
+    truth = np.array([[True, False, True], [False, False, True], [False, False, False]])
+    mask = np.array([[True, True, False], [False, False, True], [True, False, False]])
+    s = mean_driver_scores(mask, truth)
+    assert s["n_scored"] == 2
+    assert s["precision"] == pytest.approx(0.75) and s["recall"] == pytest.approx(0.75)
+    assert s["f1"] == pytest.approx(0.75)
 
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
-    datasets = pytest.importorskip("pcm.datasets")
-    pytest.importorskip("pcm.synthetic")
+    datasets = pytest.importorskip("pcm.data.datasets")
+    pytest.importorskip("pcm.data.synthetic")
     from pcm.rundir import RunDir
 
     run = RunDir(tmp_path_factory.mktemp("run"))
@@ -172,10 +175,11 @@ def synthetic_run(tmp_path_factory):
 
 
 def test_run_discovery_writes_masks(synthetic_run):
-    from pcm.causal import run_discovery
+    from pcm.baselines.causal import run_discovery
 
-    ds = run_discovery(synthetic_run, n_columns=3, n_steps=32, n_jobs=1, pc_alpha=0.01,
-                       share=0.5)
+    config = CausalConfig.from_parameters(dict(causal_columns=3, causal_pc_alpha=0.01,
+                                               causal_share=0.5))
+    ds = run_discovery(synthetic_run, config, n_steps=32, n_jobs=1)
     with xr.open_dataset(synthetic_run.artefact(CAUSAL_MASKS)) as saved:
         assert saved["mask"].dtype == bool
         assert saved["mask"].dims == ("output", "input")
@@ -193,17 +197,17 @@ def test_run_discovery_writes_masks(synthetic_run):
 
 
 def test_run_discovery_rejects_bad_parameters(synthetic_run):
-    from pcm.causal import run_discovery
+    from pcm.baselines.causal import run_discovery
     from pcm.errors import ParameterError
 
     with pytest.raises(ParameterError, match="share"):
-        run_discovery(synthetic_run, share=1.5)
+        run_discovery(synthetic_run, CausalConfig.from_parameters({"causal_share": 1.5}))
     with pytest.raises(ParameterError, match="pc_alpha"):
-        run_discovery(synthetic_run, pc_alpha=0.0)
+        run_discovery(synthetic_run, CausalConfig.from_parameters({"causal_pc_alpha": 0.0}))
 
 
 def test_shuffled_series_look_shuffled():
-    from pcm.causal.phases import lag1_autocorrelation
+    from pcm.baselines.causal.phases import lag1_autocorrelation
 
     x, _, _ = toy_var(n_time=200, phi=0.9)
     series = x[:, None, :]
@@ -220,16 +224,16 @@ def test_non_finite_series_is_rejected():
 
 
 def test_run_causal_training_uses_causal_mask(synthetic_run):
-    pytest.importorskip("pcm.training")
-    from pcm.causal import load_causal_mask, run_causal_training, run_discovery
-    from pcm.training import load_stacked
+    from pcm.baselines.causal import run_causal_training, run_discovery
 
     if not synthetic_run.artefact(CAUSAL_MASKS).exists():
-        run_discovery(synthetic_run, n_columns=2, n_jobs=1)
-    history = run_causal_training(synthetic_run, hidden_layers=1, hidden_units=4, epochs=1,
-                                  batch_size=64, max_train_samples=256, progress=False)
+        run_discovery(synthetic_run, CausalConfig.from_parameters({"causal_columns": 2}),
+                      n_jobs=1)
+    config = CausalConfig.from_parameters(dict(hidden_layers=1, hidden_units=4, epochs=1,
+                                               batch_size=64, max_samples=256))
+    history = run_causal_training(synthetic_run, config, progress=False)
     assert history.sizes["network"] == 65
-    model = load_stacked(synthetic_run.model("causal"))
+    model = synthetic_run.load_model("causal")
     assert not model.has_input_layer
-    np.testing.assert_array_equal(model.get_mask(), load_causal_mask(synthetic_run).values)
+    np.testing.assert_array_equal(model.get_mask(), synthetic_run.mask("causal").values)
     assert "causal_training" in read_json(synthetic_run.artefact("seconds.json"))

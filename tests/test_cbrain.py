@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pcm import cbrain
+from pcm.data import cbrain, checks
 from pcm.errors import DataError
 from pcm.variables import (
     INPUT_VARIABLES,
@@ -28,7 +28,7 @@ _SCALE = {"QBP": (5e-3, 3e-3), "TBP": (250.0, 20.0), "VBP": (0.0, 10.0), "PS": (
 
 
 def fake_fields(steps: int = 3, n_lat: int = 4, n_lon: int = 8, seed: int = 0) -> xr.Dataset:
-    """Random fields shaped like pcm.synthetic.generate's output (independent of it)."""
+    """Random fields shaped like pcm.data.synthetic.generate's output (independent of it)."""
     rng = np.random.default_rng(seed)
     grid = gaussian_grid(n_lat, n_lon)
     data = {}
@@ -174,7 +174,7 @@ def test_foreign_file_is_read_by_name(tmp_path):
     grid = cbrain.sample_grid(path)
     assert not grid["from_file"] and grid["n_time"] == 1
     assert grid["lat"].size == 64 and grid["lon"].size == 128
-    report = cbrain.check_file(path)
+    report = checks.check_file(path)
     assert "8192 samples" in report and "assumed full T42" in report
     assert "QCBP" in report and "DTVKE" in report  # extras listed as ignored
 
@@ -200,7 +200,7 @@ def test_reopening_while_open_is_safe(own_file):
     first = cbrain.open_cbrain(own_file)
     with cbrain.open_cbrain(own_file):
         pass
-    assert "OK" in cbrain.check_file(own_file)
+    assert "OK" in checks.check_file(own_file)
     assert cbrain.read_var_names(own_file).size == 159
     first.close()
 
@@ -210,7 +210,7 @@ def test_foreign_grid_unknown_and_not_t42_multiple(tmp_path):
     with pytest.raises(DataError, match="100 samples is not a multiple of 8192"):
         cbrain.sample_grid(tmp_path / "f.nc")
     with pytest.raises(DataError, match="not a multiple of 8192"):
-        cbrain.check_file(tmp_path / "f.nc")
+        checks.check_file(tmp_path / "f.nc")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -236,7 +236,7 @@ def test_missing_vars_or_var_names(tmp_path):
 def test_empty_file_is_rejected(tmp_path):
     write_foreign(tmp_path / "e.nc", foreign_columns(0))
     with pytest.raises(DataError, match="e.nc: 'vars' has no samples"):
-        cbrain.check_file(tmp_path / "e.nc")
+        checks.check_file(tmp_path / "e.nc")
 
 
 def test_missing_variable_is_named(tmp_path):
@@ -244,7 +244,7 @@ def test_missing_variable_is_named(tmp_path):
     with pytest.raises(DataError, match=r"f.nc: variable 'LHFLX': missing"):
         cbrain.open_cbrain(tmp_path / "f.nc")
     with pytest.raises(DataError, match="'LHFLX'"):
-        cbrain.check_file(tmp_path / "f.nc")
+        checks.check_file(tmp_path / "f.nc")
 
 
 def test_wrong_number_of_levels_is_named(tmp_path):
@@ -259,7 +259,7 @@ def test_nonfinite_values_name_variable_and_level(tmp_path, fields, bad):
     tbp[0, 5, 0, :3] = bad  # level 5 = 54.6 hPa
     path = cbrain.write_cbrain(fields.assign(TBP=(fields["TBP"].dims, tbp)), tmp_path / "n.nc")
     with pytest.raises(DataError, match=r"variable 'TBP': \(tbp-54.6\): 3 non-finite values"):
-        cbrain.check_file(path)
+        checks.check_file(path)
 
 
 def test_fill_values_count_as_missing(tmp_path):
@@ -267,12 +267,12 @@ def test_fill_values_count_as_missing(tmp_path):
     cols["PRECT"][7, 0] = -999.0
     write_foreign(tmp_path / "f.nc", cols, fill_value=-999.0)
     with pytest.raises(DataError, match=r"'PRECT': \(prect\): 1 non-finite"):
-        cbrain.check_file(tmp_path / "f.nc")
+        checks.check_file(tmp_path / "f.nc")
 
 
 # --------------------------------------------------------------------------- check_file
 def test_check_file_report(own_file):
-    report = cbrain.check_file(own_file)
+    report = checks.check_file(own_file)
     assert "96 samples x 159 columns" in report
     assert "time steps: 3" in report and "4 lat x 8 lon" in report
     line = next(x for x in report.splitlines() if x.strip().startswith("TBP"))
@@ -283,10 +283,10 @@ def test_check_file_report(own_file):
 
 
 def test_check_file_with_matching_and_mismatching_norm(tmp_path, own_file):
-    from pcm.normalization import compute_norm, write_norm
+    from pcm.data.normalization import compute_norm, write_norm
 
     norm = write_norm(compute_norm(own_file), tmp_path / "norm.nc")
-    assert "matches" in cbrain.check_file(own_file, norm=norm)
+    assert "matches" in checks.check_file(own_file, norm=norm)
 
     ds = xr.load_dataset(norm)
     names = ds["var_names"].values.astype(str)
@@ -296,9 +296,9 @@ def test_check_file_with_matching_and_mismatching_norm(tmp_path, own_file):
     ds["std_by_var"].values[ds["var_names_single"].values.astype(str) == "PS"] /= 100.0
     write_norm(ds, tmp_path / "hpa.nc")
     with pytest.raises(DataError, match=r"variable 'PS': norm file .*does not match"):
-        cbrain.check_file(own_file, norm=tmp_path / "hpa.nc")
+        checks.check_file(own_file, norm=tmp_path / "hpa.nc")
 
     no_phq = ds.isel(var_names=np.flatnonzero(names != "PHQ"))
     write_norm(no_phq, tmp_path / "nophq.nc")
     with pytest.raises(DataError, match=r"nophq.nc: variable 'PHQ': missing"):
-        cbrain.check_file(own_file, norm=tmp_path / "nophq.nc")
+        checks.check_file(own_file, norm=tmp_path / "nophq.nc")

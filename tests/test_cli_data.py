@@ -7,9 +7,9 @@ import pytest
 import xarray as xr
 from test_cbrain import fake_fields, foreign_columns, write_foreign
 
-from pcm import cbrain
 from pcm.cli import main
-from pcm.normalization import compute_norm, write_norm
+from pcm.data import cbrain
+from pcm.data.normalization import compute_norm, write_norm
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_data_synthetic_writes_all_files(tmp_path, capsys):
-    pytest.importorskip("pcm.synthetic")
+    pytest.importorskip("pcm.data.synthetic")
     out = tmp_path / "syn"
     assert main(["data", "synthetic", "--out", str(out), "--steps", "4", "--seed", "3",
                  "--lat", "2", "--lon", "4"]) == 0
@@ -40,7 +40,7 @@ def test_data_synthetic_writes_all_files(tmp_path, capsys):
 
 
 def test_data_synthetic_bad_grid_is_exit_2(tmp_path, capsys):
-    pytest.importorskip("pcm.synthetic")
+    pytest.importorskip("pcm.data.synthetic")
     assert main(["data", "synthetic", "--out", str(tmp_path), "--steps", "4",
                  "--lat", "100"]) == 2
     assert "'lat'" in one_error_line(capsys)

@@ -11,10 +11,9 @@ import pytest
 import xarray as xr
 from test_cbrain import fake_fields, foreign_columns, stacked, write_foreign
 
-import pcm
-from pcm import cbrain, datasets
+from pcm.data import cbrain, checks, datasets
+from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.errors import DataError, ParameterError
-from pcm.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIABLES
 
 
@@ -86,7 +85,7 @@ def test_foreign_file_missing_variable_or_nan_is_named(tmp_path, split):
     with pytest.raises(DataError, match="'VBP'"):
         list(datasets.iter_batches(tmp_path / "g.nc", norm, 8))
     with pytest.raises(DataError, match=r"'VBP': \(vbp-992.56\)"):
-        cbrain.check_file(tmp_path / "g.nc")
+        checks.check_file(tmp_path / "g.nc")
 
 
 def test_iter_batches_cover_the_split(split):
@@ -121,7 +120,7 @@ def test_split_steps():
 
 # --------------------------------------------------------------------------- synthetic
 class _FakeSynthetic:
-    """Stands in for pcm.synthetic: records calls, returns fake fields."""
+    """Stands in for pcm.data.synthetic: records calls, returns fake fields."""
 
     def __init__(self):
         self.calls = []
@@ -144,8 +143,7 @@ class _FakeSynthetic:
 @pytest.fixture
 def fake_synthetic(monkeypatch):
     fake = _FakeSynthetic()
-    monkeypatch.setitem(sys.modules, "pcm.synthetic", fake)
-    monkeypatch.setattr(pcm, "synthetic", fake, raising=False)
+    monkeypatch.setattr(datasets, "synthetic", fake)
     return fake
 
 
@@ -188,12 +186,12 @@ def test_write_synthetic_dataset_is_deterministic(tmp_path, fake_synthetic):
 
 
 def test_write_synthetic_dataset_with_the_real_generator(tmp_path):
-    pytest.importorskip("pcm.synthetic")
-    if isinstance(sys.modules.get("pcm.synthetic"), _FakeSynthetic):  # pragma: no cover
+    pytest.importorskip("pcm.data.synthetic")
+    if isinstance(sys.modules.get("pcm.data.synthetic"), _FakeSynthetic):  # pragma: no cover
         pytest.skip("fake generator still installed")
     paths = datasets.write_synthetic_dataset(tmp_path, steps=4, seed=0, n_lat=2, n_lon=4)
     for name in ("train", "valid", "test", "plus4K", "minus4K"):
-        assert "OK: all values finite" in cbrain.check_file(paths[name], norm=paths["norm"])
+        assert "OK: all values finite" in checks.check_file(paths[name], norm=paths["norm"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroVarianceWarning)
         x, y = datasets.load_split(paths["train"], paths["norm"])

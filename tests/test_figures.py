@@ -11,9 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from pcm import figures  # noqa: E402
-from pcm.r2 import r2_dataset  # noqa: E402
-from pcm.scoring import driver_scores  # noqa: E402
+from pcm.analysis import figures  # noqa: E402
+from pcm.analysis.r2 import r2_dataset  # noqa: E402
+from pcm.analysis.scoring import driver_scores  # noqa: E402
 from pcm.variables import gaussian_grid, input_labels, output_labels  # noqa: E402
 
 OUT, INP = output_labels(), input_labels()

@@ -7,18 +7,21 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import pcm.training
+from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json
-from pcm.masking import (
+from pcm.method.finetune import run_finetune
+from pcm.method.masking import (
     choose_thresholds,
     compute_masking_vectors,
     load_reference_masking_vectors,
     masks_from_thresholds,
-    read_masks,
     search_thresholds,
     threshold_grid,
 )
+from pcm.method.premask import run_premask, run_unconstrained
+from pcm.nn.engine import predict_stacked
+from pcm.nn.saving import export_networks
 from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
@@ -102,29 +105,31 @@ def fake_run(tmp_path, monkeypatch):
     run.write_manifest({"train": tmp_path / "train.nc", "valid": tmp_path / "valid.nc",
                         "norm": tmp_path / "norm.nc"}, source="synthetic")
 
-    def load_arrays(run_, split, *, max_samples=None, dtype="float32"):
+    def arrays(run_, split, *, max_samples=None, dtype="float32", warn=True):
         x, y = _fake_split(split, 600 if split == "train" else 300)
         if max_samples is not None:
             x, y = x[:max_samples], y[:max_samples]
         return x.astype(dtype), y.astype(dtype)
 
-    monkeypatch.setattr(pcm.training, "load_arrays", load_arrays)
+    monkeypatch.setattr(RunDir, "arrays", arrays)
     return run
 
 
 def test_phases_end_to_end(fake_run):
     run = fake_run
-    common = dict(hidden_layers=1, hidden_units=8, batch_size=128, seed=0, progress=False)
-    hist = pcm.training.run_premask(run, epochs=2, l1=1.0, **common)
+    common = dict(hidden_layers=1, hidden_units=8, batch_size=128, seed=0)
+    hist = run_premask(run, PremaskConfig.from_parameters(dict(epochs=2, l1=1.0, **common)),
+                       progress=False)
     assert hist.sizes == {"epoch": 2, "network": N_OUT}
     assert np.isfinite(hist.loss.values).all()
-    saved = pcm.training.read_history(run, "premask")
+    saved = run.history("premask")
     assert saved.loss.attrs["units"] and saved.val_loss.attrs["long_name"]
-    premask = pcm.training.load_stacked(run.model("premask"))
+    premask = run.load_model("premask")
     assert premask.has_input_layer
 
-    pcm.training.run_unconstrained(run, epochs=1, **common)
-    unconstrained = pcm.training.load_stacked(run.model("unconstrained"))
+    run_unconstrained(run, PremaskConfig.from_parameters(dict(epochs=1, **common)),
+                      progress=False)
+    unconstrained = run.load_model("unconstrained")
     assert not unconstrained.has_input_layer and unconstrained.get_mask().all()
 
     vectors = compute_masking_vectors(run)
@@ -132,38 +137,44 @@ def test_phases_end_to_end(fake_run):
     assert xr.open_dataset(run.artefact("masking_vectors.nc")).masking_vector.dims == \
         ("output", "input")
 
-    search = dict(n_thresholds=3, percentile=70, batch_size=128, seed=0, progress=False)
-    proxy = search_thresholds(run, criterion="proxy", **search)
+    search = dict(n_thresholds=3, threshold_percentile=70, batch_size=128, seed=0)
+
+    def searched(**params):
+        return search_thresholds(run, SearchConfig.from_parameters({**search, **params}),
+                                 progress=False)
+
+    proxy = searched(selection="proxy")
     assert proxy.attrs["criterion"] == "proxy"
     assert np.isnan(proxy.train_loss).all() and np.isfinite(proxy.threshold).all()
 
-    ds = search_thresholds(run, criterion="val_loss", search_epochs=1, **search)
+    ds = searched(selection="val_loss", search_epochs=1)
     stack = run.checkpoints("threshold_search") / "stack_000"
     assert (stack / "history.nc").exists() and not (stack / "state.npz").exists()
-    again = search_thresholds(run, criterion="val_loss", search_epochs=1, **search)  # cached
+    again = searched(selection="val_loss", search_epochs=1)  # cached
     np.testing.assert_array_equal(again.val_loss.values, ds.val_loss.values)
-    stacks = search_thresholds(run, criterion="val_loss", search_epochs=1,
-                               networks_per_stack=50, **search)
+    stacks = searched(selection="val_loss", search_epochs=1, search_stack=50)
     np.testing.assert_allclose(stacks.val_loss.values, ds.val_loss.values, rtol=1e-5)
     chosen = ds.chosen_index.values
     rows = np.arange(N_OUT)
     loss = np.where(np.isnan(ds.threshold_value), np.inf, ds.loss.values)
     np.testing.assert_array_equal(loss[rows, chosen], loss.min(axis=1))
-    masks = read_masks(run)
+    masks = run.mask("pcmasking").values
     np.testing.assert_array_equal(masks, vectors.values > ds.threshold.values[:, None])
     on_disk = xr.open_dataset(run.artefact("thresholds.nc"))
     assert set(on_disk.loss.dims) == {"output", "threshold_index"}
     assert on_disk.attrs["criterion"] == "val_loss"
 
-    hist = pcm.training.run_finetune(run, epochs=1, batch_size=128, progress=False)
+    hist = run_finetune(run, FinetuneConfig.from_parameters(dict(finetune_epochs=1,
+                                                                 batch_size=128)),
+                        progress=False)
     assert np.isfinite(hist.loss.values).all()
-    model = pcm.training.load_stacked(run.model("pcmasking"))
+    model = run.load_model("pcmasking")
     np.testing.assert_array_equal(model.get_mask(), masks)
     # masked-out inputs have no influence on the fine-tuned networks
     x, _ = _fake_split("valid", 64)
     noisy = x + 5.0 * (~masks[0])[None, :] * np.random.default_rng(3).standard_normal(x.shape)
-    a = pcm.training.predict_stacked(model, x)[:, 0]
-    b = pcm.training.predict_stacked(model, noisy.astype("float32"))[:, 0]
+    a = predict_stacked(model, x)[:, 0]
+    b = predict_stacked(model, noisy.astype("float32"))[:, 0]
     np.testing.assert_allclose(a, b, atol=1e-5)
     # the fine-tuned net started from the pre-masking hidden weights, not afresh
     assert np.corrcoef(np.asarray(model.dense[0].kernel).ravel(),
@@ -173,12 +184,13 @@ def test_phases_end_to_end(fake_run):
     assert {"premask", "unconstrained", "masking_vectors", "threshold_search",
             "finetune"} <= set(seconds)
     net = keras.saving.load_model(
-        pcm.training.export_networks(model, run.root / "export")[-1], safe_mode=True)
+        export_networks(model, run.root / "export")[-1], safe_mode=True)
     assert net.output_shape == (None, 1)
 
 
 def test_finetune_needs_masks(fake_run):
     with pytest.raises(DataError, match="premask|masks"):
-        pcm.training.run_finetune(fake_run, epochs=1, progress=False)
+        run_finetune(fake_run, FinetuneConfig.from_parameters({"finetune_epochs": 1}),
+                     progress=False)
     with pytest.raises(ParameterError, match="criterion"):
-        search_thresholds(fake_run, criterion="best")
+        search_thresholds(fake_run, SearchConfig.from_parameters({"selection": "best"}))

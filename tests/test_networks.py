@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pcm.networks import StackedMLP
+from pcm.nn.networks import StackedMLP
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 from test_cbrain import fake_fields, stacked
 
-from pcm import cbrain
+from pcm.data import cbrain, checks
+from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.errors import DataError
-from pcm.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIABLES
 
 REFERENCE_NORM = Path("/work/shared/reference/001_norm.nc")
@@ -173,7 +173,7 @@ def test_real_reference_norm_file():
 
 @pytest.mark.skipif(not REFERENCE_NORM.exists(), reason="reference norm file not present")
 def test_synthetic_data_fit_the_real_norm_file(tmp_path):
-    synthetic = pytest.importorskip("pcm.synthetic")
+    synthetic = pytest.importorskip("pcm.data.synthetic")
     path = cbrain.write_cbrain(synthetic.generate(2, seed=0, n_lat=4, n_lon=8), tmp_path / "s.nc")
-    report = cbrain.check_file(path, norm=REFERENCE_NORM)
+    report = checks.check_file(path, norm=REFERENCE_NORM)
     assert "001_norm.nc: matches" in report and "phq-3.64, phq-7.59" in report

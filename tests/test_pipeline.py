@@ -11,15 +11,17 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from pcm import pipeline
+from pcm.book import render_results_markdown
 from pcm.cli import main
+from pcm.config import DataConfig
 from pcm.errors import ParameterError, PCMError
+from pcm.method.prepare import prepare_data
 from pcm.pipeline import (
     NOTEBOOK_DIR,
     STEPS,
     NotebookError,
     declared_parameters,
     parse_override,
-    render_results_markdown,
     resolve_parameters,
     step_parameters,
 )
@@ -364,7 +366,9 @@ def test_prepare_data_synthetic_writes_manifest(tmp_path):
     from pcm.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
-    files = pipeline.prepare_data(run, source="synthetic", steps=6, seed=1, n_lat=2, n_lon=4)
+    config = DataConfig.from_parameters(dict(data_source="synthetic", data_steps=6, seed=1,
+                                             data_n_lat=2, data_n_lon=4))
+    files = prepare_data(run, config)
     assert {"train", "valid", "test", "norm", "drivers"} <= set(files)
     assert run.source == "synthetic"
     assert run.data_path("train") == files["train"].absolute()
@@ -379,10 +383,11 @@ def test_prepare_data_spcam_validates_user_files(tmp_path):
     bad.write_text("not netCDF")
     run = RunDir(tmp_path / "run")
     with pytest.raises(DataError, match="train.nc"):
-        pipeline.prepare_data(run, source="spcam", train=bad, valid=bad, test=bad, norm=bad)
+        prepare_data(run, DataConfig.from_parameters(dict(
+            data_source="spcam", data_train=bad, data_valid=bad, data_test=bad, data_norm=bad)))
     assert not run.manifest_path.exists()
     with pytest.raises(ParameterError, match="required"):
-        pipeline.prepare_data(run, source="spcam", train=bad)
+        prepare_data(run, DataConfig.from_parameters(dict(data_source="spcam", data_train=bad)))
 
 
 # -- nbval references ------------------------------------------------------------------------

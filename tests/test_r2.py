@@ -1,12 +1,12 @@
-"""R² maps, global scores, profiles and cross sections (pcm.r2)."""
+"""R² maps, global scores, profiles and cross sections (pcm.analysis.r2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from pcm.analysis.r2 import R2Accumulator, cross_section, profile, r2_dataset, variable_means
 from pcm.errors import DataError
-from pcm.r2 import R2Accumulator, cross_section, profile, r2_dataset, variable_means
 from pcm.variables import LEVELS_HPA, gaussian_grid, output_labels
 
 N_LAT, N_LON, N_TIME, N_OUT = 4, 6, 12, 65

@@ -1,4 +1,4 @@
-"""Driver precision/recall/F1 and the SHAP share on non-drivers (pcm.scoring)."""
+"""Driver precision/recall/F1 and the SHAP share on non-drivers (pcm.analysis.scoring)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pcm.analysis.scoring import driver_scores, mean_scores, nondriver_share
 from pcm.errors import DataError
-from pcm.scoring import driver_scores, mean_scores, nondriver_share
 from pcm.variables import input_groups, input_labels, output_labels
 
 OUT, INP = output_labels(), input_labels()
@@ -122,7 +122,7 @@ def test_nondriver_share(truth):
 
 
 def test_empty_mask_of_an_output_with_drivers_scores_zero_f1():
-    from pcm.scoring import _prf
+    from pcm.analysis.scoring import _prf
 
     truth = np.array([[True, True, False], [False, False, False]])
     sel = np.zeros_like(truth)

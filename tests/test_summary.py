@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from pcm.config import EvaluationConfig, ShapConfig  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
 from pcm.io import write_json, write_netcdf  # noqa: E402
 from pcm.rundir import RunDir  # noqa: E402
@@ -43,9 +44,9 @@ def _fields(rng, n_time: int, shift: float = 0.0) -> xr.Dataset:
 
 
 def _make_run(root, *, drivers: bool) -> RunDir:
-    from pcm.cbrain import write_cbrain
-    from pcm.networks import StackedMLP
-    from pcm.normalization import compute_norm, write_norm
+    from pcm.data.cbrain import write_cbrain
+    from pcm.data.normalization import compute_norm, write_norm
+    from pcm.nn.networks import StackedMLP
 
     rng = np.random.default_rng(0)
     run = RunDir(root)
@@ -77,13 +78,18 @@ def _make_run(root, *, drivers: bool) -> RunDir:
     return run
 
 
+def _shap(background: int, explained: int, seed: int) -> ShapConfig:
+    return ShapConfig(seed=seed, shap_background=background, shap_samples=explained)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from pcm.evaluation import run_r2, run_shap
+    from pcm.method.evaluate import run_r2
+    from pcm.method.explain import run_shap
 
     run = _make_run(tmp_path_factory.mktemp("run"), drivers=True)
-    run_r2(run)
-    run_shap(run, n_background=8, n_explain=5, seed=0)
+    run_r2(run, EvaluationConfig.from_parameters({}))
+    run_shap(run, _shap(8, 5, 0))
     return run
 
 
@@ -98,15 +104,14 @@ def test_r2_artefact(run):
         assert np.isfinite(ds["r2"].sel(output="prect")).all()
         r2 = ds["r2"].sel(model="unconstrained", climate="control").values
     # same numbers as the pure function on the same data, in physical units
-    from pcm.datasets import load_split
-    from pcm.evaluation import predict
-    from pcm.normalization import Normalization
-    from pcm.r2 import r2_dataset
-    from pcm.training import load_stacked
+    from pcm.analysis.r2 import r2_dataset
+    from pcm.data.datasets import load_split
+    from pcm.data.normalization import Normalization
+    from pcm.method.evaluate import predict
 
     norm = Normalization.from_file(run.data_path("norm"), warn=False)
     x, y = load_split(run.data_path("test"), norm)
-    pred = predict(load_stacked(run.model("unconstrained")), x)
+    pred = predict(run.load_model("unconstrained"), x)
     grid = gaussian_grid(N_LAT, N_LON)
     direct = r2_dataset(norm.denormalize_outputs(y, dtype="float64"),
                         norm.denormalize_outputs(pred, dtype="float64"),
@@ -115,13 +120,14 @@ def test_r2_artefact(run):
 
 
 def test_r2_max_samples(tmp_path):
-    from pcm.evaluation import run_r2
+    from pcm.method.evaluate import run_r2
 
     small = _make_run(tmp_path / "small", drivers=False)
-    ds = run_r2(small, max_samples=2 * N_LAT * N_LON + 5, kinds=("pcmasking",))
+    ds = run_r2(small, EvaluationConfig(eval_samples=2 * N_LAT * N_LON + 5),
+                kinds=("pcmasking",))
     assert list(ds["model"].values) == ["pcmasking"]
-    with pytest.raises(ParameterError, match="max_samples"):
-        run_r2(small, max_samples=N_LAT * N_LON - 1)
+    with pytest.raises(ParameterError, match="eval_samples"):
+        run_r2(small, EvaluationConfig(eval_samples=N_LAT * N_LON - 1))
 
 
 def test_shap_artefact(run):
@@ -136,25 +142,24 @@ def test_shap_artefact(run):
 
 
 def test_shap_methods_and_seed(tmp_path):
-    from pcm.evaluation import run_shap
+    from pcm.method.explain import run_shap
 
     small = _make_run(tmp_path / "small", drivers=False)
-    a = run_shap(small, method="gradient_input", n_background=4, n_explain=3, seed=5)
-    b = run_shap(small, method="gradient_input", n_background=4, n_explain=3, seed=5)
+    config = _shap(4, 3, 5)
+    a = run_shap(small, config, method="gradient_input")
+    b = run_shap(small, config, method="gradient_input")
     np.testing.assert_array_equal(a["shap"].values, b["shap"].values)
-    deep = run_shap(small, method="deep", n_background=4, n_explain=3, seed=5,
-                    kinds=("pcmasking",))
+    deep = run_shap(small, config, method="deep", kinds=("pcmasking",))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = run_shap(small, method="deepexplainer", n_background=4, n_explain=3, seed=5,
-                       kinds=("pcmasking",))
+        ref = run_shap(small, config, method="deepexplainer", kinds=("pcmasking",))
     np.testing.assert_allclose(deep["shap"].values, ref["shap"].values, rtol=1e-4, atol=1e-7)
     with pytest.raises(ParameterError, match="method"):
-        run_shap(small, method="kernel")
+        run_shap(small, config, method="kernel")
 
 
 def test_summary_keys_and_values(run):
-    from pcm.summary import write_summary
+    from pcm.method.summary import write_summary
 
     summary = write_summary(run)
     text = run.artefact("summary.json").read_text()
@@ -178,18 +183,18 @@ def test_summary_keys_and_values(run):
 
 
 def test_summary_without_ground_truth(tmp_path):
-    from pcm.evaluation import run_r2
-    from pcm.summary import write_summary
+    from pcm.method.evaluate import run_r2
+    from pcm.method.summary import write_summary
 
     real = _make_run(tmp_path / "real", drivers=False)
-    run_r2(real, kinds=("unconstrained",))
+    run_r2(real, EvaluationConfig.from_parameters({}), kinds=("unconstrained",))
     summary = write_summary(real)
     assert summary["drivers"] == {} and summary["shap_nondriver_share"] == {}
     assert list(summary["r2"]) == ["unconstrained"]
 
 
 def test_cost_comparison_ratio_and_extrapolation():
-    from pcm.summary import cost_comparison
+    from pcm.method.summary import cost_comparison
 
     seconds = {"premask": 60.0, "masking_vectors": 0.0, "threshold_search": 30.0,
                "finetune": 10.0, "causal_discovery": 20.0, "causal_training": 30.0, "r2": 5.0}

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pcm import synthetic as syn
 from pcm import variables as v
+from pcm.data import synthetic as syn
 from pcm.errors import DataError, ParameterError
 
 GRID = {"n_lat": 8, "n_lon": 16}

@@ -1,4 +1,4 @@
-"""Tests of the stacked trainer (pcm.training): equivalence, resume, early stopping."""
+"""Tests of the stacked trainer (pcm.nn): equivalence, resume, early stopping."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from pcm.errors import DataError, ParameterError
-from pcm.networks import StackedMLP
-from pcm.training import (
-    TrainConfig,
-    epoch_permutation,
-    export_networks,
-    learning_rate_at,
-    predict_stacked,
-    train_stacked,
-)
+from pcm.nn.config import TrainConfig, epoch_permutation, learning_rate_at
+from pcm.nn.engine import predict_stacked
+from pcm.nn.networks import StackedMLP
+from pcm.nn.saving import export_networks
+from pcm.nn.trainer import train_stacked
 
 N_IN = 94
 

@@ -5,7 +5,7 @@ the inputs of each output with the PC1 algorithm of PCMCI (PC-stable with
 partial-correlation tests), run separately on the time series of every grid
 column, and keep a link where it is found in a large enough share of the
 columns. This module holds the per-column step and the aggregation; the
-phase functions that read a run directory live in :mod:`pcm.causal.phases`.
+phase functions that read a run directory live in :mod:`pcm.baselines.causal.phases`.
 
 Setup (as in the reference implementation): the candidate parents of every
 output at time ``t`` are the 94 inputs at time ``t - 1`` (``tau_min = tau_max
@@ -19,6 +19,7 @@ tigramite call gives exactly what one call per output (the reference) gives.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -29,6 +30,9 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 import numpy as np
+from scipy import special
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 __all__ = [
     "ColumnResult",
@@ -80,7 +84,6 @@ def _parcorr(fast: bool):
     (equal to rounding); the residuals, the conditioning sets and the PC
     algorithm are tigramite's own.
     """
-    from scipy import special
     from tigramite.independence_tests.parcorr import ParCorr
 
     if not fast:
@@ -230,8 +233,6 @@ def _mp_context():
     TensorFlow's thread pools can deadlock, so such a process spawns its
     workers (they import only numpy, scipy and tigramite).
     """
-    import multiprocessing
-
     heavy = any(name in sys.modules for name in ("tensorflow", "keras", "torch", "jax"))
     if "fork" in multiprocessing.get_all_start_methods() and not heavy:
         return get_context("fork")
@@ -241,10 +242,6 @@ def _mp_context():
 def _discover_task(args: tuple) -> ColumnResult:
     """Worker entry point (module level, so that spawned processes can import it)."""
     x, y, pc_alpha, max_conds_dim, fast = args
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional: only limits BLAS threads
-        return discover_column(x, y, pc_alpha=pc_alpha, max_conds_dim=max_conds_dim, fast=fast)
     with threadpool_limits(limits=1):
         return discover_column(x, y, pc_alpha=pc_alpha, max_conds_dim=max_conds_dim, fast=fast)
 
@@ -286,7 +283,6 @@ def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
               max_conds_dim, fast) for c in range(n_columns))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=n_columns, desc="causal discovery", unit="column")
     results: list[ColumnResult] = []
     try:

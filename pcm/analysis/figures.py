@@ -2,7 +2,7 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` and draws from the
 artefacts (``r2.nc``, ``masks.nc``, ``masking_vectors.nc``, ``thresholds.nc``,
-``shap.nc``) or the tables of :mod:`pcm.scoring`. Maps use cartopy with
+``shap.nc``) or the tables of :mod:`pcm.analysis.scoring`. Maps use cartopy with
 gridlines only: no coastlines or background images, which cartopy would
 download (the SPCAM case is an aquaplanet anyway).
 """
@@ -16,6 +16,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from pcm.analysis.r2 import cross_section, profile
+from pcm.analysis.scoring import mean_scores
 from pcm.variables import level_index_of_label, variable_of_label
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "shap_matrix",
     "driver_score_bars",
     "masking_vector_plot",
+    "threshold_search",
 ]
 
 R2_CMAP = "Spectral_r"
@@ -87,8 +90,6 @@ def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
 def r2_profiles(r2: xr.Dataset, variables: Sequence[str] = ("TPHYSTND", "PHQ"), *,
                 climate: str = "control", models: Sequence[str] | None = None) -> Figure:
     """Vertical profiles of global R², one panel per variable, one line per model kind."""
-    from pcm.r2 import profile
-
     kinds = _models(r2, models)
     fig, axes = plt.subplots(1, len(variables), figsize=(4 * len(variables), 4.5),
                              sharey=True, squeeze=False, layout="constrained")
@@ -112,8 +113,6 @@ def r2_profiles(r2: xr.Dataset, variables: Sequence[str] = ("TPHYSTND", "PHQ"), 
 def r2_cross_sections(r2: xr.Dataset, variable: str, *, climate: str = "control",
                       models: Sequence[str] | None = None) -> Figure:
     """Pressure-latitude cross sections of R² (pooled over time and longitude)."""
-    from pcm.r2 import cross_section
-
     kinds = _models(r2, models)
     section = cross_section(r2, variable).sel(climate=climate)
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), sharey=True,
@@ -216,12 +215,10 @@ def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> 
     Parameters
     ----------
     tables : dict
-        ``{kind: driver_scores(...)}`` (:func:`pcm.scoring.driver_scores`).
+        ``{kind: driver_scores(...)}`` (:func:`pcm.analysis.scoring.driver_scores`).
     by : {"overall", "group"}
         One panel with the means over outputs, or one panel per input group.
     """
-    from pcm.scoring import mean_scores
-
     metrics = ("precision", "recall", "f1")
     kinds = list(tables)
     means = {k: mean_scores(t, by_variable=True) for k, t in tables.items()}
@@ -311,5 +308,30 @@ def training_history(history: xr.Dataset, title: str, *,
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def threshold_search(thresholds: xr.Dataset, outputs: Sequence[str], *,
+                     ylabel: str = "loss") -> Figure:
+    """The search criterion against the candidate threshold, one line per output.
+
+    Parameters
+    ----------
+    thresholds : xarray.Dataset
+        ``thresholds.nc``: ``threshold_value`` and ``loss`` on ``(output,
+        threshold_index)``, the chosen ``threshold(output)``.
+    outputs : sequence of str
+        Output labels to draw; a star marks each one's chosen threshold.
+    ylabel : str
+        Label of the loss axis (the criterion).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label in outputs:
+        row = thresholds.sel(output=label)
+        ax.plot(row["threshold_value"], row["loss"], marker=".", label=label)
+        ax.plot(row["threshold"], row["loss"].min(), "k*")
+    ax.set_xlabel("candidate threshold")
+    ax.set_ylabel(ylabel)
     ax.legend()
     return fig

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.causal.data import read_column_series
-from pcm.causal.discovery import aggregate_links, discover_columns, select_columns
+from pcm.baselines.causal.data import read_column_series
+from pcm.baselines.causal.discovery import aggregate_links, discover_columns, select_columns
+from pcm.config import CausalConfig
+from pcm.data.cbrain import sample_grid
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.phase import train_phase
 from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
@@ -30,8 +33,6 @@ __all__ = [
     "SECONDS",
     "run_discovery",
     "run_causal_training",
-    "load_causal_mask",
-    "mask_scores",
     "discovery_dataset",
     "lag1_autocorrelation",
 ]
@@ -52,7 +53,7 @@ def discovery_dataset(found: np.ndarray, tested: np.ndarray, *, lat: np.ndarray,
     Parameters
     ----------
     found, tested : np.ndarray
-        bool ``[column, 65, 94]`` from :func:`pcm.causal.discovery.discover_columns`.
+        bool ``[column, 65, 94]`` from :func:`pcm.baselines.causal.discovery.discover_columns`.
     lat, lon, weights, seconds : np.ndarray
         Per column: latitude, longitude (degrees), area weight, tigramite wall
         seconds.
@@ -119,9 +120,8 @@ def discovery_dataset(found: np.ndarray, tested: np.ndarray, *, lat: np.ndarray,
     return ds
 
 
-def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
-                  share: float = 0.59, n_columns: int | None = 64,
-                  n_steps: int | None = None, n_jobs: int | None = None, seed: int = 0,
+def run_discovery(run: RunDir | str | os.PathLike, config: CausalConfig, *,
+                  n_steps: int | None = None, n_jobs: int | None = None,
                   path: str | os.PathLike | None = None,
                   progress: bool = False) -> xr.Dataset:
     """Causal discovery phase: PC1 per column, aggregated -> ``RUN/causal_masks.nc``.
@@ -130,20 +130,17 @@ def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
     ----------
     run : RunDir or path-like
         Run directory with a data manifest.
-    pc_alpha : float
-        Significance level of PC1's partial-correlation tests (reference 0.01).
-    share : float
-        Keep a link found in at least this area-weighted share of the columns
-        (reference 0.59).
-    n_columns : int, optional
-        Columns analysed, evenly spread over the grid (deterministic); None:
-        all columns of the grid (the reference setup; slow).
+    config : CausalConfig
+        ``causal_pc_alpha``: significance level of PC1's partial-correlation tests
+        (reference 0.01); ``causal_share``: keep a link found in at least this
+        area-weighted share of the columns (reference 0.59); ``causal_columns``:
+        columns analysed, evenly spread over the grid (deterministic), None: all
+        columns (the reference setup; slow); ``seed`` rotates the longitudes of
+        the column subset (same seed, same columns).
     n_steps : int, optional
         Leading time steps per column; None: all of the train split.
     n_jobs : int, optional
         Worker processes (None: ``os.cpu_count()``). Results do not depend on it.
-    seed : int
-        Rotates the longitudes of the column subset (same seed, same columns).
     path : path-like, optional
         Unshuffled CBRAIN file to analyse instead of the train split.
     progress : bool
@@ -157,20 +154,20 @@ def run_discovery(run: RunDir | str | os.PathLike, *, pc_alpha: float = 0.01,
         ``cpu_seconds_per_column`` (tigramite only), ``n_jobs`` and ``source``.
     """
     run = RunDir.of(run)
+    pc_alpha, share = config.causal_pc_alpha, config.causal_share
+    n_columns, seed = config.causal_columns, config.seed
     if not 0.0 < pc_alpha < 1.0:
-        raise ParameterError("pc_alpha", f"must lie in (0, 1), got {pc_alpha}")
+        raise ParameterError("causal_pc_alpha", f"must lie in (0, 1), got {pc_alpha}")
     if not 0.0 <= share <= 1.0:
-        raise ParameterError("share", f"must lie in [0, 1], got {share}")
+        raise ParameterError("causal_share", f"must lie in [0, 1], got {share}")
     if n_columns is not None and n_columns < 1:
-        raise ParameterError("n_columns", f"must be >= 1 or null (all), got {n_columns}")
+        raise ParameterError("causal_columns", f"must be >= 1 or null (all), got {n_columns}")
     if n_steps is not None and n_steps < 12:
         raise ParameterError("n_steps", f"must be >= 12 time steps or null (all), got {n_steps}")
     start = time.perf_counter()
     source = Path(path) if path is not None else run.data_path("train")
     if source is None:
         raise DataError("the manifest names no train split", path=run.manifest_path)
-    from pcm.cbrain import sample_grid
-
     grid = sample_grid(source)
     n_lat, n_lon = len(grid["lat"]), len(grid["lon"])
     columns = select_columns(n_lat, n_lon, n_columns, seed=seed)
@@ -221,20 +218,7 @@ def lag1_autocorrelation(x: np.ndarray) -> float:
     return float(np.median((a * b).sum(axis=0)[ok] / denom[ok]))
 
 
-def load_causal_mask(run: RunDir | str | os.PathLike) -> xr.DataArray:
-    """``mask(output, input)`` bool from ``RUN/causal_masks.nc``."""
-    from pcm.masking import read_mask_file
-
-    return read_mask_file(RunDir.of(run).artefact(CAUSAL_MASKS),
-                          missing="no causal masks: run the causal discovery phase first")
-
-
-def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int = 9,
-                        hidden_units: int = 256, epochs: int = 9, batch_size: int = 1024,
-                        learning_rate: float = 1e-3, patience: int | None = None,
-                        seed: int = 0, max_train_samples: int | None = None,
-                        max_val_samples: int | None = None, compute_dtype: str = "float32",
-                        lr_divisor: float = 5.0, lr_every: int = 3,
+def run_causal_training(run: RunDir | str | os.PathLike, config: CausalConfig, *,
                         progress: bool = True) -> xr.Dataset:
     """Train the causally-informed networks -> ``RUN/models/causal.keras``.
 
@@ -242,62 +226,26 @@ def run_causal_training(run: RunDir | str | os.PathLike, *, hidden_layers: int =
     layer, ``hidden_layers x hidden_units`` hidden layers), its inputs
     multiplied by the causal mask of ``causal_masks.nc``, trained from a fresh
     ``seed`` initialisation on the same data with the same trainer as the other
-    model kinds (:func:`pcm.training.train_stacked`). An output without causal
+    model kinds (:func:`pcm.phase.train_phase`). An output without causal
     parents gets an all-zero mask and learns a constant.
 
     Writes ``models/causal.keras``, ``history_causal.nc`` and
     ``seconds.json["causal_training"]``; resumes from ``checkpoints/causal``.
-    Parameters as in :func:`pcm.training.run_unconstrained`;
-    ``max_val_samples`` (None) defaults to ``max_train_samples``.
 
     Returns
     -------
     xr.Dataset
         The training history (loss / val_loss per epoch and network).
     """
-    from pcm.networks import StackedMLP
-    from pcm.training import TrainConfig, train_phase
+    from pcm.nn.networks import StackedMLP
 
     run = RunDir.of(run)
     start = time.perf_counter()
-    mask = load_causal_mask(run)
-    layers = int(hidden_layers)
-    if layers < 1:
-        raise ParameterError("hidden_layers", f"must be >= 1, got {hidden_layers}")
-    config = TrainConfig(hidden_units=(int(hidden_units),) * layers, epochs=epochs,
-                         batch_size=batch_size, learning_rate=learning_rate,
-                         lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, patience=patience,
-                         seed=seed, compute_dtype=compute_dtype,
-                         max_train_samples=max_train_samples)
-    model = StackedMLP(mask.shape[0], config.hidden_units, n_inputs=mask.shape[1],
-                       input_layer=False, seed=int(seed), dtype=config.dtype_policy)
+    mask = run.mask("causal")
+    train = config.train_config(hidden_units=config.hidden, epochs=config.epochs)
+    model = StackedMLP(mask.shape[0], train.hidden_units, n_inputs=mask.shape[1],
+                       input_layer=False, seed=int(config.seed), dtype=train.dtype_policy)
     model.set_mask(mask.values)
-    return train_phase(run, "causal", "causal", model, config, l1=0.0,
-                       max_val_samples=max_val_samples, progress=progress, t0=start,
-                       attrs={"n_causal_links": int(mask.values.sum())},
+    return train_phase(run, "causal", "causal", model, train, l1=0.0, progress=progress,
+                       t0=start, attrs={"n_causal_links": int(mask.values.sum())},
                        seconds_key="causal_training")
-
-
-def mask_scores(mask: np.ndarray | xr.DataArray,
-                truth: np.ndarray | xr.DataArray) -> dict[str, float]:
-    """Precision, recall and F1 of a binary mask against true drivers.
-
-    Parameters
-    ----------
-    mask, truth : array-like
-        bool ``[output, input]`` (DataArrays are aligned by label).
-
-    Returns
-    -------
-    dict
-        ``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn``.
-    """
-    if isinstance(mask, xr.DataArray) and isinstance(truth, xr.DataArray):
-        truth = truth.sel(output=mask["output"], input=mask["input"])
-    m, t = np.asarray(mask, dtype=bool), np.asarray(truth, dtype=bool)
-    tp, fp, fn = int((m & t).sum()), int((m & ~t).sum()), int((~m & t).sum())
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = (2 * precision * recall / (precision + recall)
-          if tp and precision + recall > 0 else 0.0)
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}

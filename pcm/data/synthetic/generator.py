@@ -9,8 +9,7 @@ import xarray as xr
 from scipy.special import ndtr
 
 from pcm import variables as V
-from pcm.errors import ParameterError
-from pcm.synthetic._base import (
+from pcm.data.synthetic._base import (
     DT,
     I_SOLIN,
     K_STRAT,
@@ -23,8 +22,16 @@ from pcm.synthetic._base import (
     O_Q,
     P_HPA,
 )
-from pcm.synthetic.atmosphere import N_LATENT, N_STATE, PHI, _climatology, _solin, input_function
-from pcm.synthetic.physics import _driver_matrix, _physics, output_function, true_drivers
+from pcm.data.synthetic.atmosphere import (
+    N_LATENT,
+    N_STATE,
+    PHI,
+    _climatology,
+    _solin,
+    input_function,
+)
+from pcm.data.synthetic.physics import _driver_matrix, _physics, output_function, true_drivers
+from pcm.errors import ParameterError
 
 # Noise (see _add_noise): additive Gaussian std as a fraction of the deterministic std;
 # bounded albedo and transmissivity perturbations; log-normal sigma of precipitation.
@@ -199,7 +206,7 @@ def generate(steps: int, *, seed: int = 0, n_lat: int | None = None, n_lon: int 
         data_vars[name] = (dims, values, {"units": var.units, "long_name": var.long_name})
     return xr.Dataset(data_vars, coords=coords, attrs={
         "title": "synthetic SPCAM-like aquaplanet with known physical drivers",
-        "source": "pcm.synthetic",
+        "source": "pcm.data.synthetic",
         "seed": int(seed),
         "sst_shift": float(sst_shift),
         "time_step_seconds": V.TIME_STEP_SECONDS,

@@ -23,7 +23,7 @@ import xarray as xr
 from pcm.errors import DataError
 from pcm.variables import OUTPUT_VARIABLES, input_groups, input_labels, variable_of_label
 
-__all__ = ["driver_scores", "nondriver_share", "mean_scores", "align"]
+__all__ = ["driver_scores", "nondriver_share", "mean_scores", "mean_driver_scores", "align"]
 
 _METRICS = ("precision", "recall", "f1")
 
@@ -199,4 +199,31 @@ def mean_scores(scores: xr.Dataset, *, by_variable: bool = False) -> dict:
             str(g): {m: _nanmean(scores[f"group_{m}"].sel(group=g).values[keep])
                      for m in _METRICS}
             for g in scores["group"].values}
+    return out
+
+
+def mean_driver_scores(mask: np.ndarray | xr.DataArray,
+                       truth: np.ndarray | xr.DataArray) -> dict[str, float]:
+    """Macro-mean precision, recall and F1 of a mask, for arrays with or without labels.
+
+    The same rule as ``mean_scores(driver_scores(mask, truth))`` (scores per output,
+    averaged over the outputs that have true drivers), for plain ``[output, input]``
+    arrays as well (DataArrays are aligned by label first).
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` (NaN where nothing could be scored) and
+        ``n_scored``, the number of outputs with true drivers.
+    """
+    if isinstance(mask, xr.DataArray) and isinstance(truth, xr.DataArray):
+        mask, truth = align(mask, truth)
+    sel, true = np.asarray(mask, dtype=bool), np.asarray(truth, dtype=bool)
+    if sel.shape != true.shape or sel.ndim != 2:
+        raise DataError(f"mask {sel.shape} and truth {true.shape} must be equal 2-D shapes "
+                        "(output, input)")
+    res = _prf(sel, true)
+    keep = res["n_true"] > 0
+    out: dict = {m: _nanmean(res[m][keep]) for m in _METRICS}
+    out["n_scored"] = int(keep.sum())
     return out

@@ -63,15 +63,15 @@ explained), a bounded random cloud for the shortwave fluxes (~95 %; they stay
 within 0 <= FSNS <= FSNT <= SOLIN) and log-normal for precipitation (~75 %).
 """
 
-from pcm.synthetic._base import S0, saturation_specific_humidity, saturation_vapour_pressure
-from pcm.synthetic.atmosphere import input_function, sea_surface_temperature
-from pcm.synthetic.generator import (
+from pcm.data.synthetic._base import S0, saturation_specific_humidity, saturation_vapour_pressure
+from pcm.data.synthetic.atmosphere import input_function, sea_surface_temperature
+from pcm.data.synthetic.generator import (
     calibration_report,
     driver_strength,
     generate,
     stack_columns,
 )
-from pcm.synthetic.physics import output_function, true_drivers
+from pcm.data.synthetic.physics import output_function, true_drivers
 
 __all__ = [
     "generate",

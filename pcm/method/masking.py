@@ -1,4 +1,4 @@
-"""Masking vectors, the per-output threshold search and the final binary masks.
+"""Step 3 of the method: masking vectors, the per-output threshold search, the masks.
 
 The masking vector of an output is the L2 norm of each input's row of its
 pre-masking network's input kernel (length 94). A threshold ``t`` turns it into
@@ -50,23 +50,26 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from pcm.config import SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.nn.checkpoint import CHECKPOINT_FILE
+from pcm.nn.engine import evaluate_stacked
+from pcm.nn.saving import with_dtype
+from pcm.nn.trainer import checkpoint_fingerprint, train_stacked
+from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
 __all__ = [
-    "read_mask_file",
     "CRITERIA",
     "LOWER_BOUND",
     "masking_vectors_from_model",
     "compute_masking_vectors",
-    "read_masking_vectors",
     "load_reference_masking_vectors",
     "threshold_grid",
     "threshold_table",
     "choose_thresholds",
     "masks_from_thresholds",
-    "read_masks",
     "search_thresholds",
 ]
 
@@ -101,33 +104,13 @@ def masking_vectors_from_model(model) -> xr.DataArray:
                          "pre-masking model")
 
 
-def compute_masking_vectors(run) -> xr.DataArray:
+def compute_masking_vectors(run: RunDir) -> xr.DataArray:
     """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``."""
-    from pcm.training import load_stacked
-
     t0 = time.perf_counter()
-    vectors = masking_vectors_from_model(load_stacked(run.model("premask")))
+    vectors = masking_vectors_from_model(run.load_model("premask"))
     write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
     run.record_seconds(masking_vectors=time.perf_counter() - t0)
     return vectors
-
-
-def read_masking_vectors(path: str | os.PathLike) -> xr.DataArray:
-    """Read ``masking_vector(output, input)`` from a netCDF file, in label order."""
-    outputs, inputs = output_labels(), input_labels()
-    path = Path(path)
-    if not path.exists():
-        raise DataError("no masking vectors: run compute_masking_vectors first", path=path)
-    with xr.open_dataset(path) as ds:
-        if "masking_vector" not in ds:
-            raise DataError("expected variable masking_vector(output, input)", path=path,
-                            variable="masking_vector")
-        da = ds["masking_vector"].load()
-    missing = sorted(set(outputs) - set(da["output"].values.tolist()))
-    if missing:
-        raise DataError(f"masking vectors missing for outputs {missing}", path=path,
-                        variable="masking_vector")
-    return da.sel(output=outputs, input=inputs)
 
 
 _REF_NAME = re.compile(r"^masking_vector_(.+)\.npy$")
@@ -260,41 +243,6 @@ def masks_from_thresholds(vectors: xr.DataArray, thresholds) -> xr.DataArray:
                "units": "1"})
 
 
-def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
-    """A validated boolean ``mask(output, input)`` from ``masks.nc`` or ``causal_masks.nc``.
-
-    Parameters
-    ----------
-    path : path-like
-        The netCDF artefact.
-    missing : str
-        What to tell the user when the file does not exist (which phase writes it).
-
-    Returns
-    -------
-    xarray.DataArray
-        Booleans in the catalogue's output and input order.
-    """
-    outputs, inputs = output_labels(), input_labels()
-    path = Path(path)
-    if not path.exists():
-        raise DataError(missing, path=path)
-    with xr.open_dataset(path) as ds:
-        if "mask" not in ds:
-            raise DataError("expected variable mask(output, input)", path=path, variable="mask")
-        mask = ds["mask"].load().astype(bool)
-    try:
-        return mask.sel(output=outputs, input=inputs)
-    except KeyError as err:
-        raise DataError(f"mask lacks labels: {err}", path=path, variable="mask") from None
-
-
-def read_masks(run) -> np.ndarray:
-    """Boolean masks ``(65, 94)`` from ``RUN/masks.nc`` in output/input label order."""
-    return read_mask_file(run.artefact("masks.nc"),
-                          missing="no masks: run the threshold search first").values
-
-
 def _premask_index(premask, n_outputs: int) -> np.ndarray:
     where = {t: n for n, t in enumerate(premask.targets)}
     missing = [o for o in range(n_outputs) if o not in where]
@@ -321,38 +269,23 @@ def _chunks(n: int, size: int | None) -> list[np.ndarray]:
     return [np.arange(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
-def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
-                      criterion: str = "val_loss", search_epochs: int = 1,
-                      batch_size: int = 1024, learning_rate: float = 1e-3,
-                      lr_divisor: float = 5.0, lr_every: int = 3, seed: int = 0,
-                      max_train_samples: int | None = None,
-                      max_val_samples: int | None = None, compute_dtype: str = "float32",
-                      networks_per_stack: int | None = None,
-                      selection_tolerance: float = 0.0,
+def search_thresholds(run: RunDir, config: SearchConfig, *,
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
 
     Parameters
     ----------
-    run : pcm.rundir.RunDir
+    run : RunDir
         Needs ``models/premask.keras`` (and ``masking_vectors.nc``, computed if absent).
-    n_thresholds, percentile : int, float
-        Candidate grid (see :func:`threshold_grid`); reference 20 and 70.
-    criterion : {"val_loss", "train_loss", "proxy"}
-        How to score a candidate (module docstring).
-    search_epochs : int
-        Epochs of each search network (not used by "proxy").
-    batch_size, learning_rate, lr_divisor, lr_every, seed, compute_dtype
-        Training of the search networks, as in :class:`pcm.training.TrainConfig`.
-    max_train_samples, max_val_samples : int, optional
-        Sample caps (``max_val_samples`` defaults to ``max_train_samples``).
-    networks_per_stack : int, optional
-        Train/score the (output, threshold) networks in stacks of at most this
-        many (default: one stack); results do not depend on it.
-    selection_tolerance : float
-        0 (reference): the lowest loss wins. > 0: the largest threshold whose
-        loss is within this relative tolerance of the lowest (parsimony rule,
-        see :func:`choose_thresholds`).
+    config : SearchConfig
+        ``n_thresholds`` and ``threshold_percentile`` give the candidate grid (see
+        :func:`threshold_grid`; reference 20 and 70); ``selection`` scores a
+        candidate (module docstring); ``search_epochs`` trains each search network
+        (not used by "proxy"); ``search_stack`` trains the (output, threshold)
+        networks in stacks of at most this many (default one stack; results do not
+        depend on it); ``selection_tolerance`` > 0 picks the largest threshold whose
+        loss is within that relative tolerance of the lowest (parsimony rule, see
+        :func:`choose_thresholds`); the rest is the optimisation of the search networks.
     progress : bool
         Progress bar and per-epoch lines on stderr.
 
@@ -361,62 +294,50 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
     xarray.Dataset
         The content of ``thresholds.nc``.
     """
-    from pcm.checkpoint import CHECKPOINT_FILE
-    from pcm.training import (
-        TrainConfig,
-        _load_train_valid,
-        checkpoint_fingerprint,
-        evaluate_stacked,
-        load_arrays,
-        load_stacked,
-        train_stacked,
-        with_dtype,
-    )
-
+    criterion = config.selection
+    n_thresholds, percentile = config.n_thresholds, config.threshold_percentile
+    compute_dtype, selection_tolerance = config.compute_dtype, config.selection_tolerance
     if criterion not in CRITERIA:
-        raise ParameterError("criterion", f"expected one of {CRITERIA}, got {criterion!r}")
+        raise ParameterError("selection", f"the threshold criterion must be one of {CRITERIA}, "
+                             f"got {criterion!r}")
     if not selection_tolerance >= 0:
         raise ParameterError("selection_tolerance", f"must be >= 0, got {selection_tolerance!r}")
     t0 = time.perf_counter()
-    vec_path = run.artefact("masking_vectors.nc")
-    vectors = read_masking_vectors(vec_path) if Path(vec_path).exists() \
+    vectors = run.masking_vectors() if run.artefact("masking_vectors.nc").exists() \
         else compute_masking_vectors(run)
     table = threshold_table(vectors, n_thresholds, percentile)
     values = table.values
     out_idx, thr_idx = np.nonzero(~np.isnan(values))
     cand = values[out_idx, thr_idx]
     masks = vectors.values[out_idx] > cand[:, None]
-    premask = load_stacked(run.model("premask"))
+    premask = run.load_model("premask")
     net_idx = _premask_index(premask, vectors.sizes["output"])[out_idx]
 
     val = np.full(values.shape, np.nan)
     train = np.full(values.shape, np.nan)
     earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
-    chunks = _chunks(len(cand), networks_per_stack)
+    chunks = _chunks(len(cand), config.search_stack)
     if criterion == "proxy":
         dtype = "float64" if compute_dtype == "float64" else "float32"
-        cap = max_train_samples if max_val_samples is None else max_val_samples
-        xv, yv = load_arrays(run, "valid", max_samples=cap, dtype=dtype)
+        xv, yv = run.arrays("valid", max_samples=config.max_samples, dtype=dtype)
         for chunk in chunks:
             model = with_dtype(premask.select(net_idx[chunk]), compute_dtype)
             model.set_mask(masks[chunk])
             val[out_idx[chunk], thr_idx[chunk]] = evaluate_stacked(model, xv, yv)
     else:
-        config = TrainConfig(hidden_units=premask.hidden_units, epochs=search_epochs,
-                             batch_size=batch_size, learning_rate=learning_rate,
-                             lr_divisor=lr_divisor, lr_every=lr_every, l1=0.0, seed=seed,
-                             compute_dtype=compute_dtype, max_train_samples=max_train_samples)
-        x, y, xv, yv = _load_train_valid(run, max_train_samples, max_val_samples, compute_dtype)
+        train_config = config.train_config(hidden_units=premask.hidden_units,
+                                           epochs=config.search_epochs)
+        x, y, xv, yv = run.training_arrays(config.max_samples, compute_dtype)
         for k, chunk in enumerate(chunks):
             model = with_dtype(premask.to_masking(masks[chunk], indices=net_idx[chunk]),
                                compute_dtype)
             desc = "threshold search" + (f" {k + 1}/{len(chunks)}" if len(chunks) > 1 else "")
             folder = run.checkpoints("threshold_search") / f"stack_{k:03d}"
-            fingerprint = json.dumps(checkpoint_fingerprint(model, x, y, xv, yv, config, 0.0),
-                                     sort_keys=True)
+            fingerprint = json.dumps(checkpoint_fingerprint(model, x, y, xv, yv, train_config,
+                                                            0.0), sort_keys=True)
             hist = _cached_history(folder, fingerprint)
             if hist is None:
-                hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=0.0,
+                hist = train_stacked(model, x, y, train_config, x_val=xv, y_val=yv, l1=0.0,
                                      checkpoint_dir=folder, desc=desc, progress=progress)
                 earlier += hist.attrs["seconds_previous_sessions"]
                 # keep only the losses: the weights of the search networks are not needed
@@ -458,7 +379,7 @@ def search_thresholds(run, *, n_thresholds: int = 20, percentile: float = 70.0,
                               "units": "1"}),
         },
         attrs={"criterion": criterion, "n_thresholds": int(n_thresholds),
-               "percentile": float(percentile), "search_epochs": int(search_epochs),
+               "percentile": float(percentile), "search_epochs": int(config.search_epochs),
                "ties": "larger threshold", "selection_tolerance": float(selection_tolerance),
                "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "

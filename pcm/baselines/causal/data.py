@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from pcm.data.cbrain import column_index, iter_rows, open_cbrain, sample_grid
 from pcm.errors import DataError
 from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES, VARIABLES, gaussian_grid
 
@@ -86,7 +87,7 @@ def read_column_series(path: str | os.PathLike, columns: np.ndarray, *,
         Unshuffled CBRAIN-layout file (e.g. the synthetic train split).
     columns : np.ndarray
         int ``[n, 2]`` of ``(lat index, lon index)`` (see
-        :func:`pcm.causal.discovery.select_columns`).
+        :func:`pcm.baselines.causal.discovery.select_columns`).
     n_steps : int, optional
         Number of leading time steps to read; None: all.
     block_steps : int
@@ -100,10 +101,8 @@ def read_column_series(path: str | os.PathLike, columns: np.ndarray, *,
     y : np.ndarray
         float32 ``[time, n, 65]`` outputs in physical units.
     grid : dict
-        :func:`pcm.cbrain.sample_grid` of the file, ``gw`` always filled in.
+        :func:`pcm.data.cbrain.sample_grid` of the file, ``gw`` always filled in.
     """
-    from pcm.cbrain import column_index, iter_rows, open_cbrain, sample_grid
-
     with open_cbrain(path) as ds:
         grid = dict(sample_grid(ds))
         features = np.concatenate([column_index(ds, INPUT_VARIABLES),

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from pcm.data.cbrain import column_labels, decode_names, iter_rows, nonfinite_error, read_var_names
 from pcm.errors import DataError
 from pcm.io import write_netcdf
 from pcm.variables import (
@@ -85,8 +86,6 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
     DataError
         Non-finite values (naming variable and level) or an empty file.
     """
-    from pcm.cbrain import _nonfinite_error, column_labels, iter_rows, read_var_names
-
     names = read_var_names(path)
     n_cols = names.size
     count = 0
@@ -97,7 +96,7 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
     for r0, rows in iter_rows(path, block=block):
         if not np.isfinite(rows).all():
             counts = (~np.isfinite(rows)).sum(axis=0)
-            raise _nonfinite_error(path, (names, column_labels(names)), counts,
+            raise nonfinite_error(path, (names, column_labels(names)), counts,
                                    first_row=r0 + int(np.argmax(~np.isfinite(rows).all(1))))
         if rows.shape[0] == 0:
             continue
@@ -178,12 +177,10 @@ def read_norm(path: str | os.PathLike) -> xr.Dataset:
 
 # --------------------------------------------------------------------------- applying
 def _names_of(ds: xr.Dataset, coord: str, source) -> np.ndarray:
-    from pcm.cbrain import _decode_names
-
     if coord not in ds.variables:
         raise DataError(f"norm file lacks the coordinate {coord!r} (expected mean std min max "
                         "over var_names and std_by_var over var_names_single)", path=source)
-    return _decode_names(ds[coord].values).astype(str)
+    return decode_names(ds[coord].values).astype(str)
 
 
 class Normalization:

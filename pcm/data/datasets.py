@@ -4,7 +4,7 @@
 y[n, 65])`` arrays, block by block, so peak memory stays close to the size of
 the result; :func:`iter_batches` streams batches for data larger than memory.
 :func:`write_synthetic_dataset` writes the synthetic aquaplanet
-(:mod:`pcm.synthetic`) as the seven files of a run's ``data/`` folder.
+(:mod:`pcm.data.synthetic`) as the seven files of a run's ``data/`` folder.
 """
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.cbrain import (
-    _header,
-    _open_nc,
-    _validate_names,
+from pcm.data import synthetic
+from pcm.data.cbrain import (
     column_index,
     column_labels,
+    header,
     iter_rows,
+    nonfinite_error,
+    open_nc,
+    validate_names,
     write_cbrain,
 )
+from pcm.data.normalization import Normalization, compute_norm, write_norm
 from pcm.errors import ParameterError
 from pcm.io import write_netcdf
-from pcm.normalization import Normalization, compute_norm, write_norm
 from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES
 
 __all__ = [
@@ -54,9 +56,9 @@ _BLOCK = 65536
 
 def _columns(path) -> tuple[np.ndarray, np.ndarray, list[str], int]:
     """Input+output columns, their decoded names and labels, and the sample count."""
-    with _open_nc(path) as nc:
-        names, n_samples = _header(nc, path)
-    _validate_names(names, INPUT_VARIABLES + OUTPUT_VARIABLES, path)
+    with open_nc(path) as nc:
+        names, n_samples = header(nc, path)
+    validate_names(names, INPUT_VARIABLES + OUTPUT_VARIABLES, path)
     cols = np.concatenate([column_index(names, INPUT_VARIABLES),
                            column_index(names, OUTPUT_VARIABLES)])
     labels = column_labels(names)
@@ -81,10 +83,8 @@ def _check_finite(rows: np.ndarray, first_row: int, path, names, labels) -> None
     finite = np.isfinite(rows)
     if finite.all():
         return
-    from pcm.cbrain import _nonfinite_error
-
     bad_row = int(np.argmax(~finite.all(axis=1)))
-    raise _nonfinite_error(path, (names, labels), (~finite).sum(axis=0),
+    raise nonfinite_error(path, (names, labels), (~finite).sum(axis=0),
                            first_row=first_row + bad_row)
 
 
@@ -263,8 +263,6 @@ def write_synthetic_dataset(
     dict
         ``train valid test plus4K minus4K norm drivers`` -> path.
     """
-    from pcm import synthetic
-
     for key, value in (("lat", n_lat), ("lon", n_lon)):
         limit = 64 if key == "lat" else 128
         if value is not None and not 1 <= value <= limit:

@@ -4,15 +4,15 @@ Iglesias-Suarez et al. (JGR 2024) select the inputs of every output with the
 PC1 stage of PCMCI run on the time series of each grid column, keep the
 links found in enough columns, and train one network per output on its
 causal drivers. PCMasking claims the same skill at about a third of the
-cost; :mod:`benchmarks/cost_vs_causal.py` measures that claim.
+cost; ``benchmarks/cost_vs_causal.py`` measures that claim.
 
-Modules: :mod:`pcm.causal.discovery` (per-column PC1 and aggregation, pure
-numpy + tigramite), :mod:`pcm.causal.data` (column time series from CBRAIN
-files), :mod:`pcm.causal.phases` (run-directory phases). Importing this
+Modules: :mod:`pcm.baselines.causal.discovery` (per-column PC1 and aggregation, pure
+numpy + tigramite), :mod:`pcm.baselines.causal.data` (column time series from CBRAIN
+files), :mod:`pcm.baselines.causal.phases` (run-directory phases). Importing this
 package does not import TensorFlow.
 """
 
-from pcm.causal.discovery import (
+from pcm.baselines.causal.discovery import (
     ColumnResult,
     aggregate_links,
     discover_column,
@@ -20,12 +20,10 @@ from pcm.causal.discovery import (
     link_assumptions,
     select_columns,
 )
-from pcm.causal.phases import (
+from pcm.baselines.causal.phases import (
     CAUSAL_MASKS,
     SECONDS,
     discovery_dataset,
-    load_causal_mask,
-    mask_scores,
     run_causal_training,
     run_discovery,
 )
@@ -39,8 +37,6 @@ __all__ = [
     "discover_columns",
     "discovery_dataset",
     "link_assumptions",
-    "load_causal_mask",
-    "mask_scores",
     "run_causal_training",
     "run_discovery",
     "select_columns",

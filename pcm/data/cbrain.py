@@ -25,10 +25,10 @@ Nothing here loads a whole file: data are read in blocks of rows
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -54,7 +54,11 @@ __all__ = [
     "column_labels",
     "sample_grid",
     "iter_rows",
-    "check_file",
+    "open_nc",
+    "header",
+    "validate_names",
+    "decode_names",
+    "nonfinite_error",
 ]
 
 #: The 14 catalogue variables, inputs then outputs (159 columns).
@@ -105,7 +109,7 @@ def write_cbrain(
     ----------
     fields : xr.Dataset
         Physical-unit fields: 3-D variables with dims (time, lev, lat, lon), 2-D
-        variables with dims (time, lat, lon), as :func:`pcm.synthetic.generate`
+        variables with dims (time, lat, lon), as :func:`pcm.data.synthetic.generate`
         returns them. Coordinates ``lat``, ``lon`` (and ``time``) are recorded.
     path : path-like
         Destination; written atomically (a crash leaves no partial file).
@@ -131,8 +135,6 @@ def write_cbrain(
     global attributes ``pcm_layout`` and ``pcm_n_time``, so that
     :func:`sample_grid` can recover the grid of the samples.
     """
-    import netCDF4
-
     names = tuple(ALL_VARIABLES if variables is None else variables)
     for name in names:
         if name not in VARIABLES:
@@ -222,7 +224,7 @@ def _gw_of(lat: np.ndarray) -> np.ndarray | None:
 
 
 # --------------------------------------------------------------------------- reading
-def _decode_names(raw: np.ndarray) -> np.ndarray:
+def decode_names(raw: np.ndarray) -> np.ndarray:
     """Decode var_names stored as vlen/fixed-width strings, bytes or char arrays."""
     arr = np.asarray(raw)
     if isinstance(arr, np.ma.MaskedArray):
@@ -239,10 +241,8 @@ def _decode_names(raw: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _open_nc(path: str | os.PathLike):
+def open_nc(path: str | os.PathLike):
     """Open ``path`` with netCDF4, turning library errors into DataError."""
-    import netCDF4
-
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
@@ -256,7 +256,7 @@ def _open_nc(path: str | os.PathLike):
     return nc
 
 
-def _header(nc, path) -> tuple[np.ndarray, int]:
+def header(nc, path) -> tuple[np.ndarray, int]:
     """Decoded var_names and number of samples of an open CBRAIN file."""
     if "vars" not in nc.variables:
         raise DataError(f"no variable 'vars' (found: {', '.join(nc.variables) or 'none'}); "
@@ -269,7 +269,7 @@ def _header(nc, path) -> tuple[np.ndarray, int]:
         raise DataError(f"'vars' has dims {data.dimensions}, expected (sample, var_names)",
                         path=path)
     try:
-        names = _decode_names(nc.variables["var_names"][:])
+        names = decode_names(nc.variables["var_names"][:])
     except Exception as err:  # noqa: BLE001 - any decoding problem is a data problem
         raise DataError(f"cannot decode 'var_names' ({err})", path=path) from None
     if data.shape[0] == 0:
@@ -280,7 +280,9 @@ def _header(nc, path) -> tuple[np.ndarray, int]:
     return names, int(data.shape[0])
 
 
-def _validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
+def validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
+    """Raise a DataError naming the first variable of ``require`` missing from ``names``
+    or present with the wrong number of levels."""
     for name in require:
         if name not in VARIABLES:
             raise DataError(f"not a catalogue variable (known: {', '.join(VARIABLES)})",
@@ -299,8 +301,8 @@ def _validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
 
 def read_var_names(path: str | os.PathLike) -> np.ndarray:
     """Decoded column names of a CBRAIN file (object array of str)."""
-    with _open_nc(path) as nc:
-        names, _ = _header(nc, path)
+    with open_nc(path) as nc:
+        names, _ = header(nc, path)
     return names
 
 
@@ -336,9 +338,9 @@ def open_cbrain(
         variable missing or with the wrong number of levels (the message names
         the file, the variable, and the found and expected counts).
     """
-    with _open_nc(path) as nc:
-        names, _ = _header(nc, path)
-    _validate_names(names, require, path)
+    with open_nc(path) as nc:
+        names, _ = header(nc, path)
+    validate_names(names, require, path)
     # h5netcdf (h5py's own HDF5) for the lazy dataset: mixing lazily opened
     # xarray/netcdf4 handles with direct netCDF4 reads of the same file
     # segfaults in netCDF4 1.7 (reproduced); netCDF3 files go through scipy.
@@ -383,7 +385,7 @@ def column_index(ds: xr.Dataset | Sequence[str] | np.ndarray,
     else:
         names = np.asarray(ds).astype(str)
         path = None
-    _validate_names(names, variables, path)
+    validate_names(names, variables, path)
     return np.concatenate([np.flatnonzero(names == v) for v in variables]).astype(np.int64)
 
 
@@ -433,8 +435,8 @@ def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
                 if k in ds.variables and ds[k].dims == (k if k != "gw" else "lat",)}
         return _grid(attrs, grid, n_samples, path)
     path = ds
-    with _open_nc(path) as nc:
-        _, n_samples = _header(nc, path)
+    with open_nc(path) as nc:
+        _, n_samples = header(nc, path)
         attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
         grid = {k: np.asarray(nc.variables[k][:], dtype="f8") for k in ("lat", "lon", "gw")
                 if k in nc.variables
@@ -489,8 +491,8 @@ def iter_rows(
         0) and a float32 array ``[rows, len(columns)]``. Values equal to a
         ``_FillValue`` are returned as NaN.
     """
-    with _open_nc(path) as nc:
-        _, n_samples = _header(nc, path)
+    with open_nc(path) as nc:
+        _, n_samples = header(nc, path)
         var = nc.variables["vars"]
         fill = getattr(var, "_FillValue", None)
         stop = n_samples if stop is None else min(stop, n_samples)
@@ -524,8 +526,20 @@ def iter_rows(
 
 
 # --------------------------------------------------------------------------- checking
-def _nonfinite_error(path, names_or_labels, counts, first_row=None) -> DataError:
-    """DataError naming the variable and level of the first bad column."""
+def nonfinite_error(path, names_or_labels, counts, first_row=None) -> DataError:
+    """DataError naming the variable and level of the first bad column.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    names_or_labels : tuple of (array, list)
+        Variable name and feature label of every counted column.
+    counts : array of int
+        Non-finite values per column.
+    first_row : int, optional
+        Sample of the first non-finite value.
+    """
     names, labels = names_or_labels
     bad = np.flatnonzero(counts)
     j = int(bad[0])
@@ -536,112 +550,3 @@ def _nonfinite_error(path, names_or_labels, counts, first_row=None) -> DataError
         others = f"; also in {', '.join(more[:5])}{' ...' if len(more) > 5 else ''}"
     return DataError(f"({labels[j]}): {int(counts[j])} non-finite values{where}{others}",
                      path=path, variable=str(names[j]))
-
-
-def check_file(path: str | os.PathLike, norm=None) -> str:
-    """Validate a CBRAIN-layout file and describe what it holds.
-
-    Parameters
-    ----------
-    path : path-like
-        The data file.
-    norm : path-like or xr.Dataset, optional
-        A normalisation file to check against the data: it must have ``mean std
-        min max (var_names)`` and ``std_by_var (var_names_single)`` with entries
-        for every catalogue variable at the right number of levels, and the
-        normalised inputs must stay within ``pcm.normalization.MAX_ABS_NORMALIZED``.
-
-    Returns
-    -------
-    str
-        A human-readable report: samples, columns per variable, time steps,
-        grid, value range per variable with units.
-
-    Raises
-    ------
-    DataError
-        Any problem, naming the file and the variable: not netCDF, missing
-        ``vars``/``var_names``, missing variable, wrong number of levels,
-        non-finite values (with the level label of the first bad column and the
-        count), grid inconsistent, norm file mismatch.
-    """
-    path = Path(path)
-    with _open_nc(path) as nc:
-        names, n_samples = _header(nc, path)
-    _validate_names(names, ALL_VARIABLES, path)
-    grid = sample_grid(path)
-    with _open_nc(path) as nc:
-        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
-    cols = column_index(names, ALL_VARIABLES)
-    labels = column_labels(names)
-    col_names = names[cols]
-    col_labels = [labels[c] for c in cols]
-    normalization = None
-    if norm is not None:
-        from pcm.normalization import Normalization
-
-        normalization = Normalization.from_any(norm, warn=False)  # listed in the report
-    n_in = sum(VARIABLES[v].n_levels for v in INPUT_VARIABLES)
-
-    counts = np.zeros(cols.size, dtype=np.int64)
-    vmin = np.full(cols.size, np.inf)
-    vmax = np.full(cols.size, -np.inf)
-    nmax = np.zeros(n_in)
-    for _, rows in iter_rows(path, cols):
-        if not rows.size:
-            continue
-        finite = np.isfinite(rows)
-        if not finite.all():
-            counts += (~finite).sum(axis=0)
-            rows = np.where(finite, rows, np.nan)
-        with warnings.catch_warnings():  # all-NaN columns: reported below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            vmin = np.fmin(vmin, np.nanmin(rows, axis=0))
-            vmax = np.fmax(vmax, np.nanmax(rows, axis=0))
-            if normalization is not None:
-                xn = normalization.normalize_inputs(rows[:, :n_in], dtype="float64")
-                nmax = np.fmax(nmax, np.nanmax(np.abs(xn), axis=0))
-    if counts.any():
-        raise _nonfinite_error(path, (col_names, col_labels), counts)
-
-    lines = [
-        f"{path}: CBRAIN layout, {n_samples} samples x {names.size} columns",
-        f"  time steps: {grid['n_time']}; grid: {grid['lat'].size} lat x {grid['lon'].size} lon"
-        f" ({'recorded in the file' if grid['from_file'] else 'assumed full T42'})",
-    ]
-    if attrs.get("pcm_layout"):
-        lines.append(f"  written by pcm ({attrs['pcm_layout']})")
-    extras = [n for n in dict.fromkeys(names.tolist()) if n not in ALL_VARIABLES]
-    if extras:
-        lines.append(f"  extra variables (ignored): {', '.join(extras)}")
-    lines.append(f"  {'variable':10s} {'levels':>6s} {'min':>12s} {'max':>12s}  units")
-    col = 0
-    for name in ALL_VARIABLES:
-        var = VARIABLES[name]
-        k = var.n_levels
-        role = "in " if name in INPUT_VARIABLES else "out"
-        lines.append(f"  {name:10s} {k:6d} {np.min(vmin[col:col + k]):12.5g} "
-                     f"{np.max(vmax[col:col + k]):12.5g}  {var.units} ({role})")
-        col += k
-    if normalization is not None:
-        limit = _max_abs_normalized()
-        j = int(np.argmax(nmax)) if nmax.size else 0
-        if nmax.size and nmax[j] > limit:
-            raise DataError(
-                f"norm file {normalization.source} does not match the data: normalised "
-                f"{col_labels[j]} reaches {nmax[j]:.3g} (limit {limit:g}); wrong norm file "
-                "or units?", path=path, variable=str(col_names[j]))
-        lines.append(f"  norm file {normalization.source}: matches (max |normalised input| "
-                     f"{float(np.max(nmax)) if nmax.size else 0.0:.3g})")
-        zero = normalization.zero_variance_labels()
-        if zero:
-            lines.append(f"  zero-variance outputs in the norm file (kept, R2 NaN): "
-                         f"{', '.join(zero)}")
-    lines.append("  OK: all values finite")
-    return "\n".join(lines)
-
-
-def _max_abs_normalized() -> float:
-    from pcm.normalization import MAX_ABS_NORMALIZED
-
-    return MAX_ABS_NORMALIZED

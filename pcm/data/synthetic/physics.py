@@ -8,8 +8,7 @@ import numpy as np
 import xarray as xr
 
 from pcm import variables as V
-from pcm.errors import DataError
-from pcm.synthetic._base import (
+from pcm.data.synthetic._base import (
     CP,
     GRAV,
     I_LHFLX,
@@ -49,7 +48,8 @@ from pcm.synthetic._base import (
     _softplus,
     saturation_specific_humidity,
 )
-from pcm.synthetic.atmosphere import LAPSE_REF
+from pcm.data.synthetic.atmosphere import LAPSE_REF
+from pcm.errors import DataError
 
 _TROP = P_HPA > 140.0  # levels 10..29
 #: Vertical structure of convective heating (per Pa, integrates to 1); zero above 140 hPa.

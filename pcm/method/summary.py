@@ -1,6 +1,6 @@
-"""Headline numbers of a run -> ``RUN/summary.json``.
+"""Step 6 of the method, last part: the headline numbers of a run -> ``RUN/summary.json``.
 
-Keys (DESIGN.md): ``r2[model][climate][VAR]`` (mean over the variable's
+Keys (``docs/architecture.md``): ``r2[model][climate][VAR]`` (mean over the variable's
 outputs of the global R², ``r2.nc``), ``drivers[model]`` with ``precision
 recall f1`` (macro means over non-degenerate outputs; only where ground truth
 is known), ``shap_nondriver_share[model]`` (mean over outputs with drivers of
@@ -21,7 +21,10 @@ import os
 import numpy as np
 import xarray as xr
 
+from pcm.analysis.r2 import variable_means
+from pcm.analysis.scoring import mean_scores
 from pcm.io import read_json, write_json
+from pcm.method.explain import driver_tables
 from pcm.rundir import RunDir
 
 __all__ = ["write_summary", "build_summary", "cost_comparison"]
@@ -48,7 +51,6 @@ def _clean(value):
 
 
 def _r2_section(ds: xr.Dataset) -> dict:
-    from pcm.r2 import variable_means
 
     means = variable_means(ds["r2"]).transpose("model", "climate", "var")
     out: dict = {}
@@ -103,9 +105,6 @@ def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | N
 
 def build_summary(run: RunDir | str | os.PathLike) -> dict:
     """The summary dictionary of a run (see the module docstring); nothing written."""
-    from pcm.evaluation import driver_tables
-    from pcm.scoring import mean_scores
-
     run = RunDir.of(run)
     summary: dict = {"r2": {}, "drivers": {}, "shap_nondriver_share": {}, "seconds": {}}
     r2_path = run.artefact("r2.nc")

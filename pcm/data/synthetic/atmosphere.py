@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pcm import variables as V
-from pcm.synthetic._base import (
+from pcm.data.synthetic._base import (
     C_EXCHANGE,
     CP,
     DT,

@@ -3,7 +3,7 @@
 Three ways to attribute a network's output to its 94 inputs:
 
 * :func:`deep_shap` — DeepSHAP (DeepLIFT rescale rule averaged over background
-  samples) for all networks of a :class:`~pcm.networks.StackedMLP` at once,
+  samples) for all networks of a :class:`~pcm.nn.networks.StackedMLP` at once,
   written directly in TensorFlow. For a Dense/LeakyReLU chain the rescale rule
   gives, for one input ``x`` and one reference ``r``::
 

@@ -1,0 +1,154 @@
+"""The book's generated pages: executed notebooks and the results chapter's tables.
+
+After a run, :func:`write_book` copies the executed notebooks into the book
+folder (timing metadata removed, :func:`clean_notebook`) and renders
+``results_tables.md`` from ``summary.json`` (:func:`render_results_markdown`) and
+``parameters_table.md`` from :data:`pcm.presets.PARAMETERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from pcm.io import read_json
+from pcm.presets import parameters_markdown
+
+__all__ = ["clean_notebook", "render_results_markdown", "write_book"]
+
+_NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
+
+
+def clean_notebook(nb: Any) -> Any:
+    """Remove timing metadata that papermill/Jupyter add (in place; returns ``nb``).
+
+    Cell ``execution_count`` values and outputs are kept (nbval compares outputs).
+    """
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for key in _NOISY_METADATA:
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    """A number for a table; None or NaN as an en dash."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return format(value, spec)
+
+
+def _configuration_line(params: Mapping[str, Any], preset: str | None) -> str:
+    """One sentence describing the size of a run (for the results chapter)."""
+    parts = [f"preset `{preset}`"] if preset else []
+    if params.get("data.source", "synthetic") == "synthetic":
+        grid = (f"{params.get('data.n_lat') or 64} x {params.get('data.n_lon') or 128} grid")
+        parts.append(f"synthetic aquaplanet, {grid}, {params.get('data.steps')} time steps")
+    else:
+        parts.append("user SPCAM data")
+    parts.append(f"networks {params.get('hidden_layers')} x {params.get('hidden_units')}")
+    parts.append(f"{params.get('epochs')} pre-masking + {params.get('finetune_epochs')} "
+                 "fine-tuning epochs")
+    parts.append(f"{params.get('n_thresholds')} candidate thresholds up to the "
+                 f"{_fmt(params.get('threshold_percentile'), 'g')}th percentile, selected by "
+                 f"`{params.get('selection')}`")
+    parts.append(f"λ = {_fmt(params.get('l1'), 'g')}")
+    return "**Configuration of this run**: " + "; ".join(parts) + ".\n"
+
+
+def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                            preset: str | None = None) -> str:
+    """Markdown tables of a run's ``summary.json`` (for the book's results chapter).
+
+    Parameters
+    ----------
+    summary : mapping
+        The content of ``RUN/summary.json``.
+    params : mapping, optional
+        The run's parameters (dotted keys); adds a line describing the run.
+    preset : str, optional
+        Name of the preset, for that line.
+    """
+    lines: list[str] = [_configuration_line(params, preset)] if params else []
+    r2 = summary.get("r2", {})
+    if r2:
+        models = list(r2)
+        climates = sorted({c for m in models for c in r2[m]},
+                          key=lambda c: ("control", "plus4K", "minus4K").index(c)
+                          if c in ("control", "plus4K", "minus4K") else 9)
+        variables = list(dict.fromkeys(v for m in models for c in r2[m] for v in r2[m][c]))
+        for climate in climates:
+            lines += [f"**Mean R² — {climate}**", "",
+                      "| variable | " + " | ".join(models) + " |",
+                      "|---|" + "---:|" * len(models)]
+            for var in variables:
+                cells = []
+                for m in models:
+                    value = r2[m].get(climate, {}).get(var)
+                    cells.append(_fmt(value))
+                lines.append(f"| {var} | " + " | ".join(cells) + " |")
+            lines.append("")
+    drivers = summary.get("drivers", {})
+    if drivers or summary.get("shap_nondriver_share"):
+        lines += ["**Recovery of the true drivers**", "",
+                  "| model | precision | recall | F1 | SHAP share on non-drivers |",
+                  "|---|---:|---:|---:|---:|"]
+        share = summary.get("shap_nondriver_share", {})
+        for model in dict.fromkeys([*drivers, *share]):
+            scores = drivers.get(model, {})
+            s = share.get(model)
+            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
+                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
+                         f"{_fmt(s)} |")
+        lines.append("")
+    seconds = summary.get("seconds", {})
+    if seconds:
+        lines += ["**Wall-clock seconds per phase** (machine dependent)", "",
+                  "| phase | seconds |", "|---|---:|"]
+        lines += [f"| {phase} | {value:.0f} |" for phase, value in seconds.items()]
+        lines.append("")
+    cost = summary.get("cost")
+    if cost:
+        lines += ["**Cost: causally-informed ÷ PCMasking** (wall seconds; the paper: "
+                  "PCMasking costs about a third, i.e. a ratio of about 3)", "",
+                  "| | PCMasking | causally-informed | ratio |", "|---|---:|---:|---:|",
+                  f"| this run | {_fmt(cost.get('pcmasking_s'), '.0f')} | "
+                  f"{_fmt(cost.get('causal_s'), '.0f')} | {_fmt(cost.get('ratio'))} |"]
+        if cost.get("ratio_all_columns") is not None:
+            lines.append(f"| discovery on all {cost['grid_columns']} columns "
+                         f"(extrapolated from {cost['causal_columns']}) | | | "
+                         f"{_fmt(cost['ratio_all_columns'])} |")
+        lines.append("")
+    return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
+
+
+def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
+               state: Mapping[str, Any]) -> None:
+    """Copy executed notebooks and write the generated tables into the book folder.
+
+    Parameters
+    ----------
+    book_dir : Path
+        The book's folder of generated pages (``book/notebooks``).
+    notebooks : sequence of Path
+        Executed notebooks of the run, in order (missing ones are skipped).
+    summary : Path
+        ``RUN/summary.json`` (absent: the results chapter says so).
+    state : mapping
+        The run's pipeline state (``params`` and ``preset`` describe the run).
+    """
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for src in notebooks:
+        if src.exists():
+            nb = nbformat.read(src, as_version=4)
+            nbformat.write(clean_notebook(nb), book_dir / src.name)
+    text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
+            if summary.exists() else "_No summary: the pipeline has not finished._\n")
+    (book_dir / "results_tables.md").write_text(text)
+    (book_dir / "parameters_table.md").write_text(parameters_markdown())
+
+

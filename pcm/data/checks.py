@@ -1,0 +1,131 @@
+"""Validation of a CBRAIN-layout data file (``pcm data check``), against a norm file.
+
+Kept apart from :mod:`pcm.data.cbrain` (reading and writing the layout) and
+:mod:`pcm.data.normalization` (the statistics), because it uses both.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pcm.data.cbrain import (
+    ALL_VARIABLES,
+    column_index,
+    column_labels,
+    header,
+    iter_rows,
+    nonfinite_error,
+    open_nc,
+    sample_grid,
+    validate_names,
+)
+from pcm.data.normalization import MAX_ABS_NORMALIZED, Normalization
+from pcm.errors import DataError
+from pcm.variables import INPUT_VARIABLES, VARIABLES
+
+__all__ = ["check_file"]
+
+
+def check_file(path: str | os.PathLike, norm=None) -> str:
+    """Validate a CBRAIN-layout file and describe what it holds.
+
+    Parameters
+    ----------
+    path : path-like
+        The data file.
+    norm : path-like or xr.Dataset, optional
+        A normalisation file to check against the data: it must have ``mean std
+        min max (var_names)`` and ``std_by_var (var_names_single)`` with entries
+        for every catalogue variable at the right number of levels, and the
+        normalised inputs must stay within ``pcm.data.normalization.MAX_ABS_NORMALIZED``.
+
+    Returns
+    -------
+    str
+        A human-readable report: samples, columns per variable, time steps,
+        grid, value range per variable with units.
+
+    Raises
+    ------
+    DataError
+        Any problem, naming the file and the variable: not netCDF, missing
+        ``vars``/``var_names``, missing variable, wrong number of levels,
+        non-finite values (with the level label of the first bad column and the
+        count), grid inconsistent, norm file mismatch.
+    """
+    path = Path(path)
+    with open_nc(path) as nc:
+        names, n_samples = header(nc, path)
+    validate_names(names, ALL_VARIABLES, path)
+    grid = sample_grid(path)
+    with open_nc(path) as nc:
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    cols = column_index(names, ALL_VARIABLES)
+    labels = column_labels(names)
+    col_names = names[cols]
+    col_labels = [labels[c] for c in cols]
+    normalization = None
+    if norm is not None:
+        normalization = Normalization.from_any(norm, warn=False)  # listed in the report
+    n_in = sum(VARIABLES[v].n_levels for v in INPUT_VARIABLES)
+
+    counts = np.zeros(cols.size, dtype=np.int64)
+    vmin = np.full(cols.size, np.inf)
+    vmax = np.full(cols.size, -np.inf)
+    nmax = np.zeros(n_in)
+    for _, rows in iter_rows(path, cols):
+        if not rows.size:
+            continue
+        finite = np.isfinite(rows)
+        if not finite.all():
+            counts += (~finite).sum(axis=0)
+            rows = np.where(finite, rows, np.nan)
+        with warnings.catch_warnings():  # all-NaN columns: reported below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vmin = np.fmin(vmin, np.nanmin(rows, axis=0))
+            vmax = np.fmax(vmax, np.nanmax(rows, axis=0))
+            if normalization is not None:
+                xn = normalization.normalize_inputs(rows[:, :n_in], dtype="float64")
+                nmax = np.fmax(nmax, np.nanmax(np.abs(xn), axis=0))
+    if counts.any():
+        raise nonfinite_error(path, (col_names, col_labels), counts)
+
+    lines = [
+        f"{path}: CBRAIN layout, {n_samples} samples x {names.size} columns",
+        f"  time steps: {grid['n_time']}; grid: {grid['lat'].size} lat x {grid['lon'].size} lon"
+        f" ({'recorded in the file' if grid['from_file'] else 'assumed full T42'})",
+    ]
+    if attrs.get("pcm_layout"):
+        lines.append(f"  written by pcm ({attrs['pcm_layout']})")
+    extras = [n for n in dict.fromkeys(names.tolist()) if n not in ALL_VARIABLES]
+    if extras:
+        lines.append(f"  extra variables (ignored): {', '.join(extras)}")
+    lines.append(f"  {'variable':10s} {'levels':>6s} {'min':>12s} {'max':>12s}  units")
+    col = 0
+    for name in ALL_VARIABLES:
+        var = VARIABLES[name]
+        k = var.n_levels
+        role = "in " if name in INPUT_VARIABLES else "out"
+        lines.append(f"  {name:10s} {k:6d} {np.min(vmin[col:col + k]):12.5g} "
+                     f"{np.max(vmax[col:col + k]):12.5g}  {var.units} ({role})")
+        col += k
+    if normalization is not None:
+        limit = MAX_ABS_NORMALIZED
+        j = int(np.argmax(nmax)) if nmax.size else 0
+        if nmax.size and nmax[j] > limit:
+            raise DataError(
+                f"norm file {normalization.source} does not match the data: normalised "
+                f"{col_labels[j]} reaches {nmax[j]:.3g} (limit {limit:g}); wrong norm file "
+                "or units?", path=path, variable=str(col_names[j]))
+        lines.append(f"  norm file {normalization.source}: matches (max |normalised input| "
+                     f"{float(np.max(nmax)) if nmax.size else 0.0:.3g})")
+        zero = normalization.zero_variance_labels()
+        if zero:
+            lines.append(f"  zero-variance outputs in the norm file (kept, R2 NaN): "
+                         f"{', '.join(zero)}")
+    lines.append("  OK: all values finite")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Step 5 of the method: R² of every trained model kind on the control and ±4K test sets.
+
+A thin step: it reads the run directory, calls the pure functions of
+:mod:`pcm.analysis.r2` and writes ``r2.nc``; its wall seconds go to
+``RUN/seconds.json["r2"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pcm.analysis.r2 import r2_dataset
+from pcm.config import EvaluationConfig
+from pcm.data.cbrain import sample_grid
+from pcm.data.datasets import load_split
+from pcm.data.normalization import Normalization
+from pcm.errors import DataError, ParameterError
+from pcm.io import write_netcdf
+from pcm.rundir import MODEL_KINDS, RunDir
+from pcm.variables import output_labels
+
+__all__ = ["CLIMATES", "run_r2", "predict"]
+
+#: Climate name -> data split holding it.
+CLIMATES = {"control": "test", "plus4K": "plus4K", "minus4K": "minus4K"}
+
+
+def predict(model, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+    """Normalised predictions of all 65 outputs, ``[n, 65]`` (NaN where no network).
+
+    Network ``n`` of the stacked model fills column ``model.targets[n]``.
+    """
+    out = np.full((len(x), len(output_labels())), np.nan, dtype=np.float64)
+    targets = np.asarray(model.targets, dtype=int)
+    for i in range(0, len(x), batch_size):
+        out[i:i + batch_size, targets] = np.asarray(model(x[i:i + batch_size]), dtype=np.float64)
+    return out
+
+
+def _r2_one_split(models: dict, path: Path, norm: Normalization, max_samples: int | None,
+                  batch_size: int) -> list[xr.Dataset]:
+    grid = sample_grid(path)
+    per_step = len(grid["lat"]) * len(grid["lon"])
+    n_avail = grid["n_time"] * per_step
+    n = n_avail if max_samples is None else min(n_avail, int(max_samples))
+    n = (n // per_step) * per_step
+    if n < per_step:
+        raise ParameterError("eval_samples", f"must cover at least one time step "
+                             f"({per_step} samples on this grid), got {max_samples}")
+    x, y = load_split(path, norm, max_samples=n)
+    y_true = norm.denormalize_outputs(y, dtype="float64")
+    out = []
+    for kind, model in models.items():
+        y_pred = norm.denormalize_outputs(predict(model, x, batch_size=batch_size),
+                                          dtype="float64")
+        ds = r2_dataset(y_true, y_pred, grid["lat"], grid["lon"])
+        out.append(ds.expand_dims(model=[kind]))
+    return out
+
+
+def run_r2(run: RunDir | str | os.PathLike, config: EvaluationConfig, *,
+           kinds: tuple[str, ...] = MODEL_KINDS, batch_size: int = 4096) -> xr.Dataset:
+    """R² of every trained model kind on the control test set and on ±4K -> ``RUN/r2.nc``.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        Run directory with data manifest and ``models/<kind>.keras``.
+    config : EvaluationConfig
+        ``eval_samples``: use at most this many samples of each split (rounded down
+        to whole time steps, taken from the start so the (time, lat, lon) layout
+        holds); None: all.
+    kinds : tuple of str
+        Model kinds to evaluate (missing models are skipped).
+    batch_size : int
+        Prediction batch size.
+
+    Returns
+    -------
+    xr.Dataset
+        ``r2(model, climate, output)``, ``r2_pointwise_mean(model, climate, output)``,
+        ``r2_zonal(model, climate, output, lat)``, ``r2_map(model, climate, output,
+        lat, lon)`` (see :mod:`pcm.analysis.r2` for the definitions); predictions in
+        physical units.
+    """
+    run = RunDir.of(run)
+    max_samples = config.eval_samples
+    start = time.perf_counter()
+    models = run.load_models(kinds)
+    if not models:
+        raise DataError(f"no trained model of kinds {kinds} in {run.root / 'models'}; "
+                        "run the training notebooks first", path=run.root / "models")
+    norm = run.norm()
+    climates = []
+    for climate, split in CLIMATES.items():
+        path = run.data_path(split)
+        if path is None:
+            continue
+        parts = _r2_one_split(models, path, norm, max_samples, batch_size)
+        climates.append(xr.concat(parts, dim="model").expand_dims(climate=[climate]))
+    if not climates:
+        raise DataError("the data manifest names no test split", path=run.manifest_path)
+    ds = xr.concat(climates, dim="climate", join="outer").transpose("model", "climate", ...)
+    for name in ("r2", "r2_pointwise_mean", "r2_zonal", "r2_map"):
+        ds[name].attrs = climates[0][name].attrs
+    ds["model"].attrs = {"long_name": "model kind"}
+    ds["climate"].attrs = {"long_name": "climate of the test data (control = test split)"}
+    ds.attrs = {"title": "R2 of the predicted tendencies and fluxes (physical units)",
+                "definition": "map: 1 - MSE/Var over time per grid point; r2: 1 - area-mean "
+                              "MSE / space-time variance (cos-lat weights, reference "
+                              "ModelDiagnostics.compute_stats); r2_zonal: pooled over time "
+                              "and longitude; zero variance -> NaN",
+                "max_samples": -1 if max_samples is None else int(max_samples)}
+    write_netcdf(ds, run.artefact("r2.nc"))
+    run.record_seconds(r2=time.perf_counter() - start)
+    return ds
+
+

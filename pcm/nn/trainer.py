@@ -1,0 +1,384 @@
+"""Training loop of a stacked model: resume, epochs, validation, early stopping, checkpoints.
+
+:func:`train_stacked` trains every network of a :class:`pcm.nn.networks.StackedMLP`
+together with one :class:`pcm.nn.engine.Engine`. It is a short sequence of small
+steps a reader can follow one at a time:
+
+- :func:`_resume` restores weights, Adam moments and history from a matching
+  per-epoch checkpoint (``checkpoint_dir/state.npz``);
+- :func:`_train_epoch` runs one epoch in a few compiled calls;
+- :func:`_validate` scores every network on the validation data;
+- :meth:`_Progress.early_stop` keeps each network's best weights (``patience``);
+- :func:`_save_checkpoint` writes the whole state atomically after every epoch.
+
+Learning rate: ``learning_rate / lr_divisor ** (epoch // lr_every)`` (reference:
+1e-3 divided by 5 every 3 epochs). Early stopping acts per network: every network
+keeps training until ALL networks have gone ``patience`` epochs without a lower
+validation loss, and each network's final weights are those of its own best
+validation epoch. Shuffling depends only on ``(seed, epoch)``, so a run killed and
+restarted ends with the same weights as an uninterrupted run; a finished
+checkpoint makes a re-run return at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from tqdm import tqdm
+
+from pcm.errors import DataError, ParameterError
+from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state, save_state
+from pcm.nn.config import TrainConfig, epoch_permutation, learning_rate_at
+from pcm.nn.engine import Engine, check_arrays
+from pcm.variables import output_labels
+
+__all__ = ["train_stacked", "checkpoint_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+
+def _digest(*arrays: np.ndarray, stride_to: int | None = None) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        if stride_to is not None and a.shape[0] > stride_to:
+            a = np.ascontiguousarray(a[:: a.shape[0] // stride_to])
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+
+def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1: float) -> dict:
+    """What a checkpoint must match to be resumed: layout, data checksums, hyper-parameters."""
+    weights = [np.asarray(w) for w in model.weights]
+    return {
+        "version": 1,
+        "n_networks": model.n_networks,
+        "hidden_units": list(model.hidden_units),
+        "input_layer": bool(model.has_input_layer),
+        "targets": list(model.targets),
+        "dtype_policy": str(model.dtype_policy.name),
+        "n_train": int(x.shape[0]),
+        "n_val": 0 if x_val is None else int(x_val.shape[0]),
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "lr_divisor": config.lr_divisor,
+        "lr_every": config.lr_every,
+        "l1": float(l1),
+        "patience": config.patience,
+        "seed": config.seed,
+        "data": _digest(x, y, stride_to=4096),
+        "val_data": None if x_val is None else _digest(x_val, y_val, stride_to=4096),
+        "initial_weights": _digest(*weights),
+    }
+
+
+def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: str,
+                     config: TrainConfig, l1: float, n_train: int, n_val: int,
+                     resumed_from: int) -> xr.Dataset:
+    labels = output_labels()
+    n_epochs = len(lrs)
+    loss = np.asarray(loss, dtype=np.float64).reshape(n_epochs, model.n_networks)
+    val_loss = np.asarray(val_loss, dtype=np.float64).reshape(n_epochs, model.n_networks)
+    coords = {
+        "epoch": ("epoch", np.arange(1, n_epochs + 1), {"long_name": "epoch (1-based)",
+                                                        "units": "1"}),
+        "network": ("network", np.arange(model.n_networks),
+                    {"long_name": "index of the network in the stack", "units": "1"}),
+        "output": ("network", np.array([labels[t] if t < len(labels) else str(t)
+                                        for t in model.targets]),
+                   {"long_name": "output predicted by the network"}),
+    }
+    penalty_note = " + L1 penalty" if l1 > 0 else ""
+    data = {
+        "loss": (("epoch", "network"), loss,
+                 {"long_name": f"training loss (MSE{penalty_note}), mean over the epoch",
+                  "units": "1 (squared normalised output)"}),
+        "val_loss": (("epoch", "network"), val_loss,
+                     {"long_name": f"validation loss (MSE{penalty_note}) after the epoch",
+                      "units": "1 (squared normalised output)"}),
+        "learning_rate": (("epoch",), np.asarray(lrs, dtype=np.float64),
+                          {"long_name": "Adam learning rate", "units": "1"}),
+        "epoch_seconds": (("epoch",), np.asarray(seconds, dtype=np.float64),
+                          {"long_name": "wall time of the epoch", "units": "s"}),
+        "best_epoch": (("network",), np.asarray(best_epoch, dtype=np.int32),
+                       {"long_name": "epoch whose weights the network keeps (1-based)",
+                        "units": "1"}),
+    }
+    attrs = {
+        "phase": desc or "training",
+        "seconds": float(np.sum(seconds)),
+        "l1": float(l1),
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "lr_divisor": config.lr_divisor,
+        "lr_every": config.lr_every,
+        "epochs_requested": config.epochs,
+        "patience": -1 if config.patience is None else int(config.patience),
+        "seed": config.seed,
+        "compute_dtype": config.compute_dtype,
+        "hidden_units": list(model.hidden_units),
+        "n_train": n_train,
+        "n_val": n_val,
+        "resumed_from_epoch": resumed_from,
+        "seconds_previous_sessions": float(np.sum(seconds[:resumed_from])),
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _use_bar(progress: bool) -> bool:
+    return bool(progress) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+
+@dataclass
+class _Progress:
+    """Everything the loop carries from epoch to epoch (and a checkpoint stores)."""
+
+    n_networks: int
+    patience: int | None
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    best_val: np.ndarray = None
+    best_epoch: np.ndarray = None
+    wait: np.ndarray = None
+    best_weights: list = field(default_factory=list)
+    epoch: int = 0
+    stopped_early: bool = False
+
+    def __post_init__(self) -> None:
+        self.best_val = np.full(self.n_networks, np.inf)
+        self.best_epoch = np.zeros(self.n_networks, dtype=np.int64)
+        self.wait = np.zeros(self.n_networks, dtype=np.int64)
+
+    def record(self, train_loss: np.ndarray, val: np.ndarray, lr: float, seconds: float) -> None:
+        """Append one finished epoch to the history."""
+        self.loss.append(train_loss)
+        self.val_loss.append(val)
+        self.lr.append(lr)
+        self.seconds.append(seconds)
+        self.epoch += 1
+
+    def early_stop(self, val: np.ndarray, trainable: list) -> None:
+        """Keep each network's best weights; stop once every network waited ``patience``."""
+        improved = val < self.best_val
+        self.best_val = np.where(improved, val, self.best_val)
+        self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
+        self.wait = np.where(improved, 0, self.wait + 1)
+        if improved.any():
+            for k, var in enumerate(trainable):
+                current = np.asarray(var)
+                self.best_weights[k][improved] = current[improved]
+        self.stopped_early = bool(np.all(self.wait >= self.patience))
+
+
+def _check_training_inputs(model, x, y, x_val, y_val, config: TrainConfig,
+                           l1: float | None) -> tuple:
+    """Validated ``(x, y, x_val, y_val, l1)``; ``l1=None`` means the config's for pre-masking."""
+    x, y = check_arrays(model, x, y, "training")
+    if (x_val is None) != (y_val is None):
+        raise ParameterError("x_val", "give both x_val and y_val, or neither")
+    if x_val is not None:
+        x_val, y_val = check_arrays(model, x_val, y_val, "validation")
+    if config.patience is not None and x_val is None:
+        raise ParameterError("patience", "early stopping needs validation data (x_val, y_val)")
+    if l1 is None:
+        l1 = config.l1 if model.has_input_layer else 0.0
+    if l1 > 0 and not model.has_input_layer:
+        raise ParameterError("l1", "the L1 penalty needs a model with an input layer")
+    if config.max_train_samples is not None:
+        x, y = x[: config.max_train_samples], y[: config.max_train_samples]
+    return x, y, x_val, y_val, l1
+
+
+def _resume(model, engine: Engine, progress: _Progress, checkpoint_dir, fingerprint: dict,
+            config: TrainConfig, label: str) -> None:
+    """Restore weights, optimizer and history from a matching checkpoint, if any."""
+    state = load_state(checkpoint_dir, fingerprint)
+    if state is not None and int(state["epoch"]) <= config.epochs:
+        for k, var in enumerate(model.weights):
+            var.assign(state[f"weight_{k}"])
+        for k, var in enumerate(engine.optimizer.variables):
+            var.assign(state[f"optimizer_{k}"])
+        progress.epoch = int(state["epoch"])
+        # more epochs than before may be asked for: only early stopping is final
+        progress.stopped_early = bool(state["stopped_early"])
+        progress.loss = list(state["hist_loss"])
+        progress.val_loss = list(state["hist_val_loss"])
+        progress.lr = list(state["hist_lr"])
+        progress.seconds = list(state["hist_seconds"])
+        progress.best_val = state["best_val"]
+        progress.best_epoch = state["best_epoch"]
+        progress.wait = state["wait"]
+        if config.patience:
+            progress.best_weights = [state[f"best_{k}"] for k in range(len(engine.variables))]
+        log.info("%s: resuming after epoch %d/%d from %s", label, progress.epoch,
+                 config.epochs, checkpoint_dir)
+    elif checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_FILE).exists():
+        log.warning("%s: the checkpoint in %s does not match (other data, model, "
+                    "hyper-parameters, or more epochs done than requested); starting afresh",
+                    label, checkpoint_dir)
+
+
+def _train_epoch(engine: Engine, config: TrainConfig, epoch: int, label: str, per_call: int,
+                 show_bar: bool) -> np.ndarray:
+    """Run one epoch; return each network's mean training loss over it."""
+    tf = engine.tf
+    steps = engine.steps
+    perm = tf.constant(epoch_permutation(engine.n, config.seed, epoch).astype(np.int32))
+    total = np.zeros(engine.model.n_networks)
+    bar = None
+    if show_bar:
+        bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{config.epochs}",
+                   file=sys.stderr, leave=False, unit="step")
+    for s0 in range(0, steps, per_call):
+        s1 = min(steps, s0 + per_call)
+        total += engine.train_chunk(perm, tf.constant(s0, tf.int32),
+                                    tf.constant(s1, tf.int32)).numpy()
+        if bar is not None:
+            bar.update(s1 - s0)
+    if bar is not None:
+        bar.close()
+    train_loss = total / engine.n
+    if not np.all(np.isfinite(train_loss)):
+        bad = np.flatnonzero(~np.isfinite(train_loss))
+        raise DataError(f"{label}: training loss is not finite in epoch {epoch + 1} for "
+                        f"networks {bad.tolist()[:10]}; check the data for NaN/inf or "
+                        f"lower the learning rate", variable="loss")
+    return train_loss
+
+
+def _validate(engine: Engine, x_val, y_val, config: TrainConfig) -> np.ndarray:
+    """Validation loss of every network (penalty included), NaN without validation data."""
+    if x_val is None:
+        return np.full(engine.model.n_networks, np.nan)
+    val = engine.evaluate(x_val, y_val, max(config.batch_size, 4096))
+    return val + engine.penalty().numpy()
+
+
+def _save_checkpoint(checkpoint_dir, fingerprint: dict, model, engine: Engine,
+                     progress: _Progress) -> None:
+    """Write weights, Adam moments and history of the finished epochs atomically."""
+    arrays = {f"weight_{k}": np.asarray(v) for k, v in enumerate(model.weights)}
+    arrays.update({f"optimizer_{k}": np.asarray(v)
+                   for k, v in enumerate(engine.optimizer.variables)})
+    arrays.update({f"best_{k}": w for k, w in enumerate(progress.best_weights)})
+    arrays.update(epoch=np.array(progress.epoch),
+                  stopped_early=np.array(int(progress.stopped_early)),
+                  hist_loss=np.array(progress.loss), hist_val_loss=np.array(progress.val_loss),
+                  hist_lr=np.array(progress.lr), hist_seconds=np.array(progress.seconds),
+                  best_val=progress.best_val, best_epoch=progress.best_epoch,
+                  wait=progress.wait)
+    save_state(checkpoint_dir, fingerprint, arrays)
+
+
+def _report(label: str, config: TrainConfig, progress: _Progress, has_val: bool,
+            show: bool) -> None:
+    """One line per epoch: a logging record, printed too when logging is not set up."""
+    msg = (f"{label}: epoch {progress.epoch}/{config.epochs} "
+           f"loss={np.sum(progress.loss[-1]):.6g}"  # summed over networks
+           + (f" val_loss={np.sum(progress.val_loss[-1]):.6g}" if has_val else "")
+           + f" lr={progress.lr[-1]:.3g} ({progress.seconds[-1]:.1f} s)")
+    log.info(msg)
+    if show and not log.hasHandlers():
+        print(msg, file=sys.stderr, flush=True)
+
+
+def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
+                  l1: float | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                  desc: str = "", progress: bool = False,
+                  on_epoch_end: Callable[[int, xr.Dataset], None] | None = None,
+                  steps_per_call: int | None = None) -> xr.Dataset:
+    """Train all networks of a stacked model together, in place.
+
+    Parameters
+    ----------
+    model : pcm.nn.networks.StackedMLP
+        Trained in place. Network ``n`` learns column ``model.targets[n]`` of ``y``.
+    x, y : array
+        Normalised inputs ``(samples, n_inputs)`` and outputs ``(samples, >= max
+        target + 1)``, held in memory.
+    config : TrainConfig
+        Hyper-parameters (``hidden_units`` and ``compute_dtype`` describe the
+        model and are not used here; the model's own dtype policy rules).
+    x_val, y_val : array, optional
+        Validation data; needed for ``config.patience``.
+    l1 : float, optional
+        L1 weight lambda on the input kernel (pre-masking models only). None
+        (default) means ``config.l1`` for a model with input layer and 0 otherwise.
+    checkpoint_dir : path-like, optional
+        Folder for the per-epoch checkpoint; an existing matching checkpoint is
+        resumed (a finished one returns at once).
+    desc : str
+        Phase name for the progress bar, log lines and history attrs.
+    progress : bool
+        Show a tqdm bar on stderr (only if stderr is a terminal) and one line per
+        epoch (``premask: epoch 3/9 loss=... (12.3 s)``): a ``logging`` INFO record
+        of logger ``pcm.nn.trainer`` always, printed to stderr as well when logging
+        is not configured.
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(epoch, history)`` (1-based) after each epoch's
+        checkpoint is written.
+    steps_per_call : int, optional
+        Optimizer steps run per compiled call (default: about 20 calls per epoch).
+
+    Returns
+    -------
+    xarray.Dataset
+        History: ``loss`` and ``val_loss`` (epoch, network) — both include the
+        L1 penalty where there is one, as Keras reports them — ``learning_rate``
+        and ``epoch_seconds`` (epoch), ``best_epoch`` (network); attrs record the
+        hyper-parameters, ``seconds`` (training wall time over all sessions) and
+        ``seconds_previous_sessions`` (the part spent before a resume).
+    """
+    x, y, x_val, y_val, l1 = _check_training_inputs(model, x, y, x_val, y_val, config, l1)
+    label = desc or "training"
+    fingerprint = checkpoint_fingerprint(model, x, y, x_val, y_val, config, l1)
+    engine = Engine(model, x, y, config, l1)
+    state = _Progress(model.n_networks, config.patience)
+    if config.patience:
+        state.best_weights = [np.asarray(v).copy() for v in engine.variables]
+    _resume(model, engine, state, checkpoint_dir, fingerprint, config, label)
+    resumed_from = state.epoch
+
+    def history() -> xr.Dataset:
+        best = state.best_epoch if config.patience else np.full(model.n_networks, state.epoch)
+        return _history_dataset(model, state.loss, state.val_loss, state.lr, state.seconds,
+                                best, desc=label, config=config, l1=l1, n_train=len(x),
+                                n_val=0 if x_val is None else len(x_val),
+                                resumed_from=resumed_from)
+
+    per_call = steps_per_call or max(1, math.ceil(engine.steps / 20))
+    show_bar = _use_bar(progress)
+    while state.epoch < config.epochs and not state.stopped_early:
+        t0 = time.perf_counter()
+        lr = learning_rate_at(config, state.epoch)
+        engine.optimizer.learning_rate.assign(lr)
+        train_loss = _train_epoch(engine, config, state.epoch, label, per_call, show_bar)
+        val = _validate(engine, x_val, y_val, config)
+        state.record(train_loss, val, lr, time.perf_counter() - t0)
+        if config.patience:
+            state.early_stop(val, engine.variables)
+        if checkpoint_dir is not None:
+            _save_checkpoint(checkpoint_dir, fingerprint, model, engine, state)
+        _report(label, config, state, x_val is not None, progress)
+        if on_epoch_end is not None:
+            on_epoch_end(state.epoch, history())
+
+    if config.patience:
+        for var, best in zip(engine.variables, state.best_weights, strict=True):
+            var.assign(best)
+    return history()

@@ -1,0 +1,150 @@
+"""The layers of ``pcm`` import only downward, and nothing hides a cycle inside a function.
+
+Every ``import`` of every module is read from its source (those inside functions
+included). A module may import modules of a lower layer, and of its own layer as
+long as the module graph stays acyclic. Imports inside functions are allowed only
+for the heavy libraries of :data:`LAZY_IMPORTS`; ``docs/architecture.md`` explains
+the layers.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pcm"
+
+#: The layers, bottom up: a module may import from its own and lower layers only.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("pcm", "pcm.errors", "pcm.io", "pcm.variables", "pcm.exercises"),
+    ("pcm.data",),
+    ("pcm.presets",),
+    ("pcm.nn", "pcm.analysis"),
+    ("pcm.config",),
+    ("pcm.rundir",),
+    ("pcm.phase",),
+    ("pcm.baselines",),
+    ("pcm.method",),
+    ("pcm.book",),
+    ("pcm.pipeline",),
+    ("pcm.cli", "pcm.__main__"),
+)
+
+#: Libraries that may be imported inside a function, and why: importing them is slow
+#: (TensorFlow, and everything that imports it) or they are needed by one rare path.
+LAZY_IMPORTS: dict[str, str] = {
+    "tensorflow": "seconds to import; only training, prediction and SHAP need it",
+    "keras": "imports TensorFlow",
+    "pcm.nn.networks": "defines Keras classes, so importing it imports TensorFlow",
+    "shap": "imports TensorFlow; only the reference DeepExplainer path",
+    "tigramite": "slow import; only causal discovery (and its worker processes)",
+    "papermill": "slow import; only notebook execution",
+    "ipykernel": "only the kernel manager of notebook execution",
+    "jupyter_client": "only the kernel manager of notebook execution",
+    "cartopy": "slow import; only map figures",
+    "matplotlib.colors": "only the log-scaled feature matrices",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, bool, int]]:
+    """``(imported module, inside a function, line)`` for every import of a module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[str, bool, int]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, in_function, child.lineno) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                names = [f"{child.module}.{alias.name}" for alias in child.names]
+                # "from pcm.data import synthetic" imports the module pcm.data.synthetic
+                found.extend((n if _is_module(n) else child.module, in_function, child.lineno)
+                             for n in names)
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split("."))
+    return (PACKAGE.parent / rel.with_suffix(".py")).exists() or \
+        (PACKAGE.parent / rel / "__init__.py").exists()
+
+
+def _layer(module: str) -> int:
+    best = None
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (rank, len(prefix))
+    if best is None:
+        raise AssertionError(f"module {module} belongs to no layer of LAYERS")
+    return best[0]
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        _layer(module)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_go_downward_and_functions_import_only_heavy_libraries(module):
+    problems = []
+    for name, in_function, line in _imports(MODULES[module]):
+        top = name.split(".")[0]
+        if in_function and not any(name == lazy or name.startswith(lazy + ".")
+                                   for lazy in LAZY_IMPORTS):
+            problems.append(f"line {line}: import of {name} inside a function "
+                            "(only the libraries of LAZY_IMPORTS may be imported lazily)")
+        if top == "pcm" and name != "pcm" and _layer(name) > _layer(module):
+            problems.append(f"line {line}: upward import of {name} (layer {_layer(name)}) "
+                            f"from layer {_layer(module)}")
+    assert not problems, f"{module}:\n" + "\n".join(problems)
+
+
+def test_module_graph_has_no_cycle():
+    graph = {m: {n for n, _, _ in _imports(p) if n.startswith("pcm.") and n in MODULES and n != m}
+             for m, p in MODULES.items()}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_the_checker_sees_upward_and_lazy_imports(tmp_path):
+    # the checks above must be able to fail: an upward import and a lazy pcm import
+    source = ("from pcm.pipeline import run\n\n"
+              "def f():\n    from pcm.rundir import RunDir\n    return RunDir\n")
+    path = tmp_path / "probe.py"
+    path.write_text(source)
+    found = _imports(path)
+    assert ("pcm.pipeline", False, 1) in found
+    assert ("pcm.rundir", True, 4) in found
+    assert _layer("pcm.pipeline") > _layer("pcm.data.cbrain")
