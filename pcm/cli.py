@@ -51,7 +51,9 @@ def _exercises(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pcm`` command."""
-    parser = argparse.ArgumentParser(prog="pcm", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="pcm", description=__doc__.split("\n")[0],
+        epilog="Layers, run-directory artefacts and file layouts: docs/architecture.md")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="make or check data in the CBRAIN layout")

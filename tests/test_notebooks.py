@@ -1,0 +1,46 @@
+"""The notebooks' parameters cells declare exactly their steps' configurations, with the
+defaults of :data:`pcm.presets.PARAMETERS` (one place for names and defaults)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from pcm.config import STEP_CONFIGS, PremaskConfig
+from pcm.pipeline import NOTEBOOK_DIR, RUN_DIR_PARAMETER, STEPS
+
+
+def _parameters_cell(step) -> dict:
+    nb = nbformat.read(NOTEBOOK_DIR / step.filename, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{step.filename}: expected one cell tagged 'parameters'"
+    namespace: dict = {}
+    exec(cells[0].source, namespace)  # noqa: S102 - literal assignments only
+    namespace.pop("__builtins__")
+    return namespace
+
+
+def test_every_step_has_its_configurations():
+    assert list(STEP_CONFIGS) == [step.name for step in STEPS]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
+def test_parameters_cell_matches_the_step_configs(step):
+    declared = _parameters_cell(step)
+    assert RUN_DIR_PARAMETER in declared
+    declared.pop(RUN_DIR_PARAMETER)
+    expected: dict = {}
+    for config in STEP_CONFIGS[step.name]:
+        expected.update(config.defaults())
+    assert sorted(declared) == sorted(expected), step.filename
+    for name, value in expected.items():
+        assert declared[name] == value and type(declared[name]) is type(value), \
+            f"{step.filename}: {name} = {declared[name]!r}, PARAMETERS default {value!r}"
+
+
+def test_config_from_parameters_takes_notebook_or_dotted_names_and_defaults():
+    config = PremaskConfig.from_parameters({"epochs": 3, "hidden_units": 8, "unrelated": 1})
+    assert config.epochs == 3 and config.hidden == (8,) * PremaskConfig.defaults()["hidden_layers"]
+    assert config.l1 == PremaskConfig.defaults()["l1"]
+    train = config.train_config(hidden_units=config.hidden, epochs=config.epochs, l1=config.l1)
+    assert (train.epochs, train.l1, train.max_train_samples) == (3, config.l1, None)
