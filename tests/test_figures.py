@@ -162,3 +162,43 @@ def test_training_history():
     lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
     np.testing.assert_allclose(lines["training"], [3.0, 1.5])  # mean over the networks
     np.testing.assert_allclose(lines["validation"], [4.0, 2.5])
+
+
+def test_threshold_search_marks_the_chosen_threshold():
+    values = np.array([[0.1, 0.2, 0.3], [0.05, 0.1, np.nan]])
+    loss = np.array([[3.0, 1.0, 2.0], [1.0, 2.0, np.nan]])
+    ds = xr.Dataset({"threshold_value": (("output", "threshold_index"), values),
+                     "loss": (("output", "threshold_index"), loss),
+                     "threshold": ("output", [0.2, 0.05])},
+                    coords={"output": OUT[:2]})
+    fig = figures.threshold_search(ds, OUT[:2], ylabel="val_loss")
+    _draw(fig)
+    ax = fig.axes[0]
+    stars = [line for line in ax.lines if line.get_marker() == "*"]
+    assert [(s.get_xdata()[0], s.get_ydata()[0]) for s in stars] == [(0.2, 1.0), (0.05, 1.0)]
+    assert ax.get_ylabel() == "val_loss"
+
+
+def test_snapshot_maps_and_mean_profiles_of_cbrain_data(tmp_path):
+    from pcm.data import synthetic
+    from pcm.data.cbrain import open_cbrain, sample_grid, write_cbrain
+    from pcm.variables import LEVELS_HPA
+
+    path = write_cbrain(synthetic.generate(2, seed=0, n_lat=3, n_lon=4), tmp_path / "f.nc")
+    with open_cbrain(path) as ds:
+        data = ds.load()
+    grid = sample_grid(data)
+    fig = figures.snapshot_maps(data, grid["lat"], grid["lon"], {"TBP": -1, "PRECT": 0,
+                                                                  "PS": 0})
+    _draw(fig)
+    from matplotlib.collections import QuadMesh
+
+    maps = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    meshes = [c for ax in maps for c in ax.collections
+              if isinstance(c, QuadMesh)]
+    assert len(meshes) == 3
+    assert meshes[0].get_array().size == 3 * 4  # one time step of the 3 x 4 grid
+    fig = figures.mean_profiles(data, ["TBP", "PHQ"], LEVELS_HPA)
+    _draw(fig)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["TBP", "PHQ"]
+    assert len(fig.axes[0].lines[0].get_ydata()) == len(LEVELS_HPA)

@@ -9,7 +9,7 @@ download (the SPCAM case is an aquaplanet anyway).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from pcm.analysis.r2 import cross_section, profile
 from pcm.analysis.scoring import mean_scores
+from pcm.data.cbrain import column_index
 from pcm.variables import level_index_of_label, variable_of_label
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "driver_score_bars",
     "masking_vector_plot",
     "threshold_search",
+    "snapshot_maps",
+    "mean_profiles",
 ]
 
 R2_CMAP = "Spectral_r"
@@ -334,4 +337,57 @@ def threshold_search(thresholds: xr.Dataset, outputs: Sequence[str], *,
     ax.set_xlabel("candidate threshold")
     ax.set_ylabel(ylabel)
     ax.legend()
+    return fig
+
+
+def snapshot_maps(data: xr.Dataset, lat: np.ndarray, lon: np.ndarray,
+                  panels: Mapping[str, int]) -> Figure:
+    """Lat-lon maps of the first time step of a CBRAIN-layout data set.
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        A CBRAIN-layout data set (``vars(sample, var_names)``, samples (time, lat,
+        lon) with longitude fastest).
+    lat, lon : array
+        The grid of the file (:func:`pcm.data.cbrain.sample_grid`).
+    panels : mapping
+        Variable name -> level index (-1: the lowest level; 0 for 2-D variables).
+    """
+    first = data["vars"][: len(lat) * len(lon)].values.reshape(len(lat), len(lon), -1)
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 2.5 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax, (name, level) in zip(axes.flat, panels.items(), strict=False):
+        field = first[:, :, column_index(data, [name])[level]]
+        mesh = ax.pcolormesh(lon, lat, field, shading="auto")
+        fig.colorbar(mesh, ax=ax, label=name)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.supxlabel("longitude (°E)")
+    fig.supylabel("latitude (°N)")
+    return fig
+
+
+def mean_profiles(data: xr.Dataset, variables: Sequence[str],
+                  levels_hpa: np.ndarray) -> Figure:
+    """Vertical profiles of the sample mean of 3-D variables, one panel per variable.
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        A CBRAIN-layout data set.
+    variables : sequence of str
+        Variables with one column per level.
+    levels_hpa : array
+        Pressure of the levels (top to bottom), the vertical axis.
+    """
+    mean = data["vars"].mean("sample").values
+    fig, axes = plt.subplots(1, len(variables), figsize=(3 * len(variables), 4), sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes[0], variables, strict=True):
+        ax.plot(mean[column_index(data, [name])], levels_hpa)
+        ax.set_xlabel(name)
+    axes[0, 0].set_ylabel("pressure (hPa)")
+    axes[0, 0].invert_yaxis()
     return fig
