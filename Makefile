@@ -7,6 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    ?= runs/tutorial
 PRESET ?= tutorial
+# GitHub repository (owner/name) of the book: fills the repository, Binder and Colab buttons
+# and the notebooks' pcm setup cell. Unset: the book has no such buttons.
+BOOK_REPOSITORY ?=
+# Folder holding _config.yml, _toc.yml and book/ (the tests build a small copy elsewhere).
+BOOK_SRC ?= .
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
@@ -28,10 +33,15 @@ book: $(STAMP)
 	$(MAKE) --no-print-directory html && \
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
+## make html [BOOK_REPOSITORY=owner/name]: build the HTML book from book/notebooks
 html: $(STAMP)
-	@test -f book/notebooks/06_shap_drivers.ipynb || \
-		{ echo "no executed notebooks in book/notebooks: run 'make book' first" >&2; exit 1; }
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
+	@test -f $(BOOK_SRC)/book/notebooks/06_shap_drivers.ipynb || \
+		{ echo "no executed notebooks in $(BOOK_SRC)/book/notebooks: run 'make book' first" >&2; \
+		  exit 1; }
+	$(BIN)/python -m pcm.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
+		--config $(BOOK_SRC)/_config.yml --write-config $(BOOK_SRC)/_build/_config.launch.yml
+	$(BIN)/jupyter-book build $(BOOK_SRC) --config $(BOOK_SRC)/_build/_config.launch.yml \
+		--warningiserror --keep-going --quiet
 
 ## make test: unit tests, lint and the nbval regression notebooks
 test: $(STAMP)
