@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
 
-.PHONY: book test install run html lint clean refresh-nbval
+.PHONY: book test install run html lint clean refresh-nbval chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,25 @@ html: $(STAMP)
 		--warningiserror --keep-going --quiet
 
 ## make test: unit tests, lint and the nbval regression notebooks
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check pcm tests benchmarks notebooks
 	$(BIN)/python -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg
+
+## Debian's chromium for the offline browser check of the book (tests/test_book_offline.py);
+## installed with apt-get where it is missing and we may (root or password-less sudo),
+## otherwise that test is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+		if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
+			echo "installing Debian's chromium for the browser test of the book"; \
+			$$sudo apt-get update -qq >/dev/null && \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| echo "could not install chromium: the browser test will be skipped" >&2; \
+		else \
+			echo "no chromium and no apt-get (as root): the browser test will be skipped" >&2; \
+		fi; }
 
 refresh-nbval: $(STAMP)
 	$(BIN)/python tests/refresh_notebooks.py
