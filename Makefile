@@ -7,11 +7,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    ?= runs/tutorial
 PRESET ?= tutorial
+# GitHub repository (owner/name) of the book: fills the repository, Binder and Colab buttons
+# and the notebooks' pcm setup cell. Unset: the book has no such buttons.
+BOOK_REPOSITORY ?=
+# Folder holding _config.yml, _toc.yml and book/ (the tests build a small copy elsewhere).
+BOOK_SRC ?= .
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
 
-.PHONY: book test install run html lint clean refresh-nbval
+.PHONY: book test install run html lint clean refresh-nbval chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,16 +33,36 @@ book: $(STAMP)
 	$(MAKE) --no-print-directory html && \
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
+## make html [BOOK_REPOSITORY=owner/name]: build the HTML book from book/notebooks
 html: $(STAMP)
-	@test -f book/notebooks/06_shap_drivers.ipynb || \
-		{ echo "no executed notebooks in book/notebooks: run 'make book' first" >&2; exit 1; }
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
+	@test -f $(BOOK_SRC)/book/notebooks/06_shap_drivers.ipynb || \
+		{ echo "no executed notebooks in $(BOOK_SRC)/book/notebooks: run 'make book' first" >&2; \
+		  exit 1; }
+	$(BIN)/python -m pcm.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
+		--config $(BOOK_SRC)/_config.yml --write-config $(BOOK_SRC)/_build/_config.launch.yml
+	$(BIN)/jupyter-book build $(BOOK_SRC) --config $(BOOK_SRC)/_build/_config.launch.yml \
+		--warningiserror --keep-going --quiet
 
 ## make test: unit tests, lint and the nbval regression notebooks
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check pcm tests benchmarks notebooks
 	$(BIN)/python -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg
+
+## Debian's chromium for the offline browser check of the book (tests/test_book_offline.py);
+## installed with apt-get where it is missing and we may (root or password-less sudo),
+## otherwise that test is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+		if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
+			echo "installing Debian's chromium for the browser test of the book"; \
+			$$sudo apt-get update -qq >/dev/null && \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| echo "could not install chromium: the browser test will be skipped" >&2; \
+		else \
+			echo "no chromium and no apt-get (as root): the browser test will be skipped" >&2; \
+		fi; }
 
 refresh-nbval: $(STAMP)
 	$(BIN)/python tests/refresh_notebooks.py

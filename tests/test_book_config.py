@@ -12,6 +12,7 @@ import nbformat
 import pytest
 import yaml
 
+from pcm.launch import book_config
 from pcm.pipeline import STEPS
 from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
 
@@ -40,13 +41,26 @@ def test_config_is_offline_and_never_executes():
     assert (ROOT / config["bibtex_bibfiles"][0]).is_file()
 
 
-def test_launch_and_repository_buttons():
+def test_launch_and_repository_buttons_only_with_book_repository():
     config = _config()
-    assert config["repository"]["url"].startswith("https://github.com/")
-    assert config["repository"]["path_to_book"] == ""
-    assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
-    assert config["html"]["use_repository_button"] is True
+    # _config.yml names no repository: `make html BOOK_REPOSITORY=owner/name` adds it
+    assert "repository" not in config and "launch_buttons" not in config
+    assert "github.com" not in (ROOT / "_config.yml").read_text()
+    assert config["html"]["use_repository_button"] is False
     assert config["sphinx"]["config"]["html_theme_options"]["use_download_button"] is True
+    with_repo = book_config(config, "octocat/pcm-book")
+    assert with_repo["repository"]["url"] == "https://github.com/octocat/pcm-book"
+    assert with_repo["repository"]["path_to_book"] == ""
+    assert with_repo["launch_buttons"]["binderhub_url"] and with_repo["launch_buttons"]["colab_url"]
+    assert with_repo["html"]["use_repository_button"] is True
+    makefile = (ROOT / "Makefile").read_text()
+    assert "BOOK_REPOSITORY ?=\n" in makefile and '--repository "$(BOOK_REPOSITORY)"' in makefile
+
+
+def test_mathjax_is_bundled_and_thebe_scripts_dropped():
+    extensions = _config()["sphinx"]["extra_extensions"]
+    assert "sphinx-mathjax-offline" in extensions and "pcm.launch" in extensions
+    assert "mathjax_path" not in str(_config())  # a CDN path would override the bundled copy
 
 
 def test_toc_lists_chapters_and_the_six_notebooks():

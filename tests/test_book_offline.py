@@ -1,0 +1,342 @@
+"""The built book as a reader sees it: offline, in a browser, with honest buttons.
+
+A small book is built with ``make html`` (the real target, ``execute_notebooks: off``)
+from the book's chapters and the ``ci`` reference notebooks in ``tests/notebooks``.
+Those notebooks carry no images (``tests/refresh_notebooks.py`` strips them), so each
+``<Figure ...>`` output gets a small stand-in PNG: the image path through myst-nb,
+``_images/`` and the page is the one the real figures take.
+
+The browser test opens every page in headless Chromium (Debian's ``chromium``; the
+Makefile installs it where apt-get is available, otherwise the test is skipped) with
+the network disabled, and checks that every equation was typeset by MathJax, every
+image loaded, every internal link resolves and no page shows an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+
+from pcm.launch import SETUP_TAG
+from pcm.presets import parameters_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "tests" / "notebooks").glob("*.ipynb"))
+REPOSITORY = "octo-org/pcm-book"
+
+#: What must not appear in any page: CDN hosts and scripts or stylesheets from the web.
+CDN = re.compile(r"cdn\.jsdelivr|unpkg\.com|cdnjs|mathjax@|googleapis|"
+                 r"<script[^>]*\ssrc=\"(?:https?:)?//|<link[^>]*\shref=\"(?:https?:)?//")
+#: What no page may contain without BOOK_REPOSITORY: buttons and links to a repository.
+REPOSITORY_TRACES = re.compile(r"github\.com/|mybinder\.org|colab\.research|binder-examples|"
+                               r"btn-source-repository|launch-binder|launch-colab|"
+                               r"x-thebe-config|executablebooks")
+
+
+def _figure_png(label: str) -> str:
+    """A small PNG (base64) standing in for a figure the reference notebooks dropped."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 1.2), dpi=50)
+    fig.text(0.5, 0.5, f"stand-in for {label}", ha="center", va="center")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _with_figures(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
+    count = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain", "")
+            if output.get("output_type") == "display_data" and text.startswith("<Figure"):
+                output["data"]["image/png"] = _figure_png(text)
+                count += 1
+    return nb, count
+
+
+def make_mini_book(src: Path) -> int:
+    """Copy the book skeleton, the chapters and the reference notebooks into ``src``.
+
+    Returns the number of figures (stand-in images) in the notebooks.
+    """
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, src / name)
+    notebooks = src / "book" / "notebooks"
+    notebooks.mkdir(parents=True)
+    for path in [*(ROOT / "book").glob("*.md"), ROOT / "book" / "references.bib"]:
+        shutil.copy(path, src / "book" / path.name)
+    figures = 0
+    for path in NOTEBOOKS:
+        nb, count = _with_figures(nbformat.read(path, as_version=4))
+        nbformat.write(nb, notebooks / path.name)
+        figures += count
+    (notebooks / "results_tables.md").write_text(
+        "| output | unconstrained | pcmasking |\n|---|---|---|\n| PRECT | 0.81 | 0.80 |\n")
+    (notebooks / "parameters_table.md").write_text(parameters_markdown())
+    return figures
+
+
+def make_html(src: Path, repository: str = "") -> subprocess.CompletedProcess:
+    """Run the Makefile's ``html`` target on the book in ``src`` (no install step)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no `make` on PATH: the book is built by `make html`")
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    return subprocess.run(
+        [make, "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed-stamp", "html",
+         f"BOOK_SRC={src}", f"BIN={Path(sys.executable).parent}",
+         f"BOOK_REPOSITORY={repository}"],
+        capture_output=True, text=True, timeout=600, env=env)
+
+
+def _build(tmp_path_factory: pytest.TempPathFactory, name: str, repository: str) -> dict:
+    src = tmp_path_factory.mktemp(name)
+    figures = make_mini_book(src)
+    start = time.perf_counter()
+    proc = make_html(src, repository)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {"src": src, "html": src / "_build" / "html", "figures": figures,
+            "seconds": seconds}
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """The mini book built without BOOK_REPOSITORY."""
+    return _build(tmp_path_factory, "book", "")
+
+
+@pytest.fixture(scope="module")
+def repository_book(tmp_path_factory):
+    """The mini book built with BOOK_REPOSITORY=octo-org/pcm-book."""
+    return _build(tmp_path_factory, "repobook", REPOSITORY)
+
+
+def _pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html")
+                  if not p.relative_to(html).parts[0].startswith(("_static", "_images")))
+
+
+# -- the built HTML, read as text ---------------------------------------------------------
+
+
+def test_no_page_names_a_cdn_or_a_repository(book):
+    pages = _pages(book["html"])
+    assert len(pages) >= len(NOTEBOOKS) + 6, pages
+    cdn, repository = [], []
+    for page in pages:
+        text = page.read_text()
+        name = str(page.relative_to(book["html"]))
+        cdn += [f"{name}: {m.group()}" for m in CDN.finditer(text)]
+        repository += [f"{name}: {m.group()}" for m in REPOSITORY_TRACES.finditer(text)]
+    assert not cdn, f"pages name a CDN: {cdn[:10]}"
+    assert not repository, f"pages name a repository without BOOK_REPOSITORY: {repository[:10]}"
+    # the downloadable notebooks carry no setup cell either
+    for path in (book["html"] / "_sources" / "book" / "notebooks").glob("*.ipynb"):
+        assert SETUP_TAG not in path.read_text(), path.name
+    # MathJax is the bundled copy
+    method = (book["html"] / "book" / "method.html").read_text()
+    assert 'src="../_static/mathjax/tex-chtml.js"' in method
+    assert (book["html"] / "_static" / "mathjax" / "tex-chtml.js").stat().st_size > 100_000
+    assert list((book["html"] / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob(
+        "*.woff"))
+
+
+def test_with_book_repository_buttons_and_setup_cells(repository_book):
+    html = repository_book["html"]
+    url = f"https://github.com/{REPOSITORY}"
+    for page in _pages(html):
+        text = page.read_text()
+        assert CDN.search(text) is None, f"{page.name} names a CDN"
+        assert "x-thebe-config" not in text and "binder-examples" not in text, page
+        if page.parent.name == "notebooks":
+            assert "btn-source-repository-button" in text and f'href="{url}"' in text
+            nb = f"book/notebooks/{page.stem}.ipynb"
+            assert f"https://mybinder.org/v2/gh/{REPOSITORY}/main?urlpath=lab/tree/{nb}" in text
+            assert f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/{nb}" in text
+            assert "git+" not in text and SETUP_TAG not in text  # setup cell not shown
+    for path in (repository_book["src"] / "book" / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert SETUP_TAG in nb.cells[0].metadata["tags"], path.name
+        assert f"git+{url}@main" in nb.cells[0].source
+        assert sum(SETUP_TAG in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+def test_bad_book_repository_is_one_clear_error(tmp_path):
+    make_mini_book(tmp_path)
+    before = (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes()
+    proc = make_html(tmp_path, "https://github.com/octo-org/pcm-book")
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "pcm.launch: error" in line]
+    assert len(errors) == 1 and "BOOK_REPOSITORY" in errors[0] and "owner/name" in errors[0]
+    assert (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes() == before
+    assert not (tmp_path / "_build" / "html").exists()
+
+
+# -- the built HTML, in a browser without network -----------------------------------------
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-extensions",
+    # the network is off: every request to a host goes to a closed port, no name resolves
+    "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
+
+# Runs in the page once it has loaded: waits for MathJax and the images, then reports.
+INSPECT_PAGE = """async () => {
+  if (document.querySelector('.math')) {
+    for (let i = 0; i < 40 && !(window.MathJax && MathJax.startup && MathJax.startup.promise);
+         i++) await new Promise(r => setTimeout(r, 50));
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise)
+      await MathJax.startup.promise;
+  }
+  const images = [...document.images];
+  images.forEach(img => { img.loading = 'eager'; });
+  await Promise.all(images.map(img => img.decode().catch(() => null)));
+  const prose = document.body.cloneNode(true);
+  prose.querySelectorAll('pre, code, script, style, mjx-container, .math')
+       .forEach(e => e.remove());
+  const math = [...document.querySelectorAll('.math')];
+  const errorSelector = '.output.error, .output.traceback, .output.stderr, .stderr, ' +
+                        '.system-message, .problematic';
+  return {
+    mathjax: Boolean(window.MathJax && MathJax.version),
+    math: math.length,
+    rendered: math.filter(e => e.querySelector('mjx-container')).length,
+    mathErrors: document.querySelectorAll('mjx-merror').length,
+    prose: prose.textContent,
+    images: images.map(i => ({src: i.currentSrc || i.src,
+                              ok: i.complete && i.naturalWidth > 0})),
+    links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    ids: [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.name),
+    errors: [...document.querySelectorAll(errorSelector)].map(e => e.outerHTML.slice(0, 300)),
+    text: document.body.innerText,
+  };
+}"""
+
+REDIRECT = re.compile(r'^<meta http-equiv="Refresh" content="0; url=([^"]+)" />\s*$')
+RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\\(?:begin|frac|mathbb|mathrm|sum|lVert)\b")
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+def _check_links(pages: dict[Path, dict], html: Path) -> tuple[int, list[str]]:
+    ids = {page: set(info["ids"]) for page, info in pages.items()}
+    checked, broken = 0, []
+    for page, info in pages.items():
+        for href in info["links"]:
+            parts = urlsplit(href)
+            if parts.scheme != "file":
+                continue
+            target = Path(unquote(parts.path))
+            if target.is_dir():
+                target = target / "index.html"
+            checked += 1
+            where = f"{page.relative_to(html)} -> {href}"
+            if not target.is_file():
+                broken.append(f"{where}: no such file")
+            elif parts.fragment and target.suffix == ".html":
+                known = ids.get(target)
+                if known is None:
+                    known = set(re.findall(r'\sid="([^"]+)"', target.read_text()))
+                if unquote(parts.fragment) not in known:
+                    broken.append(f"{where}: no anchor #{parts.fragment}")
+    return checked, broken
+
+
+def test_every_page_renders_offline_in_chromium(book, capsys):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium: install Debian's `chromium` package (`make test` does it "
+                    "where apt-get is available) or set CHROMIUM=/path/to/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    html = book["html"]
+    start = time.perf_counter()
+    pages: dict[Path, dict] = {}
+    outside: list[str] = []
+    failed: list[str] = []
+    js_errors: list[str] = []
+    redirects: dict[Path, Path] = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_FLAGS, chromium_sandbox=False)
+        context = browser.new_context(offline=True)  # and DevTools network emulation: offline
+        page = context.new_page()
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith(("file:", "data:", "blob:", "about:")) else None)
+        page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+        page.on("pageerror", lambda e: js_errors.append(str(e)))
+        for path in _pages(html):
+            redirect = REDIRECT.search(path.read_text())
+            if redirect:  # jupyter-book's index.html: only a redirect to the first chapter
+                redirects[path] = path.parent / redirect.group(1)
+                continue
+            page.goto(path.as_uri(), wait_until="load", timeout=30_000)
+            pages[path] = page.evaluate(INSPECT_PAGE)
+        # what the pages asked for and what failed; the probe below is not counted
+        asked, failures = list(outside), list(failed)
+        # the network is really off: a fetch from the page fails
+        probe = page.evaluate("() => fetch('https://cdn.jsdelivr.net/npm/mathjax@3/es5/"
+                              "tex-chtml.js').then(r => 'status ' + r.status, e => 'failed')")
+        browser.close()
+    seconds = time.perf_counter() - start
+    links, broken = _check_links(pages, html)
+
+    report = [f"browser check of the book, network disabled (Chromium {chromium}): "
+              f"{len(pages)} pages"]
+    for path, info in pages.items():
+        loaded = sum(i["ok"] for i in info["images"])
+        report.append(f"  {str(path.relative_to(html)):50s} "
+                      f"{info['rendered']:3d}/{info['math']:<3d} equations rendered "
+                      f"{loaded:2d}/{len(info['images']):<2d} images loaded")
+    for path, target in redirects.items():
+        report.append(f"  {str(path.relative_to(html)):50s} redirects to "
+                      f"{target.relative_to(html)}")
+    total_math = sum(i["rendered"] for i in pages.values())
+    total_images = sum(sum(x["ok"] for x in i["images"]) for i in pages.values())
+    report.append(f"  total: {len(pages)} pages, {total_math} equations rendered by MathJax, "
+                  f"{total_images} images loaded, {links} internal links resolved, "
+                  f"{len(asked)} requests off the machine; build {book['seconds']:.1f} s, "
+                  f"browser {seconds:.1f} s")
+    with capsys.disabled():
+        print("\n" + "\n".join(report))
+
+    assert probe == "failed", f"the network is not disabled: {probe}"
+    assert not asked, f"pages asked the network for {sorted(set(asked))}"
+    assert not failures, failures
+    assert not js_errors, js_errors
+    assert not broken, broken
+    assert all(target in pages for target in redirects.values()), redirects
+    assert pages[html / "book" / "method.html"]["math"] >= 10
+    assert total_images == book["figures"] > 0
+    for path, info in pages.items():
+        name = path.relative_to(html)
+        if info["math"]:
+            assert info["mathjax"], f"{name}: MathJax did not load"
+        assert info["rendered"] == info["math"], f"{name}: equations left to MathJax unrendered"
+        assert not info["mathErrors"], f"{name}: MathJax reports {info['mathErrors']} TeX errors"
+        raw = RAW_TEX.search(info["prose"])
+        assert not raw, f"{name}: raw LaTeX in the page: ...{raw.group()}..."
+        bad = [i["src"] for i in info["images"] if not i["ok"]]
+        assert not bad, f"{name}: images not loaded: {bad}"
+        assert not info["errors"], f"{name}: error output: {info['errors']}"
+        assert "Traceback (most recent call last)" not in info["text"], name
