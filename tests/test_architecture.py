@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.phase",),
     ("pcm.baselines",),
     ("pcm.method",),
-    ("pcm.book",),
+    ("pcm.book", "pcm.launch"),
     ("pcm.pipeline",),
     ("pcm.cli", "pcm.__main__"),
 )
@@ -44,7 +44,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "ipykernel": "only the kernel manager of notebook execution",
     "jupyter_client": "only the kernel manager of notebook execution",
     "cartopy": "slow import; only map figures",
-    "matplotlib.colors": "only the log-scaled feature matrices",
+    "docutils": "only inside the Sphinx build (the book's launch extension)",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from pcm.analysis.r2 import cross_section, profile
@@ -172,8 +173,6 @@ def feature_matrix(data: xr.DataArray, *, title: str = "", cmap: str = "viridis"
     ax : matplotlib Axes, optional
         Draw into this axes instead of a new figure.
     """
-    from matplotlib.colors import LogNorm
-
     da = data.transpose("output", "input")
     values = np.asarray(da.values, dtype=float)
     if ax is None:
