@@ -21,8 +21,8 @@ from typing import Any, Self
 from pcm.nn.config import TrainConfig
 from pcm.presets import PARAMETERS, notebook_name
 
-__all__ = ["StepConfig", "TrainingStep", "DataConfig", "PremaskConfig", "SearchConfig",
-           "FinetuneConfig", "CausalConfig", "EvaluationConfig", "ShapConfig",
+__all__ = ["StepConfig", "TrainingStep", "NetworkStep", "DataConfig", "PremaskConfig",
+           "SearchConfig", "FinetuneConfig", "CausalConfig", "EvaluationConfig", "ShapConfig",
            "STEP_CONFIGS"]
 
 _BY_NOTEBOOK_NAME = {notebook_name(key): key for key in PARAMETERS}
@@ -109,18 +109,24 @@ class TrainingStep(StepConfig):
 
 
 @dataclass(frozen=True)
-class PremaskConfig(TrainingStep):
-    """Step 2: pre-masking networks (and the unconstrained baseline of the same size)."""
+class NetworkStep(TrainingStep):
+    """Training steps that build networks of their own architecture from scratch."""
 
     hidden_layers: int
     hidden_units: int
     epochs: int
-    l1: float
 
     @property
     def hidden(self) -> tuple[int, ...]:
         """Widths of the hidden layers."""
         return (int(self.hidden_units),) * int(self.hidden_layers)
+
+
+@dataclass(frozen=True)
+class PremaskConfig(NetworkStep):
+    """Step 2: pre-masking networks (and the unconstrained baseline of the same size)."""
+
+    l1: float
 
 
 @dataclass(frozen=True)
@@ -143,21 +149,13 @@ class FinetuneConfig(TrainingStep):
 
 
 @dataclass(frozen=True)
-class CausalConfig(TrainingStep):
+class CausalConfig(NetworkStep):
     """Step 4, the causally-informed comparison: discovery and its networks."""
 
     causal: bool
     causal_pc_alpha: float
     causal_share: float
     causal_columns: int | None
-    hidden_layers: int
-    hidden_units: int
-    epochs: int
-
-    @property
-    def hidden(self) -> tuple[int, ...]:
-        """Widths of the hidden layers."""
-        return (int(self.hidden_units),) * int(self.hidden_layers)
 
 
 @dataclass(frozen=True)
