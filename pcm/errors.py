@@ -7,9 +7,11 @@ and what was expected. The command line prints them as one line.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from os import PathLike
 
-__all__ = ["PCMError", "DataError", "ParameterError"]
+__all__ = ["PCMError", "DataError", "ParameterError", "did_you_mean"]
 
 
 class PCMError(Exception):
@@ -56,3 +58,25 @@ class ParameterError(PCMError, ValueError):
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         super().__init__(f"parameter {key!r}: {message}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """The known name the user probably meant by ``name``, or None.
+
+    A name that differs only in case (``qbp`` for ``QBP``, ``Epochs`` for
+    ``epochs``) is matched first, then the closest spelling
+    (:func:`difflib.get_close_matches`, cutoff 0.6).
+
+    Examples
+    --------
+    >>> did_you_mean("qbp", ["QBP", "TBP"])
+    'QBP'
+    >>> did_you_mean("xyz", ["QBP", "TBP"]) is None
+    True
+    """
+    known = [str(k) for k in known]
+    same_case = [k for k in known if k.casefold() == name.casefold() and k != name]
+    if same_case:
+        return same_case[0]
+    close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -13,7 +13,6 @@ change them only in :data:`PRESETS` below.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pcm.data.datasets import split_steps
-from pcm.errors import ParameterError
+from pcm.errors import ParameterError, did_you_mean
 
 __all__ = ["Parameter", "PARAMETERS", "PRESETS", "preset", "validate", "flatten",
            "notebook_name", "parameters_markdown"]
@@ -206,9 +205,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _check_one(key: str, value: Any) -> Any:
     """Validate and normalise one value; return it (paths as str)."""
     if key not in PARAMETERS:
-        close = difflib.get_close_matches(key, PARAMETERS, n=1, cutoff=0.6)
-        close = close or [k for k in PARAMETERS if k.split(".")[-1] == key.split(".")[-1]]
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = did_you_mean(key, PARAMETERS)
+        close = close or next((k for k in PARAMETERS
+                               if k.split(".")[-1] == key.split(".")[-1]), None)
+        hint = f" (did you mean {close!r}?)" if close else ""
         raise ParameterError(key, f"unknown parameter{hint}; known: {', '.join(PARAMETERS)}")
     p = PARAMETERS[key]
     if value is None:
@@ -231,8 +231,10 @@ def _check_one(key: str, value: Any) -> Any:
             raise ParameterError(key, f"expected a {'path' if kind == 'path' else 'string'}, "
                                  f"got {value!r} ({p.help})")
     if p.choices is not None and value not in p.choices:
+        close = did_you_mean(value, p.choices) if isinstance(value, str) else None
+        hint = f" (did you mean {close!r}?)" if close else ""
         raise ParameterError(key, f"must be one of {', '.join(map(str, p.choices))}, "
-                             f"got {value!r}")
+                             f"got {value!r}{hint}")
     if p.minimum is not None and value < p.minimum:
         raise ParameterError(key, f"must be >= {p.minimum:g}, got {value!r}")
     if p.maximum is not None and value > p.maximum:

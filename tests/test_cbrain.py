@@ -302,3 +302,19 @@ def test_check_file_with_matching_and_mismatching_norm(tmp_path, own_file):
     write_norm(no_phq, tmp_path / "nophq.nc")
     with pytest.raises(DataError, match=r"nophq.nc: variable 'PHQ': missing"):
         checks.check_file(own_file, norm=tmp_path / "nophq.nc")
+
+
+def test_variable_in_the_wrong_case_gets_a_hint(tmp_path):
+    columns = foreign_columns(8)
+    columns["qbp"] = columns.pop("QBP")
+    write_foreign(tmp_path / "lower.nc", columns)
+    with pytest.raises(DataError, match=r"variable 'QBP': missing from 'var_names' .*; the file "
+                                        r"has 'qbp': did you mean 'QBP'\?"):
+        cbrain.open_cbrain(tmp_path / "lower.nc")
+    with pytest.raises(DataError, match=r"'Qbp': not a catalogue variable \(did you mean "
+                                        r"'QBP'\?\)"):
+        cbrain.validate_names(np.array(["QBP"]), ["Qbp"], tmp_path / "lower.nc")
+    write_foreign(tmp_path / "upper.nc", foreign_columns(8, drop="LHFLX"))
+    with pytest.raises(DataError, match="variable 'LHFLX': missing") as info:
+        cbrain.open_cbrain(tmp_path / "upper.nc")
+    assert "did you mean" not in str(info.value)  # no hint without a case mismatch

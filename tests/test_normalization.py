@@ -177,3 +177,11 @@ def test_synthetic_data_fit_the_real_norm_file(tmp_path):
     path = cbrain.write_cbrain(synthetic.generate(2, seed=0, n_lat=4, n_lon=8), tmp_path / "s.nc")
     report = checks.check_file(path, norm=REFERENCE_NORM)
     assert "001_norm.nc: matches" in report and "phq-3.64, phq-7.59" in report
+
+
+def test_norm_variable_in_the_wrong_case_gets_a_hint(norm_ds):
+    names = norm_ds["var_names"].values.astype(str)
+    lowered = norm_ds.assign_coords(var_names=np.where(names == "TBP", "tbp", names))
+    with pytest.raises(DataError, match=r"variable 'TBP': missing from the norm file's "
+                                        r"var_names .*did you mean 'TBP'\?"):
+        Normalization.from_dataset(lowered)

@@ -32,7 +32,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from pcm.errors import DataError
+from pcm.errors import DataError, did_you_mean
 from pcm.io import atomic_path
 from pcm.variables import (
     INPUT_VARIABLES,
@@ -138,8 +138,8 @@ def write_cbrain(
     names = tuple(ALL_VARIABLES if variables is None else variables)
     for name in names:
         if name not in VARIABLES:
-            raise DataError(f"not a catalogue variable (known: {', '.join(VARIABLES)})",
-                            variable=name)
+            raise DataError(f"not a catalogue variable{_hint(name, VARIABLES)} "
+                            f"(known: {', '.join(VARIABLES)})", variable=name)
     for dim in ("time", "lat", "lon"):
         if dim not in fields.sizes:
             raise DataError(f"fields lack the dimension {dim!r} (dims: {dict(fields.sizes)})")
@@ -280,20 +280,35 @@ def header(nc, path) -> tuple[np.ndarray, int]:
     return names, int(data.shape[0])
 
 
+def _hint(name: str, known) -> str:
+    match = did_you_mean(name, known)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def case_hint(name: str, present) -> str:
+    """``"; the file has 'qbp': did you mean 'QBP'? ..."`` if ``present`` has ``name`` in
+    another case, else ``""`` (for messages about a missing variable)."""
+    other = [p for p in present if str(p).casefold() == name.casefold() and str(p) != name]
+    if not other:
+        return ""
+    return (f"; the file has {other[0]!r}: did you mean {name!r}? (variable names are "
+            "case-sensitive)")
+
+
 def validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
     """Raise a DataError naming the first variable of ``require`` missing from ``names``
     or present with the wrong number of levels."""
     for name in require:
         if name not in VARIABLES:
-            raise DataError(f"not a catalogue variable (known: {', '.join(VARIABLES)})",
-                            variable=name)
+            raise DataError(f"not a catalogue variable{_hint(name, VARIABLES)} "
+                            f"(known: {', '.join(VARIABLES)})", variable=name)
         expected = VARIABLES[name].n_levels
         found = int(np.count_nonzero(names == name))
         if found == 0:
             present = sorted(set(names.tolist()))
             raise DataError(f"missing from 'var_names' (expected {expected} column"
-                            f"{'s' if expected > 1 else ''}; file has {', '.join(present)})",
-                            path=path, variable=name)
+                            f"{'s' if expected > 1 else ''}; file has {', '.join(present)})"
+                            f"{case_hint(name, present)}", path=path, variable=name)
         if found != expected:
             raise DataError(f"has {found} columns (levels) in 'var_names', expected {expected}",
                             path=path, variable=name)

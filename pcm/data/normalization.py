@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.data.cbrain import column_labels, decode_names, iter_rows, nonfinite_error, read_var_names
+from pcm.data.cbrain import (
+    case_hint,
+    column_labels,
+    decode_names,
+    iter_rows,
+    nonfinite_error,
+    read_var_names,
+)
 from pcm.errors import DataError
 from pcm.io import write_netcdf
 from pcm.variables import (
@@ -262,7 +269,8 @@ class Normalization:
             expected = VARIABLES[name].n_levels
             if idx.size == 0:
                 raise DataError(f"missing from the norm file's var_names (expected {expected} "
-                                "entries)", path=source, variable=name)
+                                f"entries){case_hint(name, set(names.tolist()))}",
+                                path=source, variable=name)
             if idx.size != expected:
                 raise DataError(f"has {idx.size} entries in the norm file's var_names, "
                                 f"expected {expected}", path=source, variable=name)
@@ -273,7 +281,8 @@ class Normalization:
             idx = columns(name)
             single = np.flatnonzero(singles == name)
             if single.size != 1:
-                raise DataError("missing from the norm file's var_names_single (std_by_var)",
+                raise DataError("missing from the norm file's var_names_single (std_by_var)"
+                                f"{case_hint(name, set(singles.tolist()))}",
                                 path=source, variable=name)
             rng = stats["max"][idx] - stats["min"][idx]
             s = np.maximum(rng, std_by_var[single[0]])
