@@ -7,8 +7,11 @@ Usage (docs/architecture.md, "Command line")::
     pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
     pcm exercises --out DIR
 
-Errors that concern the user's input (:class:`pcm.errors.PCMError`) are printed
-as one line on standard error and exit with status 2; nothing else is caught.
+Errors that concern the user's input (:class:`pcm.errors.PCMError`) and the
+operating system's refusals to create or write a file (:class:`OSError`: a
+``--out`` below a file, permission denied, disk full) are printed as one line
+on standard error, naming the path and the problem, and exit with status 2;
+nothing else is caught.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pcm.data.checks import check_file
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import PCMError
 from pcm.exercises import write_student_copies
+from pcm.io import output_dir
 from pcm.pipeline import run
 from pcm.presets import PARAMETERS
 
@@ -29,6 +33,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _data_synthetic(args: argparse.Namespace) -> None:
+    output_dir(args.out)
     paths = write_synthetic_dataset(args.out, steps=args.steps, seed=args.seed,
                                     n_lat=args.lat, n_lon=args.lon)
     for name, path in paths.items():
@@ -45,6 +50,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _exercises(args: argparse.Namespace) -> None:
+    output_dir(args.out)
     for path in write_student_copies(args.src, args.out):
         print(path)
 
@@ -98,6 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except PCMError as err:
         print(f"pcm: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:
+            raise
+        problem = err.strerror or err.__class__.__name__
+        print(f"pcm: error: {err.filename}: {problem}", file=sys.stderr)
         return 2
     return 0
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 from test_cbrain import fake_fields, foreign_columns, write_foreign
 
 from pcm.cli import main
-from pcm.data import cbrain
+from pcm.data import cbrain, datasets
 from pcm.data.normalization import compute_norm, write_norm
 
 
@@ -110,3 +115,36 @@ def test_data_check_mismatching_norm_is_exit_2(tmp_path, data, capsys, case, exp
     assert main(["data", "check", str(path), "--norm", str(bad)]) == 2
     line = one_error_line(capsys)
     assert expected in line and "bad_norm.nc" in line
+
+
+def test_out_errors_are_one_line_naming_path_and_problem(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert main(["data", "synthetic", "--out", str(afile), "--steps", "6"]) == 2
+    assert one_error_line(capsys) == f"pcm: error: --out {afile}: exists and is not a directory"
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    assert main(["exercises", "--src", str(notebooks), "--out", str(afile)]) == 2
+    assert one_error_line(capsys) == f"pcm: error: --out {afile}: exists and is not a directory"
+    assert main(["exercises", "--src", str(notebooks), "--out", str(afile / "sub")]) == 2
+    assert one_error_line(capsys) == (f"pcm: error: --out {afile / 'sub'}: cannot create the "
+                                      f"directory: {afile} is a file, not a directory")
+
+    def refuse(fields, path, *args, **kwargs):  # as root nothing is unwritable: simulate
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(datasets, "write_cbrain", refuse)
+    assert main(["data", "synthetic", "--out", str(tmp_path / "syn"), "--steps", "6",
+                 "--lat", "2", "--lon", "4"]) == 2
+    assert one_error_line(capsys) == (f"pcm: error: {tmp_path / 'syn' / 'train.nc'}: "
+                                      "Permission denied")
+
+
+def test_data_synthetic_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert main(["data", "synthetic", "--out", str(tmp_path / "syn"), "--steps", "6",
+                     "--lat", "2", "--lon", "4"]) == 0
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "syn").iterdir()}
+    assert len(modes) == 7 and set(modes.values()) == {0o644}
