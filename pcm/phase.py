@@ -12,6 +12,7 @@ import time
 
 import xarray as xr
 
+from pcm.data.checks import check_training_set
 from pcm.io import write_netcdf
 from pcm.nn.config import TrainConfig
 from pcm.nn.saving import save_stacked
@@ -26,7 +27,9 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
                 seconds_key: str | None = None) -> xr.Dataset:
     """Train ``model`` on the run's train/valid data and write the phase's artefacts.
 
-    Resumes from ``checkpoints/<phase>``, saves ``models/<kind>.keras`` and
+    Warns (:func:`pcm.data.checks.check_training_set`) when every training output is
+    constant or the training set is smaller than one batch. Resumes from
+    ``checkpoints/<phase>``, saves ``models/<kind>.keras`` and
     ``history_<phase>.nc`` (with ``attrs`` added), and records the phase's wall
     seconds (under ``seconds_key``, default ``phase``), including epochs trained by
     earlier, interrupted sessions, counted from ``t0`` (``time.perf_counter()``).
@@ -58,6 +61,7 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
         The training history.
     """
     x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    check_training_set(y, config.batch_size, path=run.data_path("train"))
     hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=l1,
                          checkpoint_dir=run.checkpoints(phase), desc=phase, progress=progress)
     save_stacked(model, run.model(kind))

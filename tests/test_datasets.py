@@ -199,3 +199,46 @@ def test_write_synthetic_dataset_with_the_real_generator(tmp_path):
     assert np.isfinite(x).all() and np.isfinite(y).all()
     for name in VARIABLES:
         assert name in cbrain.read_var_names(paths["test"])
+
+
+# -- training sets that train without learning (issue 13) --------------------------------------
+
+
+def test_constant_outputs_and_tiny_training_sets_warn_one_line_each():
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a normal training set: not a word
+        assert checks.check_training_set(rng.normal(size=(300, 65)), 128) == []
+    with pytest.warns(checks.TrainingDataWarning) as caught:
+        messages = checks.check_training_set(np.full((300, 65), 0.25), 128, path="t.nc")
+    assert len(caught) == 1 and len(messages) == 1
+    assert messages[0].startswith("t.nc: all 65 training outputs are constant over the 300 ")
+    with pytest.warns(checks.TrainingDataWarning) as caught:
+        messages = checks.check_training_set(rng.normal(size=(40, 65)), 128)
+    assert len(caught) == 1
+    assert "training set has 40 samples, fewer than one batch (batch_size=128)" in messages[0]
+    for message in messages:
+        assert "\n" not in message
+
+
+@pytest.mark.filterwarnings("ignore::pcm.data.normalization.ZeroVarianceWarning")
+def test_every_training_phase_checks_its_training_set(tmp_path, monkeypatch):
+    from pcm import phase
+    from pcm.nn.config import TrainConfig
+    from pcm.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    files = datasets.write_synthetic_dataset(run.data_dir, steps=6, seed=0, n_lat=2, n_lon=4)
+    run.write_manifest(files, source="synthetic")
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(phase, "train_stacked", stop)  # no TensorFlow: stop before training
+    with pytest.warns(checks.TrainingDataWarning, match="fewer than one batch"), \
+            pytest.raises(Stop):
+        phase.train_phase(run, "premask", "premask", None, TrainConfig(batch_size=1024),
+                          l1=0.0, progress=False, t0=0.0)

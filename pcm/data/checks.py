@@ -1,4 +1,5 @@
-"""Validation of a CBRAIN-layout data file (``pcm data check``), against a norm file.
+"""Validation of a CBRAIN-layout data file (``pcm data check``), against a norm file,
+and of a training set before training starts (:func:`check_training_set`).
 
 Kept apart from :mod:`pcm.data.cbrain` (reading and writing the layout) and
 :mod:`pcm.data.normalization` (the statistics), because it uses both.
@@ -27,7 +28,48 @@ from pcm.data.normalization import MAX_ABS_NORMALIZED, Normalization
 from pcm.errors import DataError
 from pcm.variables import INPUT_VARIABLES, VARIABLES
 
-__all__ = ["check_file"]
+__all__ = ["check_file", "check_training_set", "TrainingDataWarning"]
+
+
+class TrainingDataWarning(UserWarning):
+    """A training set that trains, but not usefully (constant outputs, less than a batch)."""
+
+
+def check_training_set(y: np.ndarray, batch_size: int, *,
+                       path: str | os.PathLike | None = None) -> list[str]:
+    """Warn, one line each, about a training set that will train without learning much.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Training outputs ``(samples, outputs)`` (normalised or not).
+    batch_size : int
+        Mini-batch size of the training.
+    path : path-like, optional
+        The training file, named in the messages.
+
+    Returns
+    -------
+    list of str
+        The messages issued as :class:`TrainingDataWarning`: every output constant
+        over the training samples (the networks can only learn a constant), and
+        fewer samples than one batch (each epoch is a single optimizer step).
+    """
+    y = np.asarray(y)
+    where = f"{path}: " if path is not None else ""
+    messages = []
+    n = y.shape[0]
+    if n and y.ndim == 2 and y.shape[1] and bool(np.all(np.ptp(y, axis=0) == 0)):
+        messages.append(f"{where}all {y.shape[1]} training outputs are constant over the {n} "
+                        "training samples: the networks can only learn a constant (wrong file "
+                        "or variables?)")
+    if n < batch_size:
+        messages.append(f"{where}the training set has {n} samples, fewer than one batch "
+                        f"(batch_size={batch_size}): every epoch is a single optimizer step; "
+                        "lower batch_size or use more data")
+    for message in messages:
+        warnings.warn(message, TrainingDataWarning, stacklevel=2)
+    return messages
 
 
 def check_file(path: str | os.PathLike, norm=None) -> str:
