@@ -14,11 +14,17 @@ import os
 
 import numpy as np
 
+from pcm.baselines.causal.discovery import select_columns
 from pcm.data.cbrain import column_index, iter_rows, open_cbrain, sample_grid
 from pcm.errors import DataError
+from pcm.presets import MIN_CAUSAL_STEPS
 from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES, VARIABLES, gaussian_grid
 
-__all__ = ["feature_indices", "gaussian_weights", "read_column_series"]
+__all__ = ["feature_indices", "gaussian_weights", "read_column_series", "lag1_autocorrelation",
+           "series_problem", "causal_feasibility", "MIN_PERSISTENCE"]
+
+#: Median lag-1 autocorrelation of the inputs below which a file is taken as shuffled.
+MIN_PERSISTENCE = 0.1
 
 
 def feature_indices(var_names: np.ndarray, names: tuple[str, ...], *,
@@ -129,3 +135,62 @@ def read_column_series(path: str | os.PathLike, columns: np.ndarray, *,
     if not np.all(np.isfinite(series)):
         raise DataError("non-finite values in the selected columns", path=path)
     return series[..., :n_in], series[..., n_in:], grid
+
+
+def lag1_autocorrelation(x: np.ndarray) -> float:
+    """Median lag-1 autocorrelation of the non-constant series of ``x [time, column, feature]``.
+
+    Close to 1 for a continuous simulation at a 30-minute step, close to 0 for a
+    shuffled file.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    a, b = x[:-1] - x[:-1].mean(axis=0), x[1:] - x[1:].mean(axis=0)
+    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+    ok = denom > 0
+    if not ok.any():
+        return float("nan")
+    return float(np.median((a * b).sum(axis=0)[ok] / denom[ok]))
+
+
+def series_problem(x: np.ndarray) -> str | None:
+    """Why column time series ``x [time, column, feature]`` do not suit causal discovery.
+
+    Returns
+    -------
+    str or None
+        Too few time steps (< ``pcm.presets.MIN_CAUSAL_STEPS``) or no persistence
+        from one step to the next (a shuffled file); None if the series are usable.
+    """
+    if x.shape[0] < MIN_CAUSAL_STEPS:
+        return (f"only {x.shape[0]} time steps per column; causal discovery needs a "
+                f"continuous simulation of at least {MIN_CAUSAL_STEPS} (better hundreds of) "
+                "steps")
+    persistence = lag1_autocorrelation(x)
+    if persistence < MIN_PERSISTENCE:
+        return ("the inputs of the selected columns barely persist from one time step to the "
+                f"next (median lag-1 autocorrelation {persistence:.2f}); the file looks "
+                "shuffled. Causal discovery needs an unshuffled, continuous simulation")
+    return None
+
+
+def causal_feasibility(path: str | os.PathLike, *, n_steps: int = 24, n_columns: int = 8,
+                       seed: int = 0) -> str | None:
+    """Whether a CBRAIN file holds time series that causal discovery can use (cheap check).
+
+    Reads the first ``n_steps`` time steps of ``n_columns`` columns (the test
+    of :func:`pcm.baselines.causal.run_discovery`, on a sample), so that a run
+    can skip the causal baseline before any training.
+
+    Returns
+    -------
+    str or None
+        The problem (:func:`series_problem`), or None if the file is usable.
+    """
+    with open_cbrain(path) as ds:
+        grid = sample_grid(ds)
+    n_time = int(grid["n_time"])
+    if n_time < MIN_CAUSAL_STEPS:
+        return series_problem(np.zeros((n_time, 1, 1)))
+    columns = select_columns(len(grid["lat"]), len(grid["lon"]), n_columns, seed=seed)
+    x, _, _ = read_column_series(path, columns, n_steps=min(n_steps, n_time))
+    return series_problem(x)

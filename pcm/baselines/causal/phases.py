@@ -18,7 +18,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.baselines.causal.data import read_column_series
+from pcm.baselines.causal.data import (
+    lag1_autocorrelation,
+    read_column_series,
+    series_problem,
+)
 from pcm.baselines.causal.discovery import aggregate_links, discover_columns, select_columns
 from pcm.config import CausalConfig
 from pcm.data.cbrain import sample_grid
@@ -172,16 +176,9 @@ def run_discovery(run: RunDir | str | os.PathLike, config: CausalConfig, *,
     n_lat, n_lon = len(grid["lat"]), len(grid["lon"])
     columns = select_columns(n_lat, n_lon, n_columns, seed=seed)
     x, y, grid = read_column_series(source, columns, n_steps=n_steps)
-    if x.shape[0] < 12:
-        raise DataError(f"only {x.shape[0]} time steps per column; causal discovery needs a "
-                        "continuous simulation of at least 12 (better hundreds of) steps",
-                        path=source)
-    persistence = lag1_autocorrelation(x)
-    if persistence < 0.1:
-        raise DataError(f"the inputs of the selected columns barely persist from one time step "
-                        f"to the next (median lag-1 autocorrelation {persistence:.2f}); the file "
-                        "looks shuffled. Causal discovery needs an unshuffled, continuous "
-                        "simulation (pass it as path=...)", path=source)
+    problem = series_problem(x)
+    if problem:
+        raise DataError(f"{problem} (pass one as path=...)", path=source)
     n_jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     results = discover_columns(x, y, pc_alpha=pc_alpha, n_jobs=n_jobs, progress=progress)
     found = np.stack([r.found for r in results])
@@ -201,21 +198,6 @@ def run_discovery(run: RunDir | str | os.PathLike, config: CausalConfig, *,
     write_netcdf(ds, run.artefact(CAUSAL_MASKS))
     run.record_seconds(causal_discovery=seconds)
     return ds
-
-
-def lag1_autocorrelation(x: np.ndarray) -> float:
-    """Median lag-1 autocorrelation of the non-constant series of ``x [time, column, feature]``.
-
-    Close to 1 for a continuous simulation at a 30-minute step, close to 0 for a
-    shuffled file.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    a, b = x[:-1] - x[:-1].mean(axis=0), x[1:] - x[1:].mean(axis=0)
-    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    ok = denom > 0
-    if not ok.any():
-        return float("nan")
-    return float(np.median((a * b).sum(axis=0)[ok] / denom[ok]))
 
 
 def run_causal_training(run: RunDir | str | os.PathLike, config: CausalConfig, *,
