@@ -8,15 +8,24 @@ narrative and of the calls into :mod:`pcm`. :func:`run`
 2. executes each notebook into ``RUN/notebooks/NN_name.ipynb``, passing it only
    the parameters its ``parameters`` cell declares (``data.train`` is called
    ``data_train`` inside a notebook; ``run_dir`` is always supplied);
-3. records, per step, the parameters used and the artefacts written in
-   ``RUN/pipeline_state.json``; a later run on the same directory skips a step
-   whose artefacts exist and whose parameters, notebook source and ``pcm``
-   code are unchanged (and whose upstream steps were skipped too). Training
-   phases also resume from their per-epoch checkpoints, so a re-run step whose
-   inputs did not change is fast;
+3. records, per step, the parameters used, the artefacts written and a
+   fingerprint (size, modification time, SHA-256 of the content) of every file
+   the step reads — the data files of the manifest and the artefacts of the
+   earlier steps — in ``RUN/pipeline_state.json``; a later run on the same
+   directory skips a step whose artefacts open and hold what they should
+   (:meth:`pcm.rundir.RunDir.artefact_problem`) and whose parameters, input
+   files, notebook source and ``pcm`` code are unchanged (and whose upstream
+   steps were skipped too). Training phases also resume from their per-epoch
+   checkpoints, so a re-run step whose inputs did not change is fast;
 4. optionally hands the executed notebooks to :func:`pcm.book.write_book`.
 
-The notebooks talk to each other only through the run directory.
+One run at a time uses a run directory: a second ``pcm run`` on it stops at once
+with "another pcm run is using DIR (pid N)" (a :mod:`filelock` lock,
+``RUN/.pcm-run.lock``). With user data whose train file holds no usable time
+series (too few steps, shuffled), the causally-informed baseline is skipped
+with a one-line notice before anything trains (an error if ``causal: true``
+was set explicitly). The notebooks talk to each other only through the run
+directory.
 """
 
 from __future__ import annotations
@@ -27,21 +36,26 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 
+from pcm.baselines.causal.data import causal_feasibility
 from pcm.book import write_book
-from pcm.errors import ParameterError, PCMError
-from pcm.io import read_json, write_json
+from pcm.errors import DataError, ParameterError, PCMError
+from pcm.io import output_dir, read_json, write_json
 from pcm.presets import PARAMETERS, flatten, notebook_name, validate
 from pcm.presets import preset as preset_values
+from pcm.rundir import RunDir
 
 __all__ = ["Step", "STEPS", "NotebookError", "NOTEBOOK_DIR", "run", "resolve_parameters",
-           "parse_override", "declared_parameters", "step_parameters"]
+           "parse_override", "declared_parameters", "step_parameters", "run_lock",
+           "check_causal_feasibility"]
 
 #: Where the clean parameterized notebook sources live (repository checkout).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -51,6 +65,14 @@ STATE_FILE = "pipeline_state.json"
 
 #: Parameter every notebook receives: the run directory.
 RUN_DIR_PARAMETER = "run_dir"
+
+#: Lock file that keeps a second ``pcm run`` off a run directory, and the file naming
+#: the process that holds it.
+LOCK_FILE = ".pcm-run.lock"
+PID_FILE = ".pcm-run.pid"
+
+#: Names of the path parameters inside a notebook (``data_train``, ...): files a step reads.
+_PATH_PARAMETERS = {notebook_name(k) for k, p in PARAMETERS.items() if p.kind == "path"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +87,8 @@ class Step:
         What the progress line says.
     artefacts : tuple of str
         Paths, relative to the run directory, that the step writes; the step
-        is complete when all exist.
+        is complete when all open and hold what they should
+        (:meth:`pcm.rundir.RunDir.artefact_problem`).
     optional : tuple of str
         Paths the step writes only for some parameters (the causally-informed
         comparison); removed with the artefacts before the step re-runs, so
@@ -141,7 +164,7 @@ def _read_params_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         tree = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ParameterError("params", f"{path}: not valid YAML ({err})") from None
+        raise ParameterError("params", _yaml_message(path, err)) from None
     if tree is None:
         return {}
     if not isinstance(tree, Mapping):
@@ -151,6 +174,62 @@ def _read_params_file(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(value, str) and _looks_like_float(value):
             flat[key] = float(value)
     return flat
+
+
+def _yaml_message(path: Path, err: yaml.YAMLError) -> str:
+    """``FILE, line L, column C: not valid YAML: PROBLEM`` (one line)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    problem = getattr(err, "problem", None) or err.__class__.__name__
+    context = getattr(err, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{where}: not valid YAML: {' '.join(str(detail).split())}"
+
+
+def _user_keys(params_file: str | os.PathLike | None, overrides: Iterable[str]) -> set[str]:
+    """Keys set explicitly by the user (params file or ``--set``), not by the preset."""
+    keys = set(_read_params_file(params_file)) if params_file is not None else set()
+    return keys | {parse_override(o)[0] for o in overrides}
+
+
+def check_causal_feasibility(params: dict[str, Any], *, explicit: bool) -> str | None:
+    """Turn the causal baseline off for user data without usable time series.
+
+    Synthetic data are checked by :func:`pcm.presets.validate`. For ``spcam``
+    data with ``causal`` on, the train file's first time steps are read
+    (:func:`pcm.baselines.causal.data.causal_feasibility`) before anything trains.
+
+    Parameters
+    ----------
+    params : dict
+        Validated parameters; ``causal`` is set to False in place when the
+        baseline is skipped.
+    explicit : bool
+        Whether the user set ``causal`` (file or ``--set``) rather than the preset.
+
+    Returns
+    -------
+    str or None
+        The one-line notice when the baseline is skipped.
+
+    Raises
+    ------
+    ParameterError
+        When ``causal: true`` was set explicitly and the data cannot support it.
+    """
+    if not params.get("causal") or params.get("data.source") != "spcam":
+        return None
+    train = params["data.train"]
+    try:
+        problem = causal_feasibility(train, seed=int(params.get("seed", 0)))
+    except DataError as err:  # unknown grid, ...: notebook 1 reports malformed files
+        problem = str(err).removeprefix(f"{train}: ")
+    if problem is None:
+        return None
+    if explicit:
+        raise ParameterError("causal", f"{train}: {problem}; set causal: false")
+    params["causal"] = False
+    return (f"notice: causally-informed baseline skipped (causal: false): {train}: {problem}")
 
 
 def resolve_parameters(preset: str = "tutorial", params_file: str | os.PathLike | None = None,
@@ -301,16 +380,118 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _complete(root: Path, step: Step, record: Mapping[str, Any] | None,
-              params: Mapping[str, Any], source: str, code: str) -> bool:
-    if not record or record.get("status") != "done" or record.get("code") != code:
-        return False
+def _step_inputs(root: Path, index: int, params: Mapping[str, Any]) -> list[Path]:
+    """The files step ``STEPS[index]`` reads: user data files among its parameters, and
+    for later steps the data files of the manifest and the earlier steps' artefacts."""
+    files = [Path(v) for k, v in params.items() if k in _PATH_PARAMETERS and v]
+    if index > 0:
+        try:
+            named = RunDir(root).manifest().get("files", {})
+        except (PCMError, OSError, ValueError, AttributeError):
+            named = {}
+        files += [Path(v) for v in named.values() if isinstance(v, str)]
+        for earlier in STEPS[:index]:
+            files += [root / a for a in earlier.artefacts]
+            files += [root / o for o in earlier.optional if (root / o).exists()]
+    return sorted({f.absolute() for f in files if f.is_file()})
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Fingerprints:
+    """Size, modification time and SHA-256 of files, each file hashed once per run.
+
+    A file whose size, ``mtime``, ``ctime`` and inode match a recorded
+    fingerprint keeps the recorded hash (nothing has written to it since);
+    any other file is hashed again, and only a change of size or content counts.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[tuple, str] = {}
+
+    @staticmethod
+    def _stat_key(path: Path) -> tuple:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def of(self, path: Path, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The fingerprint of ``path`` (reusing ``recorded``'s hash if the file is untouched)."""
+        key = self._stat_key(path)
+        if key not in self._hashes:
+            if recorded and recorded.get("stat") == list(key[1:]):
+                self._hashes[key] = recorded["sha256"]
+            else:
+                self._hashes[key] = _file_digest(path)
+        return {"size": key[1], "mtime_ns": key[2], "stat": list(key[1:]),
+                "sha256": self._hashes[key]}
+
+    def record(self, root: Path, files: Iterable[Path],
+               recorded: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Fingerprints by name (relative to ``root`` where inside it)."""
+        recorded = recorded or {}
+        out = {}
+        for path in files:
+            name = _input_name(root, path)
+            out[name] = self.of(path, recorded.get(name))
+        return out
+
+
+def _input_name(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _changed_input(root: Path, record: Mapping[str, Any], current: Iterable[Path],
+                   prints: _Fingerprints) -> str | None:
+    """Name of the first input that differs from the step record, or None."""
+    recorded = record.get("inputs")
+    if not isinstance(recorded, dict):
+        return "(no fingerprints recorded)"
+    current = {_input_name(root, p): p for p in current}
+    for name in sorted(set(recorded) | set(current)):
+        if name not in current:
+            return f"{name} (gone)"
+        if name not in recorded:
+            return f"{name} (new)"
+        now = prints.of(current[name], recorded[name])
+        if (now["size"], now["sha256"]) != (recorded[name].get("size"),
+                                            recorded[name].get("sha256")):
+            return name
+    return None
+
+
+def _stale_reason(root: Path, index: int, record: Mapping[str, Any] | None,
+                  params: Mapping[str, Any], source: str, code: str,
+                  prints: _Fingerprints) -> str | None:
+    """Why step ``STEPS[index]`` must run again, or None if its recorded results stand."""
+    step = STEPS[index]
+    if not record or record.get("status") != "done":
+        return "not finished before"
+    if record.get("code") != code:
+        return "the pcm code changed"
     if record.get("params") != json.loads(json.dumps(_comparable(params))):
-        return False
+        return "its parameters changed"
     if record.get("source") != source:
-        return False
-    files = [*step.artefacts, f"notebooks/{step.filename}", *record.get("artefacts", [])]
-    return all((root / f).exists() for f in files)
+        return "the notebook changed"
+    run = RunDir(root)
+    for name in dict.fromkeys([*step.artefacts, f"notebooks/{step.filename}",
+                               *record.get("artefacts", [])]):
+        problem = run.artefact_problem(name)
+        if problem:
+            return f"{name} is {problem}" if problem in ("missing", "empty") else \
+                f"{name}: {problem}"
+    changed = _changed_input(root, record, _step_inputs(root, index, params), prints)
+    if changed:
+        return f"input {changed} changed"
+    return None
 
 
 def _forget_outputs(root: Path, step: Step) -> None:
@@ -371,6 +552,8 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
     """
     overrides = list(overrides)
     params = resolve_parameters(preset, params_file, overrides)
+    notice = check_causal_feasibility(
+        params, explicit="causal" in _user_keys(params_file, overrides))
     src_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOK_DIR
     root = Path(out) if out is not None else Path("runs") / preset
     cwd = Path.cwd()
@@ -391,32 +574,88 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
         declared = declared_parameters(src)
         plan.append((step, src, step_parameters(declared, params, run_dir_value, step.filename)))
 
-    execute = executor or _papermill_execute
-    if root_abs.exists() and not root_abs.is_dir():
-        raise PCMError(f"--out {root}: exists and is not a directory")
-    root_abs.mkdir(parents=True, exist_ok=True)
+    output_dir(root)
+    with run_lock(root_abs):
+        if notice:
+            print(notice, flush=True)
+        _run_steps(root_abs, plan, preset=preset, params=params, cwd=cwd,
+                   execute=executor or _papermill_execute)
+        if book_dir is not None:
+            write_book(Path(book_dir), [root_abs / "notebooks" / s.filename for s in STEPS],
+                       root_abs / "summary.json", _load_state(root_abs))
+            print(f"executed notebooks copied to {book_dir}", flush=True)
+    print(f"run directory: {root}", flush=True)
+    return root
+
+
+@contextmanager
+def run_lock(root: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of a run directory; refuse at once if another process holds it.
+
+    Parameters
+    ----------
+    root : path-like
+        An existing run directory.
+
+    Raises
+    ------
+    PCMError
+        ``another pcm run is using DIR (pid N)``.
+    """
+    root = Path(root)
+    lock = FileLock(root / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            pid = (root / PID_FILE).read_text().strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise PCMError(f"another pcm run is using {root} (pid {pid}); wait for it to finish "
+                       "or choose another --out") from None
+    try:
+        (root / PID_FILE).write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        (root / PID_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def _run_steps(root_abs: Path, plan: list[tuple[Step, Path, dict[str, Any]]], *, preset: str,
+               params: dict[str, Any], cwd: Path, execute: Executor) -> None:
+    """Run the steps of ``plan`` that are not up to date (the run directory is locked)."""
     (root_abs / "notebooks").mkdir(exist_ok=True)
     state = _load_state(root_abs)
     state.update(preset=preset, params=params)
     upstream_ran = False
     code = _code_digest()
+    prints = _Fingerprints()
     n = len(plan)
     for i, (step, src, step_params) in enumerate(plan, start=1):
         dst = root_abs / "notebooks" / step.filename
         record = state["steps"].get(step.name)
         source = _source_digest(src)
-        if not upstream_ran and _complete(root_abs, step, record, step_params, source, code):
-            print(f"[{i}/{n}] {step.title}: up to date, skipped", flush=True)
-            continue
+        if not upstream_ran:
+            reason = _stale_reason(root_abs, i - 1, record, step_params, source, code, prints)
+            if reason is None:
+                # same content; refresh the recorded times so the next run need not hash
+                record["inputs"] = prints.record(
+                    root_abs, _step_inputs(root_abs, i - 1, step_params), record["inputs"])
+                print(f"[{i}/{n}] {step.title}: up to date, skipped", flush=True)
+                continue
+            if record and record.get("status") == "done":
+                print(f"[{i}/{n}] {step.title}: runs again: {reason}", flush=True)
         print(f"[{i}/{n}] {step.title} ({step.filename}) ...", flush=True)
         upstream_ran = True
+        _forget_outputs(root_abs, step)
+        inputs = prints.record(root_abs, _step_inputs(root_abs, i - 1, step_params))
         state["steps"][step.name] = {"status": "running",
                                      "params": _comparable(step_params),
                                      "source": source,
                                      "code": code,
-                                     "artefacts": list(step.artefacts)}
+                                     "artefacts": list(step.artefacts),
+                                     "inputs": inputs}
         write_json(state, root_abs / STATE_FILE)
-        _forget_outputs(root_abs, step)
         start = time.perf_counter()
         try:
             execute(src, dst, copy.deepcopy(step_params), cwd)
@@ -441,9 +680,4 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
         state["steps"][step.name].update(status="done", seconds=round(seconds, 1))
         write_json(state, root_abs / STATE_FILE)
         print(f"[{i}/{n}] {step.title}: done in {seconds:.0f} s", flush=True)
-    if book_dir is not None:
-        write_book(Path(book_dir), [root_abs / "notebooks" / s.filename for s in STEPS],
-                   root_abs / "summary.json", _load_state(root_abs))
-        print(f"executed notebooks copied to {book_dir}", flush=True)
-    print(f"run directory: {root}", flush=True)
-    return root
+    write_json(state, root_abs / STATE_FILE)

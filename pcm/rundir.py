@@ -11,6 +11,8 @@ every artefact's variables are listed in ``docs/architecture.md``)::
       checkpoints/<phase>/   per-epoch training checkpoints (resume)
       masking_vectors.nc  thresholds.nc  masks.nc  r2.nc  shap.nc  drivers.nc
       summary.json
+      pipeline_state.json    what ``pcm run`` ran: parameters, input fingerprints, status
+      .pcm-run.lock  .pcm-run.pid   held by the ``pcm run`` using the directory
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import xarray as xr
 from pcm.data.datasets import load_split
 from pcm.data.normalization import Normalization
 from pcm.errors import DataError
-from pcm.io import read_json, write_json
+from pcm.io import file_problem, read_json, write_json
 from pcm.nn.saving import load_stacked
 from pcm.variables import input_labels, output_labels
 
-__all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS", "MASK_FILES", "read_mask_file",
-           "read_masking_vectors"]
+__all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS", "MASK_FILES", "ARTEFACT_CONTENTS",
+           "read_mask_file", "read_masking_vectors"]
 
 #: Data splits a manifest may name; the first three are required.
 DATA_SPLITS = ("train", "valid", "test", "plus4K", "minus4K")
@@ -41,6 +43,20 @@ MODEL_KINDS = ("unconstrained", "causal", "pcmasking")
 MASK_FILES = {"causal": ("causal_masks.nc", "the causal discovery phase"),
               "pcmasking": ("masks.nc", "the threshold search")}
 
+
+#: What an artefact must hold (netCDF variables, JSON keys) for a finished step to count as
+#: complete when a run resumes; artefacts not listed must open (``pcm.io.file_problem``).
+ARTEFACT_CONTENTS: dict[str, tuple[str, ...]] = {
+    "data/manifest.json": ("source", "files"),
+    "masking_vectors.nc": ("masking_vector",),
+    "thresholds.nc": ("loss", "threshold", "chosen_index"),
+    "masks.nc": ("mask", "threshold"),
+    "causal_masks.nc": ("mask",),
+    "history_causal.nc": ("loss", "val_loss"),
+    "r2.nc": ("r2",),
+    "shap.nc": ("shap",),
+    "summary.json": ("r2", "drivers", "seconds"),
+}
 
 def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
     """A validated boolean ``mask(output, input)`` from ``masks.nc`` or ``causal_masks.nc``.
@@ -146,6 +162,14 @@ class RunDir:
         current = read_json(path) if path.exists() else {}
         current.update({phase: round(float(s), 3) for phase, s in seconds.items()})
         return write_json(current, path)
+
+    def artefact_problem(self, name: str) -> str | None:
+        """What is wrong with artefact ``name`` (relative path), or None if it is usable.
+
+        The file is opened and read (netCDF, JSON, Keras archive) and must hold
+        the variables or keys of :data:`ARTEFACT_CONTENTS`.
+        """
+        return file_problem(self.root / name, ARTEFACT_CONTENTS.get(name, ()))
 
     # -- data manifest ---------------------------------------------------
     def write_manifest(self, files: dict[str, str | os.PathLike | None], *, source: str) -> Path:

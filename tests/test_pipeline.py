@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import xarray as xr
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from pcm import pipeline
@@ -65,6 +71,38 @@ def fake_notebooks(tmp_path: Path) -> Path:
     return src
 
 
+#: Variables of the netCDF artefacts as the real steps write them (subset).
+FAKE_VARIABLES = {"masking_vectors.nc": ("masking_vector",),
+                  "thresholds.nc": ("loss", "threshold", "chosen_index"),
+                  "masks.nc": ("mask", "threshold"), "r2.nc": ("r2",), "shap.nc": ("shap",)}
+
+
+def write_fake_artefact(root: Path, name: str) -> None:
+    """A small artefact that opens and holds what the real step writes."""
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if name == "data/manifest.json":
+        files = {}
+        for split in ("train", "valid", "test", "norm"):
+            data = root / "data" / f"{split}.nc"
+            if not data.exists():  # like notebook 1 with user data: never rewritten
+                data.write_text(f"{split} data")
+            files[split] = str(data)
+        path.write_text(json.dumps({"source": "synthetic", "files": files}))
+    elif name == "summary.json":
+        path.write_text(json.dumps({"r2": {"pcmasking": {"control": {"PRECT": 0.5}}},
+                                    "drivers": {}, "seconds": {}}))
+    elif name.endswith(".nc"):
+        variables = FAKE_VARIABLES.get(name, ("value",))
+        xr.Dataset({v: ("x", np.zeros(2)) for v in variables}).to_netcdf(path)
+    elif name.endswith(".keras"):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", "{}")
+            archive.writestr("model.weights.h5", b"weights")
+    else:
+        path.write_text("x")
+
+
 class FakeExecutor:
     """Stands in for papermill: records calls, writes the output notebook and artefacts."""
 
@@ -83,11 +121,7 @@ class FakeExecutor:
         root = (cwd / parameters["run_dir"]).resolve()
         step = next(s for s in STEPS if s.name == src.stem)
         for name in step.artefacts:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_text("x")
-        if step.name == "06_shap_drivers":
-            (root / "summary.json").write_text(json.dumps(
-                {"r2": {"pcmasking": {"control": {"PRECT": 0.5}}}}))
+            write_fake_artefact(root, name)
 
     @property
     def names(self) -> list[str]:
@@ -151,6 +185,17 @@ def test_invalid_parameters_stop_before_any_notebook(tmp_path, fake_notebooks, o
                      notebooks_dir=fake_notebooks, executor=_never)
     assert info.value.key == key
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("override", "key", "hint"), [
+    ("EPOCHS=3", "EPOCHS", "did you mean 'epochs'"),
+    ("DATA.TRAIN=x.nc", "DATA.TRAIN", "did you mean 'data.train'"),
+    ("selection=VAL_LOSS", "selection", "did you mean 'val_loss'"),
+])
+def test_parameter_in_the_wrong_case_gets_a_hint(override, key, hint):
+    with pytest.raises(ParameterError, match=hint) as info:
+        resolve_parameters("ci", overrides=[override])
+    assert info.value.key == key
 
 
 def test_spcam_paths_are_checked(tmp_path, fake_notebooks):
@@ -413,3 +458,176 @@ def test_nbval_references_are_fresh():
                                    "_nbval_run", step.filename)
         assert namespace == expected, hint
         assert "papermill" not in ref.metadata, hint
+
+
+# -- reliability of resume: fingerprints, artefact checks, lock (issue 13) --------------------
+
+
+def test_replaced_data_file_reruns_the_steps_that_read_it(tmp_path, fake_notebooks, capsys):
+    out = tmp_path / "run"
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=FakeExecutor())
+    state = json.loads((out / "pipeline_state.json").read_text())
+    recorded = state["steps"]["02_premasking"]["inputs"]["data/train.nc"]
+    assert set(recorded) >= {"size", "mtime_ns", "sha256"}
+    assert "data/manifest.json" in state["steps"]["02_premasking"]["inputs"]
+    assert "models/premask.keras" in state["steps"]["03_masking_vectors_thresholds"]["inputs"]
+
+    # same path, same size, even the old modification time: only the content differs
+    train = out / "data" / "train.nc"
+    before = train.stat()
+    train.write_text(train.read_text().upper())
+    os.utime(train, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert train.stat().st_size == before.st_size
+    capsys.readouterr()
+    again = FakeExecutor()
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=again)
+    assert again.names == [s.name for s in STEPS[1:]]  # step 1 reads no file
+    assert "runs again: input data/train.nc changed" in capsys.readouterr().out
+
+    os.utime(train)  # touched, content unchanged: nothing reruns
+    touched = FakeExecutor()
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=touched)
+    assert touched.calls == []
+
+
+def test_truncated_or_incomplete_artefact_is_rerun_on_resume(tmp_path, fake_notebooks, capsys):
+    out = tmp_path / "run"
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=FakeExecutor())
+
+    shap = out / "shap.nc"  # the last step's artefact: no later step fingerprints it
+    shap.write_bytes(shap.read_bytes()[: shap.stat().st_size // 2])
+    capsys.readouterr()
+    truncated = FakeExecutor()
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=truncated)
+    assert truncated.names == ["06_shap_drivers"]
+    assert "runs again: shap.nc: unreadable netCDF" in capsys.readouterr().out
+
+    xr.Dataset({"other": ("x", np.zeros(2))}).to_netcdf(out / "r2.nc")  # readable, wrong
+    wrong = FakeExecutor()
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=wrong)
+    assert wrong.names == ["05_r2_evaluation", "06_shap_drivers"]
+    assert "r2.nc: lacks variable 'r2'" in capsys.readouterr().out
+
+    model = out / "models" / "premask.keras"
+    model.write_bytes(model.read_bytes()[:-20])
+    keras = FakeExecutor()
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=keras)
+    assert keras.names == [s.name for s in STEPS[1:]]
+
+
+_HOLD_LOCK = """
+import sys, time
+from pcm.pipeline import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_second_run_on_a_locked_run_directory_stops_naming_the_pid(tmp_path, fake_notebooks,
+                                                                   capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    repo = Path(pipeline.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(PCMError) as info:
+            pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=_never)
+        assert str(info.value).startswith(
+            f"another pcm run is using {out.resolve()} (pid {holder.pid})")
+        assert main(["run", "--preset", "ci", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("pcm: error: another pcm run is using")
+        assert not (out / "pipeline_state.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    after = FakeExecutor()  # the lock dies with its process
+    pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=after)
+    assert len(after.calls) == 6
+
+
+# -- user data without time series: the causal baseline is skipped before training ------------
+
+
+def _spcam_params(tmp_path: Path, train: Path, extra: str = "") -> Path:
+    from pcm.data.normalization import compute_norm, write_norm
+
+    norm = write_norm(compute_norm(train), tmp_path / "norm.nc")
+    params = tmp_path / "spcam.yml"
+    params.write_text(f"data:\n  source: spcam\n  train: {train}\n  valid: {train}\n"
+                      f"  test: {train}\n  norm: {norm}\n{extra}")
+    return params
+
+
+@pytest.mark.parametrize(("steps", "problem"), [
+    (3, "only 3 time steps per column"),
+    (20, "looks shuffled"),  # independent draws per step: no persistence
+])
+def test_user_data_without_time_series_skips_causal_before_training(tmp_path, fake_notebooks,
+                                                                    capsys, steps, problem):
+    from test_cbrain import fake_fields
+
+    from pcm.data import cbrain
+
+    train = cbrain.write_cbrain(fake_fields(steps=steps, n_lat=2, n_lon=4), tmp_path / "t.nc")
+    _write_notebook(fake_notebooks / "04_finetuning.ipynb", ["finetune_epochs", "causal"])
+    params = _spcam_params(tmp_path, train)
+    fake = FakeExecutor()
+    pipeline.run(preset="ci", params_file=params, out=tmp_path / "run",
+                 notebooks_dir=fake_notebooks, executor=fake)
+    assert dict(fake.calls)["04_finetuning"]["causal"] is False
+    notices = [line for line in capsys.readouterr().out.splitlines() if "causal" in line]
+    assert len(notices) == 1
+    assert notices[0].startswith("notice: causally-informed baseline skipped")
+    assert problem in notices[0] and str(train) in notices[0]
+
+    # asked for explicitly: an error before anything runs
+    params = _spcam_params(tmp_path, train, extra="causal: true\n")
+    with pytest.raises(ParameterError, match=problem) as info:
+        pipeline.run(preset="ci", params_file=params, out=tmp_path / "run2",
+                     notebooks_dir=fake_notebooks, executor=_never)
+    assert info.value.key == "causal"
+    assert not (tmp_path / "run2").exists()
+
+
+def test_continuous_user_data_keeps_the_causal_baseline(tmp_path):
+    from pcm.baselines.causal.data import causal_feasibility
+    from pcm.data.datasets import write_synthetic_dataset
+
+    files = write_synthetic_dataset(tmp_path / "d", steps=40, seed=0, n_lat=2, n_lon=4)
+    assert causal_feasibility(files["train"]) is None
+    params = validate({**preset("ci"), "data.source": "spcam", "data.train": str(files["train"]),
+                       "data.valid": str(files["valid"]), "data.test": str(files["test"]),
+                       "data.norm": str(files["norm"])})
+    assert pipeline.check_causal_feasibility(params, explicit=False) is None
+    assert params["causal"] is True
+
+
+# -- one line for YAML errors -----------------------------------------------------------------
+
+
+def test_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("epochs: 3\nl1: [0.1, 0.2\nseed: 1\n")
+    status = main(["run", "--preset", "ci", "--params", str(bad), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert err[0].startswith(f"pcm: error: parameter 'params': {bad}, line 3, column 5: "
+                             "not valid YAML: ")
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_below_a_file_is_one_error_line(tmp_path, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert main(["run", "--preset", "ci", "--out", str(afile / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pcm: error: --out {afile / 'sub'}: cannot create the directory: "
+                   f"{afile} is a file, not a directory"]
+    assert main(["run", "--preset", "ci", "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == f"pcm: error: --out {afile}: exists and is not a directory\n"
