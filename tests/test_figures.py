@@ -202,3 +202,24 @@ def test_snapshot_maps_and_mean_profiles_of_cbrain_data(tmp_path):
     _draw(fig)
     assert [ax.get_xlabel() for ax in fig.axes] == ["TBP", "PHQ"]
     assert len(fig.axes[0].lines[0].get_ydata()) == len(LEVELS_HPA)
+
+
+def test_training_history_of_one_epoch(tmp_path):
+    """`--set finetune_epochs=1`: the history has one epoch (notebook 4 once crashed on
+    xarray's `.plot()` with "No numeric data to plot"); each curve is one marked point."""
+    history = xr.Dataset(
+        {"loss": (("epoch", "network"), np.array([[2.0, 4.0]])),
+         "val_loss": (("epoch", "network"), np.array([[3.0, 5.0]]))},
+        coords={"epoch": [1], "network": [0, 1]})
+    history.to_netcdf(tmp_path / "history_finetune.nc")  # as notebook 4 reads it back
+    fig = figures.training_history(xr.load_dataset(tmp_path / "history_finetune.nc"),
+                                   "fine-tuning (masking phase)")
+    _draw(fig)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"training", "validation"}
+    np.testing.assert_allclose(lines["training"].get_ydata(), [3.0])
+    np.testing.assert_allclose(lines["validation"].get_xdata(), [1])
+    assert all(line.get_marker() not in (None, "None", "") for line in lines.values())
+    low, high = ax.get_ylim()
+    assert 0 < low < 3.0 < 4.0 < high  # both points inside a finite log axis
