@@ -105,6 +105,34 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
                          f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
                          f"{_fmt(s)} |")
         lines.append("")
+    strong = summary.get("drivers_strong", {})
+    if strong:
+        cut = next(iter(strong.values())).get("cut")
+        lines += [f"**Strong drivers** (at least {_fmt(100 * cut if cut else None, 'g')} % of "
+                  "the output's deterministic variance): recall over strong drivers only, "
+                  "precision counts every true driver as correct", "",
+                  "| model | precision | recall | F1 | outputs scored |",
+                  "|---|---:|---:|---:|---:|"]
+        for model, scores in strong.items():
+            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
+                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
+                         f"{scores.get('n_scored', '–')} |")
+        lines.append("")
+    ranking = summary.get("masking_vector_ranking_by_variable", {})
+    if ranking:
+        mean = summary.get("masking_vector_ranking", {})
+        cols = [c for c in ("auc", "oracle_f1", "selected_f1", "strong_auc", "oracle_strong_f1",
+                            "selected_strong_f1") if c in mean]
+        names = {"auc": "AUC", "oracle_f1": "oracle F1", "selected_f1": "selected F1",
+                 "strong_auc": "AUC (strong)", "oracle_strong_f1": "oracle F1 (strong)",
+                 "selected_strong_f1": "selected F1 (strong)"}
+        lines += ["**Ranking of the masking vectors** (threshold-free ROC AUC; oracle F1: the "
+                  "best any threshold could reach; selected F1: the threshold rule's mask)", "",
+                  "| variable | " + " | ".join(names[c] for c in cols) + " |",
+                  "|---|" + "---:|" * len(cols)]
+        for var, row in [*ranking.items(), ("mean", mean)]:
+            lines.append(f"| {var} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+        lines.append("")
     seconds = summary.get("seconds", {})
     if seconds:
         lines += ["**Wall-clock seconds per phase** (machine dependent)", "",
