@@ -17,7 +17,7 @@ import nbformat
 from pcm.io import read_json
 from pcm.presets import parameters_markdown
 
-__all__ = ["clean_notebook", "render_results_markdown", "write_book"]
+__all__ = ["clean_notebook", "copy_notebooks", "render_results_markdown", "write_book"]
 
 _NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 
@@ -154,6 +154,16 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
     return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
 
 
+def copy_notebooks(book_dir: Path, notebooks: Sequence[Path]) -> None:
+    """Copy executed notebooks into the book folder, timing metadata removed
+    (missing ones are skipped)."""
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for src in notebooks:
+        if src.exists():
+            nb = nbformat.read(src, as_version=4)
+            nbformat.write(clean_notebook(nb), book_dir / src.name)
+
+
 def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
                state: Mapping[str, Any]) -> None:
     """Copy executed notebooks and write the generated tables into the book folder.
@@ -169,11 +179,7 @@ def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
     state : mapping
         The run's pipeline state (``params`` and ``preset`` describe the run).
     """
-    book_dir.mkdir(parents=True, exist_ok=True)
-    for src in notebooks:
-        if src.exists():
-            nb = nbformat.read(src, as_version=4)
-            nbformat.write(clean_notebook(nb), book_dir / src.name)
+    copy_notebooks(book_dir, notebooks)
     text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
             if summary.exists() else "_No summary: the pipeline has not finished._\n")
     (book_dir / "results_tables.md").write_text(text)

@@ -70,7 +70,8 @@ from pcm.presets import PARAMETERS, validate
 from pcm.rundir import RunDir
 from pcm.variables import OUTPUT_VARIABLES, output_labels
 
-__all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "sweep_table"]
+__all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "sweep_table",
+           "stack_seconds"]
 
 #: Parameters that change only the loss of the pre-masking phase: points that differ in
 #: nothing else train as one stack.
@@ -401,3 +402,15 @@ def sweep_table(records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> xr
                      "units": _UNITS_ONE}
         data[column] = ("point", values, attrs)
     return xr.Dataset(data, coords=coords)
+
+
+def stack_seconds(out: str | os.PathLike) -> list[tuple[int, float]]:
+    """``(networks, seconds)`` of every pre-masking stack of a sweep (its training cost)."""
+    rows = []
+    folder = Path(out) / "stacks"
+    for stack in sorted(folder.iterdir()) if folder.is_dir() else []:
+        path = stack / "history_premask.nc"
+        if path.exists():
+            with xr.open_dataset(path) as hist:
+                rows.append((int(hist.sizes["network"]), float(hist.attrs["phase_seconds"])))
+    return rows
