@@ -12,6 +12,9 @@ The figures are in :mod:`pcm.analysis.figures`; the notebook
   tolerance on top of them, and fixed percentiles of the masking vector.
 * :func:`sparsity_validation` sets the masking-vector entries of true drivers and of
   non-drivers against those of untrained networks of the same architecture.
+* :func:`stability_selection` trains B pre-masking networks per output with different
+  initial weights, as one stack, and keeps an input selected in at least a share pi of
+  the B runs; scored against the run's single-run mask.
 * :func:`shift_test` generates test sets with the sea-surface temperature shifted
   (Clausius-Clapeyron moisture follows) and scores every trained model on each: R²
   against the shift.
@@ -20,13 +23,19 @@ The figures are in :mod:`pcm.analysis.figures`; the notebook
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from pcm.analysis.r2 import variable_means
-from pcm.analysis.scoring import driver_scores, mean_scores
+from pcm.analysis.scoring import (
+    driver_scores,
+    mean_ranking_scores,
+    mean_scores,
+    ranking_scores,
+)
 from pcm.book import copy_notebooks
 from pcm.data import synthetic
 from pcm.data.cbrain import sample_grid, write_cbrain
@@ -39,10 +48,13 @@ from pcm.method.masking import (
     proxy_losses,
     threshold_table,
 )
+from pcm.nn.config import TrainConfig
+from pcm.nn.trainer import train_stacked
 from pcm.pipeline import NOTEBOOK_DIR, execute_notebook
 from pcm.rundir import MODEL_KINDS, RunDir
 
-__all__ = ["threshold_strategies", "sparsity_validation", "shift_test", "SHIFTS",
+__all__ = ["threshold_strategies", "sparsity_validation", "stability_selection", "shift_test",
+           "SHIFTS",
            "NOTEBOOK", "run_notebook"]
 
 #: The experiments notebook (repository checkout).
@@ -179,6 +191,103 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
          "quantile": (("group", "q"), quantiles,
                       {"long_name": "quantiles of the masking-vector entries", "units": "1"})},
         coords={"group": list(groups), "q": q})
+
+
+def _premask_config(run: RunDir) -> TrainConfig:
+    """The run's pre-masking hyper-parameters, from ``history_premask.nc``."""
+    attrs = run.history("premask").attrs
+    return TrainConfig(hidden_units=tuple(int(u) for u in np.atleast_1d(attrs["hidden_units"])),
+                       epochs=int(attrs["epochs_requested"]), batch_size=int(attrs["batch_size"]),
+                       learning_rate=float(attrs["learning_rate"]),
+                       lr_divisor=float(attrs["lr_divisor"]), lr_every=int(attrs["lr_every"]),
+                       l1=float(attrs["l1"]), seed=int(attrs["seed"]),
+                       compute_dtype=str(attrs["compute_dtype"]),
+                       max_train_samples=int(attrs["n_train"]))
+
+
+def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
+                        share: float = 0.6, progress: bool = False) -> xr.Dataset:
+    """Stability selection of inputs over ``runs`` pre-masking networks per output.
+
+    The ``runs x 65`` networks train as ONE stack with the run's pre-masking
+    hyper-parameters (``history_premask.nc``) and different initial weights (same
+    mini-batches: the engine shares them across a stack, so resamples of the data are
+    not offered). Each run selects *by rank*: for every output, the inputs with the
+    largest masking-vector entries, as many as the run's own mask keeps; an input is
+    kept when at least ``share`` of the runs selected it. Checkpoints go to
+    ``RUN/experiments/stability/`` (resumable).
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        A finished synthetic run (masks, premask history, drivers).
+    runs : int
+        B, the number of pre-masking networks per output.
+    share : float
+        pi, the share of the runs that must select an input.
+    progress : bool
+        Per-epoch lines on stderr.
+
+    Returns
+    -------
+    xr.Dataset
+        ``stable_mask(output, input)``, ``selection_frequency(output, input)`` and the
+        table ``precision recall f1 strong_precision strong_recall strong_f1
+        inputs_kept auc (rule)`` for ``single run`` and ``stability``
+        (``auc``: of the run's vector and of the mean of the B normalised vectors);
+        attrs ``seconds`` (training of the stack) and ``runs``, ``share``.
+    """
+    from pcm.nn.networks import StackedMLP
+
+    if int(runs) < 1:
+        raise ParameterError("runs", f"must be >= 1, got {runs}")
+    if not 0 < float(share) <= 1:
+        raise ParameterError("share", f"must lie in (0, 1], got {share}")
+    run = RunDir.of(run)
+    drivers = run.drivers()
+    if drivers is None:
+        raise DataError("stability selection is scored against the true drivers (synthetic "
+                        "data)", path=run.manifest_path)
+    strength = run.driver_strength()
+    single = run.mask("pcmasking")
+    vectors = run.masking_vectors()
+    config = _premask_config(run)
+    n_out = vectors.sizes["output"]
+    model = StackedMLP(n_out * int(runs), config.hidden_units, input_layer=True,
+                       targets=np.tile(np.arange(n_out), int(runs)), seed=config.seed + 1,
+                       dtype=config.dtype_policy)
+    x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    start = time.perf_counter()
+    hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv,
+                         checkpoint_dir=run.root / "experiments" / "stability",
+                         desc="stability selection", progress=progress)
+    seconds = time.perf_counter() - start + hist.attrs["seconds_previous_sessions"]
+    each = model.masking_vectors().reshape(int(runs), n_out, -1)
+    kept = single.values.sum(axis=1)
+    order = np.argsort(-each, axis=2, kind="stable")
+    ranks = np.argsort(order, axis=2, kind="stable")  # 0 = largest entry
+    selected = ranks < kept[None, :, None]
+    frequency = vectors.copy(data=selected.mean(axis=0)).rename("selection_frequency")
+    stable = masks_from_thresholds(frequency, np.full(n_out, float(share) - 1e-9))
+    mean_vector = vectors.copy(data=(each / each.max(axis=2, keepdims=True)).mean(axis=0))
+    rows = {"single run": _scores_row(single, drivers, strength),
+            "stability": _scores_row(stable, drivers, strength)}
+    rows["single run"]["auc"] = mean_ranking_scores(ranking_scores(vectors, drivers))["auc"]
+    rows["stability"]["auc"] = mean_ranking_scores(ranking_scores(mean_vector, drivers))["auc"]
+    names = list(rows)
+    data = {k: ("rule", np.array([rows[m][k] for m in names], dtype=float),
+                {"long_name": f"{k.replace('_', ' ')} (mean over outputs)", "units": "1"})
+            for k in rows[names[0]]}
+    out = xr.Dataset(data, coords={"rule": names})
+    out["stable_mask"] = stable.assign_attrs(long_name="input kept by stability selection",
+                                             units="1")
+    out["selection_frequency"] = frequency.assign_attrs(
+        long_name="share of the runs that selected the input (by rank)", units="1")
+    out.attrs = {"runs": int(runs), "share": float(share), "seconds": seconds,
+                 "premask_seconds": float(run.history("premask").attrs.get("phase_seconds",
+                                                                           np.nan)),
+                 "selection": "by rank: as many inputs per output as the single-run mask"}
+    return out
 
 
 def shift_test(run: RunDir | str | os.PathLike, shifts: tuple[float, ...] = SHIFTS, *,

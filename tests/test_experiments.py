@@ -72,3 +72,21 @@ def test_shift_test(run):
     figures.shift_curves(ds)
     with pytest.raises(ParameterError, match="shifts"):
         shift_test(run, ())
+
+
+def test_stability_selection(run):
+    from pcm.experiments import stability_selection
+
+    ds = stability_selection(run, runs=3, share=0.6)
+    assert list(ds["rule"].values) == ["single run", "stability"]
+    freq = ds["selection_frequency"].values
+    assert set(np.unique(freq)) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    # kept = selected by at least 2 of 3 runs
+    np.testing.assert_array_equal(ds["stable_mask"].values, freq >= 0.6)
+    # each run keeps as many inputs per output as the single-run mask
+    kept = run.mask("pcmasking").values.sum(axis=1)
+    np.testing.assert_allclose(freq.sum(axis=1), kept)
+    assert ds["inputs_kept"].sel(rule="single run") == pytest.approx(kept.mean())
+    assert ds.attrs["seconds"] > 0 and (run.root / "experiments" / "stability").is_dir()
+    with pytest.raises(ParameterError, match="share"):
+        stability_selection(run, share=0.0)
