@@ -55,7 +55,7 @@ from pcm.config import (
     ShapConfig,
 )
 from pcm.errors import ParameterError, PCMError
-from pcm.io import read_json, write_json, write_netcdf
+from pcm.io import output_dir, read_json, write_json, write_netcdf
 from pcm.method.evaluate import run_r2
 from pcm.method.explain import run_shap
 from pcm.method.finetune import run_finetune
@@ -65,7 +65,7 @@ from pcm.method.prepare import prepare_data
 from pcm.method.summary import PCMASKING_PHASES, write_summary
 from pcm.nn.saving import save_stacked
 from pcm.phase import train_phase
-from pcm.pipeline import parse_override, resolve_parameters
+from pcm.pipeline import parse_override, resolve_parameters, run_lock
 from pcm.presets import PARAMETERS, validate
 from pcm.rundir import RunDir
 from pcm.variables import OUTPUT_VARIABLES, output_labels
@@ -304,40 +304,41 @@ def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],
     base = resolve_parameters(preset, params_file, list(overrides))
     points = grid_points(grid)
     params = [validate({**base, **point}) for point in points]  # all checked up front
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs = [RunDir(out / "points" / point_id(p)) for p in points]
-    groups: dict[str, list[int]] = {}
-    for i, p in enumerate(params):
-        groups.setdefault(_key({k: v for k, v in p.items() if k not in LOSS_ONLY}), []).append(i)
-    n = len(points)
-    for members in groups.values():
-        todo = [i for i in members if not _is_done(runs[i], params[i])]
-        for i in members:
-            if i not in todo:
-                print(f"[{i + 1}/{n}] {point_id(points[i])}: done, skipped", flush=True)
-        if not todo:
-            continue
-        data = _prepare(out, params[members[0]])
-        group_params = [params[i] for i in members]
-        print(f"pre-masking {len(members)} x 65 networks as one stack "
-              f"(l1 = {', '.join(str(p['l1']) for p in group_params)}) ...", flush=True)
-        stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
-        for j, i in enumerate(members):
-            if i not in todo:
+    out = output_dir(out)
+    with run_lock(out):  # one sweep at a time on a directory
+        runs = [RunDir(out / "points" / point_id(p)) for p in points]
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(params):
+            shared = _key({k: v for k, v in p.items() if k not in LOSS_ONLY})
+            groups.setdefault(shared, []).append(i)
+        n = len(points)
+        for members in groups.values():
+            todo = [i for i in members if not _is_done(runs[i], params[i])]
+            for i in members:
+                if i not in todo:
+                    print(f"[{i + 1}/{n}] {point_id(points[i])}: done, skipped", flush=True)
+            if not todo:
                 continue
-            print(f"[{i + 1}/{n}] {point_id(points[i])} ...", flush=True)
-            run = runs[i]
-            _use_data(run, data)
-            _split_into(run, stack_run, model, hist, j, float(params[i]["l1"]), len(members))
-            _finish_point(run, params[i], progress=progress)
-            write_json({"point": points[i], "params": _comparable(params[i]),
-                        "row": _row(run)}, run.artefact(POINT_FILE))
-    table = sweep_table([read_json(r.artefact(POINT_FILE)) for r in runs], list(grid))
-    table.attrs.update(preset=preset, grid=json.dumps(dict(grid), default=str),
-                       loss_only=", ".join(LOSS_ONLY))
-    write_netcdf(table, out / "sweep.nc")
-    table.to_dataframe().to_csv(out / "sweep.csv")
+            data = _prepare(out, params[members[0]])
+            group_params = [params[i] for i in members]
+            print(f"pre-masking {len(members)} x 65 networks as one stack "
+                  f"(l1 = {', '.join(str(p['l1']) for p in group_params)}) ...", flush=True)
+            stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
+            for j, i in enumerate(members):
+                if i not in todo:
+                    continue
+                print(f"[{i + 1}/{n}] {point_id(points[i])} ...", flush=True)
+                run = runs[i]
+                _use_data(run, data)
+                _split_into(run, stack_run, model, hist, j, float(params[i]["l1"]), len(members))
+                _finish_point(run, params[i], progress=progress)
+                write_json({"point": points[i], "params": _comparable(params[i]),
+                            "row": _row(run)}, run.artefact(POINT_FILE))
+        table = sweep_table([read_json(r.artefact(POINT_FILE)) for r in runs], list(grid))
+        table.attrs.update(preset=preset, grid=json.dumps(dict(grid), default=str),
+                           loss_only=", ".join(LOSS_ONLY))
+        write_netcdf(table, out / "sweep.nc")
+        table.to_dataframe().to_csv(out / "sweep.csv")
     print(f"sweep table: {out / 'sweep.nc'} and {out / 'sweep.csv'}", flush=True)
     return table
 
