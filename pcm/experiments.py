@@ -130,7 +130,8 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
     premask = run.load_model("premask")
     where = {t: n for n, t in enumerate(premask.targets)}
     networks = np.array([where[int(o)] for o in out_idx])
-    proxy[out_idx, thr_idx] = proxy_losses(premask, masks, networks, xv, yv)
+    proxy[out_idx, thr_idx] = proxy_losses(premask, masks, networks, xv, yv,
+                                           stack=2 * vectors.sizes["output"])  # memory
     losses["proxy"] = proxy
     rows: dict[str, dict[str, float]] = {}
     for name, loss in losses.items():
