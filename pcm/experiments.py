@@ -50,7 +50,7 @@ from pcm.method.masking import (
 )
 from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
-from pcm.pipeline import NOTEBOOK_DIR, execute_notebook
+from pcm.pipeline import NOTEBOOK_DIR, NotebookError, declared_parameters, execute_notebook
 from pcm.rundir import MODEL_KINDS, RunDir
 
 __all__ = ["threshold_strategies", "sparsity_validation", "stability_selection", "shift_test",
@@ -344,10 +344,37 @@ def shift_test(run: RunDir | str | os.PathLike, shifts: tuple[float, ...] = SHIF
 
 def run_notebook(src: str | os.PathLike, dst: str | os.PathLike, parameters: dict,
                  book_dir: str | os.PathLike | None = None) -> Path:
-    """Execute the experiments notebook (papermill) and copy it into the book folder."""
+    """Execute the experiments notebook (papermill) and copy it into the book folder.
+
+    Raises
+    ------
+    ParameterError
+        Before anything runs: a parameter the notebook does not declare.
+    DataError
+        ``run_dir`` is not a finished run (no ``summary.json``).
+    NotebookError
+        The notebook failed (names the cell; the partial output is kept).
+    """
+    declared = declared_parameters(src)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParameterError(unknown[0], f"not a parameter of {Path(src).name}; expected one "
+                             f"of {', '.join(declared)}")
+    run = RunDir(parameters.get("run_dir", "runs/tutorial"))
+    if not run.artefact("summary.json").exists():
+        raise DataError("not a finished run (no summary.json): run `pcm run` first",
+                        path=run.root)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    execute_notebook(Path(src), dst, dict(parameters), Path.cwd())
+    try:
+        execute_notebook(Path(src), dst, dict(parameters), Path.cwd())
+    except Exception as err:  # papermill, kernel death, ...
+        cell = getattr(err, "cell_index", None)
+        evalue = (getattr(err, "evalue", None) or str(err)).strip().splitlines()
+        raise NotebookError(f"notebook {Path(src).name} failed"
+                            + (f" in cell {cell}" if cell is not None else "")
+                            + f": {evalue[-1] if evalue else type(err).__name__}; partial "
+                            f"output saved to {dst}") from None
     if book_dir is not None:
         copy_notebooks(Path(book_dir), [dst])
     return dst

@@ -90,3 +90,14 @@ def test_stability_selection(run):
     assert ds.attrs["seconds"] > 0 and (run.root / "experiments" / "stability").is_dir()
     with pytest.raises(ParameterError, match="share"):
         stability_selection(run, share=0.0)
+
+
+def test_cli_experiments_checks_parameters_and_run_before_executing(tmp_path, capsys):
+    from pcm.cli import main
+
+    status = main(["experiments", "--run", str(tmp_path), "--set", "lambda=[1]"])
+    err = capsys.readouterr().err
+    assert status == 2 and "lambda" in err and "lambdas" in err  # names the declared ones
+    status = main(["experiments", "--run", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert status == 2 and "not a finished run" in err and "nowhere" in err
