@@ -30,6 +30,7 @@ install: $(STAMP)
 book: $(STAMP)
 	@start=$$(date +%s); \
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks && \
+	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks && \
 	$(MAKE) --no-print-directory html && \
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 

@@ -17,7 +17,7 @@ import nbformat
 from pcm.io import read_json
 from pcm.presets import parameters_markdown
 
-__all__ = ["clean_notebook", "render_results_markdown", "write_book"]
+__all__ = ["clean_notebook", "copy_notebooks", "render_results_markdown", "write_book"]
 
 _NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 
@@ -105,6 +105,34 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
                          f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
                          f"{_fmt(s)} |")
         lines.append("")
+    strong = summary.get("drivers_strong", {})
+    if strong:
+        cut = next(iter(strong.values())).get("cut")
+        lines += [f"**Strong drivers** (at least {_fmt(100 * cut if cut else None, 'g')} % of "
+                  "the output's deterministic variance): recall over strong drivers only, "
+                  "precision counts every true driver as correct", "",
+                  "| model | precision | recall | F1 | outputs scored |",
+                  "|---|---:|---:|---:|---:|"]
+        for model, scores in strong.items():
+            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
+                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
+                         f"{scores.get('n_scored', '–')} |")
+        lines.append("")
+    ranking = summary.get("masking_vector_ranking_by_variable", {})
+    if ranking:
+        mean = summary.get("masking_vector_ranking", {})
+        cols = [c for c in ("auc", "oracle_f1", "selected_f1", "strong_auc", "oracle_strong_f1",
+                            "selected_strong_f1") if c in mean]
+        names = {"auc": "AUC", "oracle_f1": "oracle F1", "selected_f1": "selected F1",
+                 "strong_auc": "AUC (strong)", "oracle_strong_f1": "oracle F1 (strong)",
+                 "selected_strong_f1": "selected F1 (strong)"}
+        lines += ["**Ranking of the masking vectors** (threshold-free ROC AUC; oracle F1: the "
+                  "best any threshold could reach; selected F1: the threshold rule's mask)", "",
+                  "| variable | " + " | ".join(names[c] for c in cols) + " |",
+                  "|---|" + "---:|" * len(cols)]
+        for var, row in [*ranking.items(), ("mean", mean)]:
+            lines.append(f"| {var} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+        lines.append("")
     seconds = summary.get("seconds", {})
     if seconds:
         lines += ["**Wall-clock seconds per phase** (machine dependent)", "",
@@ -126,6 +154,16 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
     return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
 
 
+def copy_notebooks(book_dir: Path, notebooks: Sequence[Path]) -> None:
+    """Copy executed notebooks into the book folder, timing metadata removed
+    (missing ones are skipped)."""
+    book_dir.mkdir(parents=True, exist_ok=True)
+    for src in notebooks:
+        if src.exists():
+            nb = nbformat.read(src, as_version=4)
+            nbformat.write(clean_notebook(nb), book_dir / src.name)
+
+
 def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
                state: Mapping[str, Any]) -> None:
     """Copy executed notebooks and write the generated tables into the book folder.
@@ -141,11 +179,7 @@ def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
     state : mapping
         The run's pipeline state (``params`` and ``preset`` describe the run).
     """
-    book_dir.mkdir(parents=True, exist_ok=True)
-    for src in notebooks:
-        if src.exists():
-            nb = nbformat.read(src, as_version=4)
-            nbformat.write(clean_notebook(nb), book_dir / src.name)
+    copy_notebooks(book_dir, notebooks)
     text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
             if summary.exists() else "_No summary: the pipeline has not finished._\n")
     (book_dir / "results_tables.md").write_text(text)

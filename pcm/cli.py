@@ -5,6 +5,8 @@ Usage (docs/architecture.md, "Command line")::
     pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N]
     pcm data check FILE [--norm NORM]
     pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
+    pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
+    pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
     pcm exercises --out DIR
 
 Errors that concern the user's input (:class:`pcm.errors.PCMError`) and the
@@ -25,9 +27,11 @@ from pcm.data.checks import check_file
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import PCMError
 from pcm.exercises import write_student_copies
+from pcm.experiments import NOTEBOOK, run_notebook
 from pcm.io import output_dir
-from pcm.pipeline import run
+from pcm.pipeline import parse_override, run
 from pcm.presets import PARAMETERS
+from pcm.sweep import run_sweep
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +51,18 @@ def _data_check(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     run(preset=args.preset, params_file=args.params, overrides=args.set, out=args.out,
         book_dir=args.book_dir)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    run_sweep(preset=args.preset, grid=args.grid, out=args.out, params_file=args.params,
+              overrides=args.set, progress=args.progress)
+
+
+def _experiments(args: argparse.Namespace) -> None:
+    parameters = {"run_dir": str(args.run), **dict(parse_override(o) for o in args.set)}
+    dst = run_notebook(NOTEBOOK, args.run / "notebooks" / NOTEBOOK.name, parameters,
+                       book_dir=args.book_dir)
+    print(f"executed notebook: {dst}")
 
 
 def _exercises(args: argparse.Namespace) -> None:
@@ -89,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also copy the executed notebooks here (make book: "
                          "book/notebooks)")
     run_cmd.set_defaults(func=_run)
+
+    sweep = sub.add_parser("sweep", help="run the method over a grid of parameter values "
+                           "and write one table (sweep.nc, sweep.csv)")
+    sweep.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                       help="values of one parameter (repeatable; the grid is their product; "
+                       "l1 values train as one stack)")
+    sweep.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
+    sweep.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one parameter at every point (repeatable)")
+    sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
+    sweep.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+    sweep.set_defaults(func=_sweep)
+
+    exp = sub.add_parser("experiments", help="execute the experiments notebook "
+                         "(08_experiments) on a finished run")
+    exp.add_argument("--run", type=Path, required=True, help="a finished run directory")
+    exp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="a parameter of the notebook's parameters cell (repeatable; YAML "
+                     "values, e.g. lambdas=[1,0.1])")
+    exp.add_argument("--book-dir", type=Path, default=None,
+                     help="also copy the executed notebook here (make book: book/notebooks)")
+    exp.set_defaults(func=_experiments)
 
     ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
     ex.add_argument("--src", type=Path, default=Path("notebooks"), help="notebook sources")

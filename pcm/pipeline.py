@@ -55,7 +55,7 @@ from pcm.rundir import RunDir
 
 __all__ = ["Step", "STEPS", "NotebookError", "NOTEBOOK_DIR", "run", "resolve_parameters",
            "parse_override", "declared_parameters", "step_parameters", "run_lock",
-           "check_causal_feasibility"]
+           "check_causal_feasibility", "execute_notebook"]
 
 #: Where the clean parameterized notebook sources live (repository checkout).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -324,7 +324,8 @@ def _current_env_kernel_manager() -> type:
     return CurrentEnvKernelManager
 
 
-def _papermill_execute(src: Path, dst: Path, parameters: dict[str, Any], cwd: Path) -> None:
+def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """Execute notebook ``src`` into ``dst`` with papermill, in this environment's kernel."""
     import papermill
 
     papermill.execute_notebook(
@@ -579,7 +580,7 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
         if notice:
             print(notice, flush=True)
         _run_steps(root_abs, plan, preset=preset, params=params, cwd=cwd,
-                   execute=executor or _papermill_execute)
+                   execute=executor or execute_notebook)
         if book_dir is not None:
             write_book(Path(book_dir), [root_abs / "notebooks" / s.filename for s in STEPS],
                        root_abs / "summary.json", _load_state(root_abs))

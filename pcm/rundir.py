@@ -296,3 +296,12 @@ class RunDir:
             if "drivers" not in ds:
                 raise DataError("no 'drivers' variable", path=path, variable="drivers")
             return ds["drivers"].load().astype(bool)
+
+    def driver_strength(self) -> xr.DataArray | None:
+        """``driver_strength(output, input)`` of a synthetic run (share of the output's
+        deterministic variance), None if unknown (user data, or data written before it)."""
+        path = self.data_path("drivers")
+        if path is None or not Path(path).exists():
+            return None
+        with xr.open_dataset(path) as ds:
+            return ds["driver_strength"].load() if "driver_strength" in ds else None

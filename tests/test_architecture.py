@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.method",),
     ("pcm.book", "pcm.launch"),
     ("pcm.pipeline",),
+    ("pcm.sweep", "pcm.experiments"),
     ("pcm.cli", "pcm.__main__"),
 )
 

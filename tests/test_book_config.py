@@ -12,6 +12,7 @@ import nbformat
 import pytest
 import yaml
 
+from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import book_config
 from pcm.pipeline import STEPS
 from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
@@ -66,7 +67,7 @@ def test_mathjax_is_bundled_and_thebe_scripts_dropped():
 def test_toc_lists_chapters_and_the_six_notebooks():
     files = _toc_files()
     assert [f for f in files if f.startswith("book/notebooks/")] == [
-        f"book/notebooks/{s.name}" for s in STEPS]
+        f"book/notebooks/{s.name}" for s in STEPS] + [f"book/notebooks/{EXPERIMENTS.stem}"]
     for name in files:
         if not name.startswith("book/notebooks/"):
             assert (ROOT / f"{name}.md").is_file(), name
@@ -79,8 +80,9 @@ def test_every_citation_is_in_the_bibliography():
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     assert {"kuehbacher2024", "rasp2018", "iglesias2024", "lundberg2017", "runge2019"} <= keys
     texts = [p.read_text() for p in (ROOT / "book").glob("*.md")]
-    texts += [c.source for s in STEPS
-              for c in nbformat.read(ROOT / "notebooks" / s.filename, as_version=4).cells]
+    texts += [c.source for path in [*(ROOT / "notebooks" / s.filename for s in STEPS),
+                                    EXPERIMENTS]
+              for c in nbformat.read(path, as_version=4).cells]
     cited = {k.strip() for t in texts for group in re.findall(r"\{cite[:\w]*\}`([^`]+)`", t)
              for k in group.split(",")}
     assert cited, "no citations found"
@@ -103,6 +105,7 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     (tmp_path / "book" / "notebooks").mkdir()
     for step in STEPS:
         shutil.copy(ROOT / "notebooks" / step.filename, tmp_path / "book" / "notebooks")
+    shutil.copy(EXPERIMENTS, tmp_path / "book" / "notebooks")
     (tmp_path / "book" / "notebooks" / "results_tables.md").write_text("| a |\n|---|\n| 1 |\n")
     (tmp_path / "book" / "notebooks" / "parameters_table.md").write_text(parameters_markdown())
     jb = Path(sys.executable).with_name("jupyter-book")

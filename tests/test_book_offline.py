@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
+from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import SETUP_TAG
 from pcm.presets import parameters_markdown
 
@@ -82,6 +83,7 @@ def make_mini_book(src: Path) -> int:
         nb, count = _with_figures(nbformat.read(path, as_version=4))
         nbformat.write(nb, notebooks / path.name)
         figures += count
+    shutil.copy(EXPERIMENTS, notebooks / EXPERIMENTS.name)  # the chapter's source, unexecuted
     (notebooks / "results_tables.md").write_text(
         "| output | unconstrained | pcmasking |\n|---|---|---|\n| PRECT | 0.81 | 0.80 |\n")
     (notebooks / "parameters_table.md").write_text(parameters_markdown())

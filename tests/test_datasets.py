@@ -139,6 +139,11 @@ class _FakeSynthetic:
                             coords={"output": output_labels(), "input": input_labels()},
                             name="drivers")
 
+    def driver_strength(self, *, seed=0):
+        self.calls.append(("strength", seed, 0.0))
+        strength = self.true_drivers() * (0.5 + seed)
+        return strength.rename("driver_strength").assign_attrs(units="1", long_name="strength")
+
 
 @pytest.fixture
 def fake_synthetic(monkeypatch):
@@ -171,8 +176,13 @@ def test_write_synthetic_dataset_layout(tmp_path, fake_synthetic):
     # norm from train
     norm = xr.load_dataset(paths["norm"])
     np.testing.assert_allclose(norm["mean"].values, compute_norm(paths["train"])["mean"].values)
-    drivers = xr.load_dataset(paths["drivers"])["drivers"]
-    assert drivers.dtype == bool and drivers.shape == (65, 94)
+    drivers = xr.load_dataset(paths["drivers"])
+    assert drivers["drivers"].dtype == bool and drivers["drivers"].shape == (65, 94)
+    # the driver strength of the same seed, with CF attributes, zero off the drivers
+    assert drivers["driver_strength"].attrs["units"] == "1"
+    assert ("strength", 5, 0.0) in fake_synthetic.calls
+    np.testing.assert_array_equal(drivers["driver_strength"].values,
+                                  np.where(drivers["drivers"].values, 5.5, 0.0))
 
 
 def test_write_synthetic_dataset_is_deterministic(tmp_path, fake_synthetic):

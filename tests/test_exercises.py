@@ -11,6 +11,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from pcm.cli import main
 from pcm.errors import PCMError
 from pcm.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
+from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.pipeline import NOTEBOOK_DIR, STEPS
 
 
@@ -76,4 +77,5 @@ def test_every_book_notebook_has_an_exercise_with_solution(tmp_path: Path):
 def test_cli_writes_the_copies(tmp_path: Path, capsys):
     assert main(["exercises", "--src", str(NOTEBOOK_DIR), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == [s.filename for s in STEPS]
+    assert sorted(Path(p).name for p in printed) == [s.filename for s in STEPS] + [
+        EXPERIMENTS.name]

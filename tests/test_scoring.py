@@ -130,3 +130,94 @@ def test_empty_mask_of_an_output_with_drivers_scores_zero_f1():
     assert np.isnan(scores["precision"]).all()  # nothing selected: undefined
     assert scores["recall"][0] == 0.0 and scores["f1"][0] == 0.0
     assert np.isnan(scores["f1"][1])  # no drivers, nothing selected
+
+
+# -- strong drivers and threshold-free ranking --------------------------------------------
+
+
+def _strength(truth: xr.DataArray) -> xr.DataArray:
+    s = np.where(truth.values, 0.5, 0.0)
+    s[0, QBP1] = 0.001  # weak driver of output 0
+    s[0, PS] = 0.002  # weak
+    return _da(s, "strength")
+
+
+def test_strong_scores_count_weak_drivers_as_correct_but_do_not_demand_them(mask, truth):
+    s = driver_scores(mask, truth, _strength(truth))
+    # output 0: selected QBP0 (strong), TBP0 (strong), VBP0 (not a driver); strong = QBP0, TBP0
+    assert s["strong_recall"].values[0] == 1.0  # both strong drivers found
+    np.testing.assert_allclose(s["strong_precision"].values[0], 2 / 3)  # VBP0 is the only fp
+    np.testing.assert_allclose(s["strong_f1"].values[0], 2 * (2 / 3) / (2 / 3 + 1))
+    assert s["n_strong"].values[0] == 2
+    # a weak driver that is kept is not a false positive
+    m = mask.copy()
+    m.values[0] = False
+    m.values[0, [QBP0, TBP0, QBP1]] = True
+    s2 = driver_scores(m, truth, _strength(truth))
+    assert s2["strong_precision"].values[0] == 1.0 and s2["strong_f1"].values[0] == 1.0
+    assert s2["f1"].values[0] < 1.0  # all-driver F1 misses PS
+    # a higher cut makes the same mask's strong recall zero where nothing is that strong
+    s3 = driver_scores(m, truth, _strength(truth), strong_cut=0.9)
+    assert s3["strong_degenerate"].values[:3].all()
+
+
+def test_strong_means_skip_outputs_without_strong_drivers(mask, truth):
+    means = mean_scores(driver_scores(mask, truth, _strength(truth)), by_variable=True)
+    assert means["strong"]["n_scored"] == 64 and means["strong"]["cut"] == 0.01
+    assert set(means["strong_by_variable"]) == set(means["by_variable"])
+    assert "strong" not in mean_scores(driver_scores(mask, truth))
+
+
+def test_strong_cut_out_of_range_is_a_parameter_error(mask, truth):
+    from pcm.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="strong_cut"):
+        driver_scores(mask, truth, _strength(truth), strong_cut=1.5)
+
+
+def test_ranking_auc_and_oracle_f1_of_hand_made_vectors(truth):
+    from pcm.analysis.scoring import mean_ranking_scores, ranking_scores
+
+    v = np.zeros((65, 94))
+    # output 0 (drivers QBP0 QBP1 TBP0 PS): perfect ranking
+    v[0, [QBP0, QBP1, TBP0, PS]] = [0.9, 0.8, 0.7, 0.6]
+    # output 1 (driver TBP0): the driver is ranked below two non-drivers
+    v[1] = np.linspace(0.0, 0.5, 94)
+    v[1, TBP0] = 0.95
+    v[1, [QBP0, QBP1]] = [1.0, 0.99]
+    # output 2 (drivers QBP0, PS): reversed, the drivers score lowest
+    v[2] = 1.0
+    v[2, [QBP0, PS]] = 0.0
+    r = ranking_scores(_da(v, "masking_vector"), truth)
+    assert r["auc"].values[0] == 1.0 and r["oracle_f1"].values[0] == 1.0
+    assert r["oracle_n_selected"].values[0] == 4
+    # output 1: 91 of 93 non-drivers below the driver
+    np.testing.assert_allclose(r["auc"].values[1], 91 / 93)
+    np.testing.assert_allclose(r["oracle_f1"].values[1], 2 * 1 / (3 + 1))  # keep top 3
+    assert r["auc"].values[2] == 0.0
+    # reversed: the best a threshold can do is keep everything (F1 = 2*2/(94+2))
+    np.testing.assert_allclose(r["oracle_f1"].values[2], 4 / 96)
+    assert np.isnan(r["auc"].values[3])  # no drivers
+    # ties count one half: a constant vector has AUC 0.5
+    assert r["auc"].values[5] == 0.5
+    # a selected mask's F1 never beats the oracle's
+    sel = _da(v > 0.65, "mask")
+    scores = driver_scores(sel, truth)
+    assert (scores["f1"].values <= r["oracle_f1"].values + 1e-12)[~r["degenerate"].values].all()
+    means = mean_ranking_scores(r, scores, by_variable=True)
+    assert means["selected_f1"] <= means["oracle_f1"]
+    assert set(means["by_variable"]["TPHYSTND"]) == {"auc", "oracle_f1", "selected_f1"}
+
+
+def test_ranking_strong_auc_ignores_weak_drivers(truth):
+    from pcm.analysis.scoring import mean_ranking_scores, ranking_scores
+
+    v = np.zeros((65, 94))
+    v[0, [QBP0, TBP0]] = [0.9, 0.8]  # the strong drivers on top
+    v[0, GROUPS["VBP"][0]] = 0.7  # then a non-driver, the weak drivers (QBP1, PS) at 0
+    r = ranking_scores(_da(v, "masking_vector"), truth, _strength(truth))
+    assert r["strong_auc"].values[0] == 1.0
+    assert r["auc"].values[0] < 1.0  # weak drivers tie with 92 non-drivers... below VBP0
+    assert r["oracle_strong_f1"].values[0] == 1.0  # keep QBP0, TBP0
+    means = mean_ranking_scores(r, driver_scores(_da(v > 0.75, "mask"), truth, _strength(truth)))
+    assert {"strong_auc", "oracle_strong_f1", "selected_strong_f1"} <= set(means)

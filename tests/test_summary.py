@@ -203,3 +203,36 @@ def test_cost_comparison_ratio_and_extrapolation():
     assert cost["ratio"] == 0.5
     assert cost["ratio_all_columns"] == (20.0 * 8 + 30.0) / 100.0
     assert cost_comparison({"premask": 1.0, "finetune": 1.0}) is None  # no causal run
+
+
+def test_summary_strong_drivers_and_ranking(tmp_path):
+    from pcm.book import render_results_markdown
+    from pcm.method.summary import write_summary
+
+    run = _make_run(tmp_path / "run", drivers=True)
+    path = run.data_path("drivers")
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    truth = ds["drivers"].values.astype(bool)
+    rng = np.random.default_rng(3)
+    ds["driver_strength"] = (("output", "input"), np.where(truth, rng.uniform(0, 0.05,
+                                                                              truth.shape), 0.0))
+    write_netcdf(ds, path)
+    vectors = rng.uniform(size=truth.shape) + truth  # drivers rank high
+    write_netcdf(xr.Dataset({"masking_vector": (("output", "input"), vectors)},
+                            coords={"output": output_labels(), "input": input_labels()}),
+                 run.artefact("masking_vectors.nc"))
+    summary = write_summary(run)
+    assert set(summary["drivers"]["pcmasking"]) == {"precision", "recall", "f1"}  # unchanged
+    strong = summary["drivers_strong"]["pcmasking"]
+    assert strong["cut"] == 0.01 and 0 < strong["n_scored"] <= 64
+    # precision counts every true driver, so it can only be >= the all-driver precision
+    assert strong["precision"] >= summary["drivers"]["pcmasking"]["precision"] - 1e-12
+    ranking = summary["masking_vector_ranking"]
+    assert ranking["auc"] > 0.9  # the vectors were made to rank drivers first
+    assert ranking["selected_f1"] == pytest.approx(summary["drivers"]["pcmasking"]["f1"])
+    assert ranking["oracle_f1"] >= ranking["selected_f1"]
+    assert set(summary["masking_vector_ranking_by_variable"]) == set(OUTPUT_VARIABLES)
+    text = render_results_markdown(summary)
+    assert "**Strong drivers** (at least 1 %" in text
+    assert "| mean | " in text and "oracle F1 (strong)" in text

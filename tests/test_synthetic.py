@@ -225,7 +225,7 @@ def test_calibration_report_lists_every_variable():
 def test_driver_strength_is_positive_exactly_on_drivers():
     strength = syn.driver_strength(6, n_lat=8, n_lon=16)
     drivers = syn.true_drivers()
-    assert strength.dims == drivers.dims and strength.name == "strength"
+    assert strength.dims == drivers.dims and strength.name == "driver_strength"
     assert (strength.values[~drivers.values] == 0).all()
     assert (strength.values[drivers.values] > 0).all()
     # SOLIN dominates the shortwave, the lowest-level temperature the surface longwave

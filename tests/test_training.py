@@ -97,6 +97,46 @@ def test_stacked_equals_separate_keras_models(premask, floatx64):
     np.testing.assert_allclose(hist.learning_rate.values, [3e-3, 1.5e-3, 7.5e-4])
 
 
+def test_lambda_sweep_as_one_stack_equals_separate_runs():
+    """Two λ values x 4 networks trained as ONE stack of 8 == two separate runs (float64)."""
+    targets = [2, 0, 5, 1]
+    lambdas = [0.05, 0.5]
+    x, y = _data()
+    xv, yv = _data(n=50, seed=1)
+    config = TrainConfig(hidden_units=(5, 4), epochs=3, batch_size=64, learning_rate=3e-3,
+                         lr_divisor=2.0, lr_every=1, seed=7, compute_dtype="float64")
+
+    def fresh():
+        return StackedMLP(len(targets), (5, 4), input_layer=True, targets=targets, seed=3,
+                          dtype="float64")
+
+    stack = fresh().repeat(len(lambdas))
+    assert stack.n_networks == 8 and list(stack.targets) == targets * 2
+    hist = train_stacked(stack, x, y, config, x_val=xv, y_val=yv,
+                         l1=np.repeat(lambdas, len(targets)))
+    assert hist.attrs["l1"].tolist() == [0.05] * 4 + [0.5] * 4
+    weights = stack.layer_weights()
+    for j, lam in enumerate(lambdas):
+        alone = fresh()
+        ref = train_stacked(alone, x, y, config, x_val=xv, y_val=yv, l1=lam)
+        rows = slice(j * len(targets), (j + 1) * len(targets))
+        for (k_stack, b_stack), (k_alone, b_alone) in zip(weights, alone.layer_weights(),
+                                                          strict=True):
+            np.testing.assert_allclose(k_stack[rows], k_alone, rtol=0, atol=1e-10)
+            np.testing.assert_allclose(b_stack[rows], b_alone, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(hist.loss.values[:, rows], ref.loss.values, rtol=1e-10)
+        np.testing.assert_allclose(hist.val_loss.values[:, rows], ref.val_loss.values,
+                                   rtol=1e-10)
+    # the two λ really gave different networks (the test is not vacuous)
+    vectors = stack.masking_vectors()
+    assert vectors[4:].sum() < vectors[:4].sum()  # the larger λ shrinks the input kernel
+    assert np.abs(weights[0][0][4:] - weights[0][0][:4]).max() > 1e-3
+    with pytest.raises(ParameterError, match="l1"):
+        train_stacked(stack, x, y, config, l1=[0.1, 0.2])  # wrong length
+    with pytest.raises(ParameterError, match="l1"):
+        train_stacked(stack, x, y, config, l1=[-1.0] * 8)
+
+
 def test_learning_rate_schedule_reference():
     config = TrainConfig(hidden_units=(4,), epochs=9)
     rates = [learning_rate_at(config, e) for e in range(9)]

@@ -13,19 +13,37 @@ F1 0 (precision undefined, skipped by the precision mean). Means are macro
 averages over the non-degenerate outputs. Per input group
 (QBP, TBP, VBP, 2-D) the scores use only that group's inputs; a group without
 true drivers or selections for an output gives NaN there, skipped by the mean.
+
+Strong drivers: with the generator's driver strength (``driver_strength(output,
+input)`` in ``drivers.nc``: the share of the output's deterministic variance the
+input explains) the same rule is applied with recall counting only the *strong*
+drivers (strength >= ``strong_cut``, default 1 %) while precision counts every
+true driver as correct — keeping a weak true driver is not a false positive.
+Outputs without strong drivers are left out of the strong means.
+
+Ranking (:func:`ranking_scores`): how well a continuous score (a masking vector)
+orders drivers before non-drivers, independent of any threshold: ROC AUC per
+output, and the oracle F1 — the best F1 any threshold on that vector could reach,
+to compare with the F1 the selection rule reached.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy.stats import rankdata
 
-from pcm.errors import DataError
+from pcm.errors import DataError, ParameterError
 from pcm.variables import OUTPUT_VARIABLES, input_groups, input_labels, variable_of_label
 
-__all__ = ["driver_scores", "nondriver_share", "mean_scores", "mean_driver_scores", "align"]
+__all__ = ["driver_scores", "nondriver_share", "mean_scores", "mean_driver_scores", "align",
+           "strong_drivers", "ranking_scores", "mean_ranking_scores", "STRONG_CUT"]
 
 _METRICS = ("precision", "recall", "f1")
+
+#: Default share of an output's deterministic variance that makes a driver "strong".
+STRONG_CUT = 0.01
+
 
 
 def align(a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
@@ -42,23 +60,48 @@ def align(a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]
             b.sel(output=outputs, input=inputs).transpose("output", "input"))
 
 
-def _prf(sel: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+def _prf(sel: np.ndarray, truth: np.ndarray,
+         relevant: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Precision, recall, F1 along the last axis; NaN where undefined.
 
-    F1 is ``2 tp / (n_selected + n_true)``: the harmonic mean of precision and
-    recall where both exist, 0 for an empty mask of an output that has drivers, and
-    NaN only when there is nothing to select and nothing was selected.
+    Precision counts a selected input as correct when it is in ``truth``; recall
+    counts the ``relevant`` inputs (default ``truth``) that were selected. F1 is the
+    harmonic mean of precision and recall where both exist (``2 tp / (n_selected +
+    n_true)`` when ``relevant`` is ``truth``), 0 for an empty mask of an output that
+    has relevant inputs or for a non-empty mask of one that has none, and NaN only
+    when there is nothing to select and nothing was selected.
     """
+    relevant = truth if relevant is None else relevant
     tp = np.sum(sel & truth, axis=-1).astype(float)
+    tp_rel = np.sum(sel & relevant, axis=-1).astype(float)
     n_sel = np.sum(sel, axis=-1).astype(float)
-    n_true = np.sum(truth, axis=-1).astype(float)
+    n_true = np.sum(relevant, axis=-1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_sel > 0, tp / np.maximum(n_sel, 1), np.nan)
-        recall = np.where(n_true > 0, tp / np.maximum(n_true, 1), np.nan)
-        total = n_sel + n_true
-        f1 = np.where(total > 0, 2 * tp / np.maximum(total, 1), np.nan)
+        recall = np.where(n_true > 0, tp_rel / np.maximum(n_true, 1), np.nan)
+        both = (n_sel > 0) & (n_true > 0)
+        p, r = np.where(both, precision, 0.0), np.where(both, recall, 0.0)
+        f1 = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1.0), 0.0)
+        f1 = np.where(n_sel + n_true > 0, f1, np.nan)
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp,
             "n_selected": n_sel, "n_true": n_true}
+
+
+def strong_drivers(drivers: xr.DataArray, strength: xr.DataArray,
+                   cut: float = STRONG_CUT) -> xr.DataArray:
+    """True drivers whose strength (share of deterministic variance) is at least ``cut``.
+
+    Parameters
+    ----------
+    drivers, strength : xr.DataArray ``(output, input)``
+        True drivers and their strength (``drivers.nc``); aligned by label.
+    cut : float
+        Smallest strength of a strong driver (0.01: 1 % of the variance).
+    """
+    if not 0 <= float(cut) < 1:
+        raise ParameterError("strong_cut", f"must lie in [0, 1), got {cut!r}")
+    drivers, strength = align(drivers, strength)
+    return (drivers.astype(bool) & (strength >= float(cut))).rename("strong_drivers")
 
 
 def _groups(inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -70,7 +113,9 @@ def _groups(inputs: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def driver_scores(mask: xr.DataArray, drivers: xr.DataArray) -> xr.Dataset:
+def driver_scores(mask: xr.DataArray, drivers: xr.DataArray,
+                  strength: xr.DataArray | None = None,
+                  strong_cut: float = STRONG_CUT) -> xr.Dataset:
     """Per-output precision, recall and F1 of a binary mask against the true drivers.
 
     Parameters
@@ -79,13 +124,20 @@ def driver_scores(mask: xr.DataArray, drivers: xr.DataArray) -> xr.Dataset:
         Selected inputs of each output.
     drivers : xr.DataArray, bool ``(output, input)``
         True drivers (``drivers.nc``).
+    strength : xr.DataArray ``(output, input)``, optional
+        Driver strength (``drivers.nc``); adds the strong-driver scores.
+    strong_cut : float
+        Smallest strength of a strong driver.
 
     Returns
     -------
     xr.Dataset
         ``precision recall f1 (output)``, ``tp n_selected n_true (output)``,
         ``degenerate (output)`` and the same three scores per input group,
-        ``group_precision group_recall group_f1 (output, group)``.
+        ``group_precision group_recall group_f1 (output, group)``. With
+        ``strength``: ``strong_precision strong_recall strong_f1 n_strong (output)``
+        (recall over strong drivers, precision over all true drivers) and
+        ``strong_degenerate (output)`` (no strong driver; excluded from means).
     """
     mask, drivers = align(mask, drivers)
     sel = mask.values.astype(bool)
@@ -107,6 +159,20 @@ def driver_scores(mask: xr.DataArray, drivers: xr.DataArray) -> xr.Dataset:
                           "true drivers", "units": "1"}
     ds["degenerate"].attrs["long_name"] = ("output without true drivers "
                                            "(excluded from means)")
+    if strength is not None:
+        strong = strong_drivers(drivers, strength, strong_cut).values
+        res_strong = _prf(sel, truth, strong)
+        for m in _METRICS:
+            ds[f"strong_{m}"] = ("output", res_strong[m], {
+                "long_name": f"{m} of the mask, recall over strong drivers (strength >= "
+                             f"{strong_cut:g}), precision over all true drivers",
+                "units": "1"})
+        ds["n_strong"] = ("output", res_strong["n_true"],
+                          {"long_name": "number of strong drivers", "units": "1"})
+        ds["strong_degenerate"] = ("output", res_strong["n_true"] == 0, {
+            "long_name": "output without strong drivers (excluded from strong means)",
+            "units": "1"})
+        ds.attrs["strong_cut"] = float(strong_cut)
     return ds
 
 
@@ -182,23 +248,172 @@ def mean_scores(scores: xr.Dataset, *, by_variable: bool = False) -> dict:
     dict
         ``{"precision", "recall", "f1", "n_scored", "n_degenerate"}``, plus
         ``"by_variable": {VAR: {...}}`` and ``"by_input_group": {group: {...}}``
-        when asked. NaN where nothing could be scored.
+        when asked. With strong-driver scores also ``"strong": {"precision",
+        "recall", "f1", "n_scored", "cut"}`` (over outputs with strong drivers) and,
+        when asked, ``"strong_by_variable"``. NaN where nothing could be scored.
     """
     keep = ~scores["degenerate"].values
     out: dict = {m: _nanmean(scores[m].values[keep]) for m in _METRICS}
     out["n_scored"] = int(keep.sum())
     out["n_degenerate"] = int((~keep).sum())
+    strong = "strong_f1" in scores
+    keep_strong = ~scores["strong_degenerate"].values if strong else None
+    if strong:
+        out["strong"] = {m: _nanmean(scores[f"strong_{m}"].values[keep_strong])
+                         for m in _METRICS}
+        out["strong"].update(n_scored=int(keep_strong.sum()),
+                             cut=float(scores.attrs.get("strong_cut", STRONG_CUT)))
     if by_variable:
         variables = np.array([variable_of_label(o) for o in scores["output"].values])
         out["by_variable"] = {}
+        if strong:
+            out["strong_by_variable"] = {}
         for var in OUTPUT_VARIABLES:
             rows = keep & (variables == var)
             if (variables == var).any():
                 out["by_variable"][var] = {m: _nanmean(scores[m].values[rows]) for m in _METRICS}
+                if strong:
+                    rows = keep_strong & (variables == var)
+                    out["strong_by_variable"][var] = {
+                        m: _nanmean(scores[f"strong_{m}"].values[rows]) for m in _METRICS}
         out["by_input_group"] = {
             str(g): {m: _nanmean(scores[f"group_{m}"].sel(group=g).values[keep])
                      for m in _METRICS}
             for g in scores["group"].values}
+    return out
+
+
+def _auc(score: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC of ``score`` separating ``positive`` from ``negative`` entries (ties: 1/2)."""
+    pos, neg = score[positive], score[negative]
+    if not pos.size or not neg.size:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))  # average ranks for ties
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2)
+                 / (pos.size * neg.size))
+
+
+def _threshold_masks(score: np.ndarray) -> np.ndarray:
+    """Every mask ``score > t`` a threshold can make, ``[n_masks, n_inputs]`` (empty included)."""
+    levels = np.unique(score)
+    cuts = np.concatenate([[levels[0] - 1.0], levels])  # below the minimum: keep everything
+    return score[None, :] > cuts[:, None]
+
+
+def ranking_scores(vectors: xr.DataArray, drivers: xr.DataArray,
+                   strength: xr.DataArray | None = None,
+                   strong_cut: float = STRONG_CUT) -> xr.Dataset:
+    """Threshold-free quality of continuous per-input scores (masking vectors).
+
+    Parameters
+    ----------
+    vectors : xr.DataArray ``(output, input)``
+        Larger means "more likely a driver" (``masking_vectors.nc``).
+    drivers : xr.DataArray, bool ``(output, input)``
+        True drivers.
+    strength : xr.DataArray ``(output, input)``, optional
+        Driver strength; adds the strong-driver ranking scores.
+    strong_cut : float
+        Smallest strength of a strong driver.
+
+    Returns
+    -------
+    xr.Dataset
+        ``auc (output)``: probability that a random true driver scores above a
+        random non-driver (ties count 1/2; NaN when an output has no driver or no
+        non-driver); ``oracle_f1 (output)``: the best F1 (the rule of
+        :func:`driver_scores`) over every mask ``vector > t`` any threshold ``t``
+        gives, the empty and the full mask included; ``oracle_n_selected``: the
+        size of that best mask. With ``strength``: ``strong_auc`` (strong drivers
+        against non-drivers, weak drivers left out) and ``oracle_strong_f1``.
+        ``degenerate``/``strong_degenerate`` flag outputs without (strong) drivers.
+    """
+    vectors, drivers = align(vectors, drivers)
+    values = np.asarray(vectors.values, dtype=np.float64)
+    truth = drivers.values.astype(bool)
+    strong = (strong_drivers(drivers, strength, strong_cut).values
+              if strength is not None else None)
+    n_out = values.shape[0]
+    res = {k: np.full(n_out, np.nan) for k in ("auc", "oracle_f1", "oracle_n_selected",
+                                                "strong_auc", "oracle_strong_f1")}
+    for i in range(n_out):
+        finite = np.isfinite(values[i])
+        if not finite.any():
+            continue
+        score, t = values[i, finite], truth[i, finite]
+        res["auc"][i] = _auc(score, t, ~t)
+        masks = _threshold_masks(score)
+        f1 = _prf(masks, np.broadcast_to(t, masks.shape))["f1"]
+        if np.isfinite(f1).any() and t.any():
+            best = int(np.nanargmax(f1))
+            res["oracle_f1"][i] = f1[best]
+            res["oracle_n_selected"][i] = masks[best].sum()
+        if strong is not None:
+            s = strong[i, finite]
+            res["strong_auc"][i] = _auc(score, s, ~t)
+            if s.any():
+                res["oracle_strong_f1"][i] = np.nanmax(_prf(
+                    masks, np.broadcast_to(t, masks.shape), np.broadcast_to(s, masks.shape))["f1"])
+    names = {"auc": "ROC AUC of the masking vector: true drivers against non-drivers",
+             "oracle_f1": "best F1 over all thresholds on the masking vector",
+             "oracle_n_selected": "inputs kept by the threshold of the best F1",
+             "strong_auc": f"ROC AUC: strong drivers (strength >= {strong_cut:g}) against "
+                           "non-drivers",
+             "oracle_strong_f1": "best strong-driver F1 over all thresholds"}
+    keys = list(names) if strong is not None else ["auc", "oracle_f1", "oracle_n_selected"]
+    ds = xr.Dataset({k: ("output", res[k], {"long_name": names[k], "units": "1"}) for k in keys},
+                    coords={"output": vectors["output"].values})
+    ds["degenerate"] = ("output", truth.sum(axis=1) == 0,
+                        {"long_name": "output without true drivers (excluded from means)",
+                         "units": "1"})
+    if strong is not None:
+        ds["strong_degenerate"] = ("output", strong.sum(axis=1) == 0, {
+            "long_name": "output without strong drivers (excluded from strong means)",
+            "units": "1"})
+        ds.attrs["strong_cut"] = float(strong_cut)
+    return ds
+
+
+def mean_ranking_scores(ranking: xr.Dataset, scores: xr.Dataset | None = None, *,
+                        by_variable: bool = False) -> dict:
+    """Macro means of :func:`ranking_scores`, next to the selected mask's F1.
+
+    Parameters
+    ----------
+    ranking : xr.Dataset
+        From :func:`ranking_scores`.
+    scores : xr.Dataset, optional
+        :func:`driver_scores` of the mask the selection rule chose (same outputs):
+        adds ``selected_f1`` (and ``selected_strong_f1``).
+    by_variable : bool
+        Also return the means per output variable (``"by_variable": {VAR: {...}}``).
+
+    Returns
+    -------
+    dict
+        ``auc oracle_f1 [selected_f1]`` over outputs with drivers, and
+        ``strong_auc oracle_strong_f1 [selected_strong_f1]`` over outputs with strong
+        drivers where the strength is known. NaN where nothing could be scored.
+    """
+    columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    keep = ~ranking["degenerate"].values
+    columns["auc"] = (ranking["auc"].values, keep)
+    columns["oracle_f1"] = (ranking["oracle_f1"].values, keep)
+    if scores is not None:
+        columns["selected_f1"] = (scores["f1"].sel(output=ranking["output"]).values, keep)
+    if "strong_auc" in ranking:
+        keep_s = ~ranking["strong_degenerate"].values
+        columns["strong_auc"] = (ranking["strong_auc"].values, keep_s)
+        columns["oracle_strong_f1"] = (ranking["oracle_strong_f1"].values, keep_s)
+        if scores is not None and "strong_f1" in scores:
+            columns["selected_strong_f1"] = (
+                scores["strong_f1"].sel(output=ranking["output"]).values, keep_s)
+    out: dict = {k: _nanmean(v[rows]) for k, (v, rows) in columns.items()}
+    if by_variable:
+        variables = np.array([variable_of_label(o) for o in ranking["output"].values])
+        out["by_variable"] = {
+            var: {k: _nanmean(v[rows & (variables == var)]) for k, (v, rows) in columns.items()}
+            for var in OUTPUT_VARIABLES if (variables == var).any()}
     return out
 
 

@@ -244,7 +244,8 @@ def write_synthetic_dataset(
     one step. ``plus4K`` and ``minus4K`` are separate runs as long as the test
     period with the sea-surface temperature shifted by +4 K and -4 K and
     different, deterministic seeds. ``norm.nc`` holds statistics of the
-    training split, ``drivers.nc`` the true physical drivers. Same arguments
+    training split, ``drivers.nc`` the true physical drivers and their strength
+    (:func:`pcm.data.synthetic.driver_strength`). Same arguments
     give identical files' contents.
 
     Parameters
@@ -286,5 +287,7 @@ def write_synthetic_dataset(
     drivers_ds = drivers.rename("drivers").to_dataset()
     drivers_ds["drivers"].attrs.setdefault("long_name", "true physical drivers of each output")
     drivers_ds["drivers"].attrs.setdefault("units", "1")
+    # a fixed small sample (16 x 32 columns, 24 steps) of the control climate
+    drivers_ds["driver_strength"] = synthetic.driver_strength(seed=seed)
     paths["drivers"] = write_netcdf(drivers_ds, out / "drivers.nc")
     return paths

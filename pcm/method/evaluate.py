@@ -24,7 +24,7 @@ from pcm.io import write_netcdf
 from pcm.rundir import MODEL_KINDS, RunDir
 from pcm.variables import output_labels
 
-__all__ = ["CLIMATES", "run_r2", "predict"]
+__all__ = ["CLIMATES", "run_r2", "predict", "r2_on_split"]
 
 #: Climate name -> data split holding it.
 CLIMATES = {"control": "test", "plus4K": "plus4K", "minus4K": "minus4K"}
@@ -42,8 +42,12 @@ def predict(model, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
     return out
 
 
-def _r2_one_split(models: dict, path: Path, norm: Normalization, max_samples: int | None,
-                  batch_size: int) -> list[xr.Dataset]:
+def r2_on_split(models: dict, path: Path, norm: Normalization, max_samples: int | None,
+                batch_size: int = 4096) -> list[xr.Dataset]:
+    """R² of every model on one CBRAIN file: one ``r2_dataset`` per model, ``model`` dim added.
+
+    ``max_samples`` is rounded down to whole time steps (None: all samples).
+    """
     grid = sample_grid(path)
     per_step = len(grid["lat"]) * len(grid["lon"])
     n_avail = grid["n_time"] * per_step
@@ -101,7 +105,7 @@ def run_r2(run: RunDir | str | os.PathLike, config: EvaluationConfig, *,
         path = run.data_path(split)
         if path is None:
             continue
-        parts = _r2_one_split(models, path, norm, max_samples, batch_size)
+        parts = r2_on_split(models, path, norm, max_samples, batch_size)
         climates.append(xr.concat(parts, dim="model").expand_dims(climate=[climate]))
     if not climates:
         raise DataError("the data manifest names no test split", path=run.manifest_path)

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from pcm.analysis import attribution
-from pcm.analysis.scoring import driver_scores, nondriver_share
+from pcm.analysis.scoring import driver_scores, nondriver_share, ranking_scores
 from pcm.config import ShapConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
@@ -114,20 +114,27 @@ def run_shap(run: RunDir | str | os.PathLike, config: ShapConfig, *, method: str
 
 
 def driver_tables(run: RunDir | str | os.PathLike) -> dict:
-    """Driver scores of a run: ``{"masks": {kind: Dataset}, "shap": Dataset | None}``.
+    """Driver scores of a run: ``{"masks": {kind: Dataset}, "shap": Dataset | None,
+    "ranking": Dataset | None}``.
 
     Empty when the run has no ground truth (real SPCAM data). Masks are scored
-    with :func:`pcm.analysis.scoring.driver_scores`, ``shap.nc`` with
-    :func:`pcm.analysis.scoring.nondriver_share`.
+    with :func:`pcm.analysis.scoring.driver_scores` (strong-driver scores too where
+    ``drivers.nc`` holds the driver strength), ``shap.nc`` with
+    :func:`pcm.analysis.scoring.nondriver_share` and ``masking_vectors.nc`` with
+    :func:`pcm.analysis.scoring.ranking_scores`.
     """
     run = RunDir.of(run)
     drivers = run.drivers()
     if drivers is None:
         return {}
-    tables: dict = {"masks": {k: driver_scores(m, drivers) for k, m in run.masks().items()},
-                    "shap": None}
+    strength = run.driver_strength()
+    tables: dict = {"masks": {k: driver_scores(m, drivers, strength)
+                              for k, m in run.masks().items()},
+                    "shap": None, "ranking": None}
     path = run.artefact("shap.nc")
     if path.exists():
         with xr.open_dataset(path) as ds:
             tables["shap"] = nondriver_share(ds["shap"].load(), drivers)
+    if run.artefact("masking_vectors.nc").exists():
+        tables["ranking"] = ranking_scores(run.masking_vectors(), drivers, strength)
     return tables

@@ -70,6 +70,7 @@ __all__ = [
     "threshold_table",
     "choose_thresholds",
     "masks_from_thresholds",
+    "proxy_losses",
     "search_thresholds",
 ]
 
@@ -269,6 +270,39 @@ def _chunks(n: int, size: int | None) -> list[np.ndarray]:
     return [np.arange(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
+def proxy_losses(premask, masks: np.ndarray, networks: np.ndarray, x_valid: np.ndarray,
+                 y_valid: np.ndarray, *, compute_dtype: str = "float32",
+                 stack: int | None = None) -> np.ndarray:
+    """The ``"proxy"`` criterion: validation MSE of pre-masking networks with inputs zeroed.
+
+    Parameters
+    ----------
+    premask : pcm.nn.networks.StackedMLP
+        The pre-masking model.
+    masks : array of bool ``(candidates, n_inputs)``
+        One mask per candidate.
+    networks : array of int ``(candidates,)``
+        The pre-masking network each candidate masks.
+    x_valid, y_valid : array
+        Normalised validation data.
+    compute_dtype : str
+        Dtype policy of the evaluation.
+    stack : int, optional
+        Evaluate at most this many candidates at once (memory).
+
+    Returns
+    -------
+    numpy.ndarray
+        Validation MSE per candidate.
+    """
+    losses = np.empty(len(networks))
+    for chunk in _chunks(len(networks), stack):
+        model = with_dtype(premask.select(networks[chunk]), compute_dtype)
+        model.set_mask(masks[chunk])
+        losses[chunk] = evaluate_stacked(model, x_valid, y_valid)
+    return losses
+
+
 def search_thresholds(run: RunDir, config: SearchConfig, *,
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
@@ -320,10 +354,9 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     if criterion == "proxy":
         dtype = "float64" if compute_dtype == "float64" else "float32"
         xv, yv = run.arrays("valid", max_samples=config.max_samples, dtype=dtype)
-        for chunk in chunks:
-            model = with_dtype(premask.select(net_idx[chunk]), compute_dtype)
-            model.set_mask(masks[chunk])
-            val[out_idx[chunk], thr_idx[chunk]] = evaluate_stacked(model, xv, yv)
+        val[out_idx, thr_idx] = proxy_losses(premask, masks, net_idx, xv, yv,
+                                             compute_dtype=compute_dtype,
+                                             stack=config.search_stack)
     else:
         train_config = config.train_config(hidden_units=premask.hidden_units,
                                            epochs=config.search_epochs)

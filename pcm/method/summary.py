@@ -10,6 +10,13 @@ the share of mean |SHAP| on non-drivers), ``seconds[phase]`` (from
 ``shap_nondriver_share_by_input_group[model][group]`` and ``cost`` (wall seconds
 of the whole PCMasking and causally-informed pipelines, their ratio, and the
 ratio with causal discovery extrapolated to every grid column; where both ran).
+Where ``drivers.nc`` holds the driver strength: ``drivers_strong[model]``
+(``precision recall f1 n_scored cut``: recall over strong drivers, precision over
+all true drivers) and ``drivers_strong_by_variable[model][VAR]``. Where masking
+vectors exist: ``masking_vector_ranking`` (``auc oracle_f1 selected_f1`` and,
+with strength, ``strong_auc oracle_strong_f1 selected_strong_f1``) and
+``masking_vector_ranking_by_variable[VAR]`` — threshold-free ranking quality of the
+vectors next to the F1 of the selected PCMasking mask.
 NaN is written as null.
 """
 
@@ -22,7 +29,7 @@ import numpy as np
 import xarray as xr
 
 from pcm.analysis.r2 import variable_means
-from pcm.analysis.scoring import mean_scores
+from pcm.analysis.scoring import mean_ranking_scores, mean_scores
 from pcm.io import read_json, write_json
 from pcm.method.explain import driver_tables
 from pcm.rundir import RunDir
@@ -113,11 +120,20 @@ def build_summary(run: RunDir | str | os.PathLike) -> dict:
             summary["r2"] = _r2_section(ds[["r2"]].load())
     tables = driver_tables(run) if run.manifest_path.exists() else {}
     by_var, by_group, shap_groups = {}, {}, {}
+    strong, strong_by_var = {}, {}
     for kind, scores in tables.get("masks", {}).items():
         means = mean_scores(scores, by_variable=True)
         summary["drivers"][kind] = {k: means[k] for k in ("precision", "recall", "f1")}
         by_var[kind] = means["by_variable"]
         by_group[kind] = means["by_input_group"]
+        if "strong" in means:
+            strong[kind] = means["strong"]
+            strong_by_var[kind] = means["strong_by_variable"]
+    ranking = tables.get("ranking")
+    if ranking is not None:
+        selected = tables["masks"].get("pcmasking")
+        ranking_means = mean_ranking_scores(ranking, selected, by_variable=True)
+        by_variable_ranking = ranking_means.pop("by_variable")
     share = tables.get("shap")
     if share is not None:
         keep = ~share["degenerate"].values
@@ -142,6 +158,12 @@ def build_summary(run: RunDir | str | os.PathLike) -> dict:
         summary["drivers_by_input_group"] = by_group
     if shap_groups:
         summary["shap_nondriver_share_by_input_group"] = shap_groups
+    if strong:
+        summary["drivers_strong"] = strong
+        summary["drivers_strong_by_variable"] = strong_by_var
+    if ranking is not None:
+        summary["masking_vector_ranking"] = ranking_means
+        summary["masking_vector_ranking_by_variable"] = by_variable_ranking
     return _clean(summary)
 
 

@@ -41,9 +41,10 @@ class TrainConfig:
         Initial Adam learning rate (1e-3).
     lr_divisor, lr_every : float, int
         The learning rate is divided by ``lr_divisor`` every ``lr_every`` epochs.
-    l1 : float
+    l1 : float or tuple of float
         Sparsity weight lambda of the pre-masking phase; the penalty of a
-        network is ``l1 * ||W_in||_1 / (n_inputs**2)``.
+        network is ``l1 * ||W_in||_1 / (n_inputs**2)``. A tuple gives one lambda
+        per network of the stack.
     patience : int or None
         Early-stopping patience in epochs (per network, best weights restored);
         None disables early stopping.
@@ -63,7 +64,7 @@ class TrainConfig:
     learning_rate: float = _default("learning_rate")
     lr_divisor: float = _default("lr_divisor")
     lr_every: int = _default("lr_every")
-    l1: float = _default("l1")
+    l1: float | tuple[float, ...] = _default("l1")
     patience: int | None = None
     seed: int = _default("seed")
     compute_dtype: str = _default("compute_dtype")
@@ -79,7 +80,9 @@ class TrainConfig:
                 raise ParameterError(key, f"must be a positive integer, got {getattr(self, key)}")
         if self.learning_rate <= 0 or self.lr_divisor <= 0:
             raise ParameterError("learning_rate", "learning_rate and lr_divisor must be > 0")
-        if self.l1 < 0:
+        if np.ndim(self.l1):  # one lambda per network (a sweep trained as one stack)
+            object.__setattr__(self, "l1", tuple(float(v) for v in self.l1))
+        if not np.all(np.asarray(self.l1, dtype=float) >= 0):
             raise ParameterError("l1", f"must be >= 0, got {self.l1}")
         if self.patience is not None and int(self.patience) < 1:
             raise ParameterError("patience", f"must be a positive integer or None, "

@@ -2,7 +2,8 @@
 
 The loss of a stacked model is the SUM over networks of each network's mean
 squared error on its own target column (plus, for pre-masking networks, the L1
-penalty ``l1 * ||W_in||_1 / n_inputs**2`` of its input kernel). Because the
+penalty ``l1[n] * ||W_in||_1 / n_inputs**2`` of its input kernel, with one λ per
+network or one for all). Because the
 networks share no weight and Adam is element-wise, this trains each network
 exactly as if it were trained alone (tested to 1e-10 in float64 against separate
 Keras models).
@@ -20,10 +21,10 @@ import math
 
 import numpy as np
 
-from pcm.errors import DataError
+from pcm.errors import DataError, ParameterError
 from pcm.nn.config import TrainConfig
 
-__all__ = ["Engine", "check_arrays", "evaluate_stacked", "predict_stacked"]
+__all__ = ["Engine", "check_arrays", "evaluate_stacked", "predict_stacked", "l1_vector"]
 
 
 def check_arrays(model, x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +44,34 @@ def check_arrays(model, x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 
-def _penalty_scale(model, l1: float) -> float:
-    return float(l1) / float(model.n_inputs * model.n_inputs)
+def l1_vector(model, l1) -> np.ndarray:
+    """The L1 weight of every network, ``(N,)`` float64, from one value or one per network.
+
+    A per-network λ lets networks that differ only in their loss (a λ sweep) train
+    as one stack: ``model.repeat(k)`` copies and ``np.repeat(lambdas, N)`` weights.
+
+    Raises
+    ------
+    ParameterError
+        Wrong length, a negative or non-finite value, or a penalty on a model without
+        an input layer.
+    """
+    values = np.asarray(l1, dtype=np.float64)
+    if values.ndim == 0:
+        values = np.full(model.n_networks, float(values))
+    if values.shape != (model.n_networks,):
+        raise ParameterError("l1", f"expected one value or one per network "
+                             f"({model.n_networks}), got shape {values.shape}")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ParameterError("l1", f"every L1 weight must be finite and >= 0, got "
+                             f"{values[~(np.isfinite(values) & (values >= 0))][:3].tolist()}")
+    if np.any(values > 0) and not model.has_input_layer:
+        raise ParameterError("l1", "the L1 penalty needs a model with an input layer")
+    return values
+
+
+def _penalty_scale(model, l1) -> np.ndarray:
+    return l1_vector(model, l1) / float(model.n_inputs * model.n_inputs)
 
 
 class _QuietRetracing(logging.Filter):
@@ -63,7 +90,7 @@ if not any(isinstance(f, _QuietRetracing) for f in _tf_logger.filters):
 class Engine:
     """Compiled train/eval functions for one model, optimizer and data set."""
 
-    def __init__(self, model, x, y, config: TrainConfig, l1: float, *,
+    def __init__(self, model, x, y, config: TrainConfig, l1, *,
                  train: bool = True) -> None:
         import keras
         import tensorflow as tf
@@ -77,7 +104,9 @@ class Engine:
         self.loss_dtype = tf.float64 if var_dtype == "float64" else tf.float32
         data_dtype = self.loss_dtype
         self.targets = tf.constant(np.asarray(model.targets, dtype=np.int32))
-        self.penalty_scale = _penalty_scale(model, l1)
+        self.penalty_scale = _penalty_scale(model, l1)  # (N,): one lambda per network
+        self.penalty_weights = tf.constant(self.penalty_scale,
+                                           dtype=self.loss_dtype.as_numpy_dtype)
         self.variables = list(model.trainable_variables)
         n_in, n_out = int(x.shape[1]), int(y.shape[1])
         if train:  # evaluation needs neither the data set on the device nor Adam moments
@@ -100,10 +129,10 @@ class Engine:
     def penalty(self):
         """Per-network L1 penalty ``(N,)`` (zeros without L1)."""
         tf = self.tf
-        if self.penalty_scale == 0.0:
+        if not np.any(self.penalty_scale):
             return tf.zeros([self.model.n_networks], self.loss_dtype)
         kernel = tf.cast(self.model.input_kernel, self.loss_dtype)
-        return self.penalty_scale * tf.reduce_sum(tf.abs(kernel), axis=[1, 2])
+        return self.penalty_weights * tf.reduce_sum(tf.abs(kernel), axis=[1, 2])
 
     def _losses(self, xb, yb, training: bool):
         tf = self.tf

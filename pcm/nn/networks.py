@@ -221,6 +221,18 @@ class StackedMLP(keras.Model):
         new.mask.assign(np.asarray(self.mask)[indices])
         return new
 
+    def repeat(self, copies: int) -> StackedMLP:
+        """``copies`` copies of the whole stack, one after the other (``copies * N`` networks).
+
+        Copy ``j`` holds networks ``j*N .. (j+1)*N - 1``, each identical to network
+        ``n`` of this stack: the stack of a sweep over values that only change the
+        loss (one λ per copy), so that every copy starts from the same weights as a
+        separate run would.
+        """
+        if int(copies) < 1:
+            raise ValueError(f"copies must be >= 1, got {copies}")
+        return self.select(np.tile(np.arange(self.n_networks), int(copies)))
+
     def to_masking(self, masks: np.ndarray, indices: Sequence[int] | None = None) -> StackedMLP:
         """Masking networks that start from this pre-masking model's hidden/output weights.
 

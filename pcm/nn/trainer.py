@@ -39,10 +39,10 @@ from tqdm import tqdm
 from pcm.errors import DataError, ParameterError
 from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state, save_state
 from pcm.nn.config import TrainConfig, epoch_permutation, learning_rate_at
-from pcm.nn.engine import Engine, check_arrays
+from pcm.nn.engine import Engine, check_arrays, l1_vector
 from pcm.variables import output_labels
 
-__all__ = ["train_stacked", "checkpoint_fingerprint"]
+__all__ = ["train_stacked", "checkpoint_fingerprint", "l1_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,13 @@ def _digest(*arrays: np.ndarray, stride_to: int | None = None) -> str:
 
 
 
-def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1: float) -> dict:
+def l1_summary(values: np.ndarray) -> float | list[float]:
+    """One float when every network has the same λ (as before per-network λ), else the list."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return float(values[0]) if values.size and np.all(values == values[0]) else values.tolist()
+
+
+def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1) -> dict:
     """What a checkpoint must match to be resumed: layout, data checksums, hyper-parameters."""
     weights = [np.asarray(w) for w in model.weights]
     return {
@@ -75,7 +81,7 @@ def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1: f
         "learning_rate": config.learning_rate,
         "lr_divisor": config.lr_divisor,
         "lr_every": config.lr_every,
-        "l1": float(l1),
+        "l1": l1 if isinstance(l1, list) else float(l1),
         "patience": config.patience,
         "seed": config.seed,
         "data": _digest(x, y, stride_to=4096),
@@ -100,7 +106,7 @@ def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: s
                                         for t in model.targets]),
                    {"long_name": "output predicted by the network"}),
     }
-    penalty_note = " + L1 penalty" if l1 > 0 else ""
+    penalty_note = " + L1 penalty" if np.any(np.asarray(l1) > 0) else ""
     data = {
         "loss": (("epoch", "network"), loss,
                  {"long_name": f"training loss (MSE{penalty_note}), mean over the epoch",
@@ -119,7 +125,7 @@ def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: s
     attrs = {
         "phase": desc or "training",
         "seconds": float(np.sum(seconds)),
-        "l1": float(l1),
+        "l1": np.asarray(l1, dtype=np.float64) if isinstance(l1, list) else float(l1),
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "lr_divisor": config.lr_divisor,
@@ -186,7 +192,7 @@ class _Progress:
 
 
 def _check_training_inputs(model, x, y, x_val, y_val, config: TrainConfig,
-                           l1: float | None) -> tuple:
+                           l1: float | list[float] | None) -> tuple:
     """Validated ``(x, y, x_val, y_val, l1)``; ``l1=None`` means the config's for pre-masking."""
     x, y = check_arrays(model, x, y, "training")
     if (x_val is None) != (y_val is None):
@@ -197,8 +203,7 @@ def _check_training_inputs(model, x, y, x_val, y_val, config: TrainConfig,
         raise ParameterError("patience", "early stopping needs validation data (x_val, y_val)")
     if l1 is None:
         l1 = config.l1 if model.has_input_layer else 0.0
-    if l1 > 0 and not model.has_input_layer:
-        raise ParameterError("l1", "the L1 penalty needs a model with an input layer")
+    l1 = l1_summary(l1_vector(model, l1))
     if config.max_train_samples is not None:
         x, y = x[: config.max_train_samples], y[: config.max_train_samples]
     return x, y, x_val, y_val, l1
@@ -298,7 +303,8 @@ def _report(label: str, config: TrainConfig, progress: _Progress, has_val: bool,
 
 
 def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
-                  l1: float | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                  l1: float | list[float] | None = None,
+                  checkpoint_dir: str | os.PathLike | None = None,
                   desc: str = "", progress: bool = False,
                   on_epoch_end: Callable[[int, xr.Dataset], None] | None = None,
                   steps_per_call: int | None = None) -> xr.Dataset:
@@ -316,9 +322,11 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         model and are not used here; the model's own dtype policy rules).
     x_val, y_val : array, optional
         Validation data; needed for ``config.patience``.
-    l1 : float, optional
-        L1 weight lambda on the input kernel (pre-masking models only). None
-        (default) means ``config.l1`` for a model with input layer and 0 otherwise.
+    l1 : float or sequence of float, optional
+        L1 weight lambda on the input kernel (pre-masking models only): one value,
+        or one per network (a λ sweep as one stack; see :meth:`StackedMLP.repeat`).
+        None (default) means ``config.l1`` for a model with input layer and 0
+        otherwise.
     checkpoint_dir : path-like, optional
         Folder for the per-epoch checkpoint; an existing matching checkpoint is
         resumed (a finished one returns at once).

@@ -268,27 +268,29 @@ def calibration_report(steps: int = 48, *, seed: int = 0, n_lat: int = 16,
 
 def driver_strength(steps: int = 24, *, seed: int = 0, n_lat: int = 16,
                     n_lon: int = 32) -> xr.DataArray:
-    """How much each true driver matters: a linearised variance share.
+    """How much each true driver matters: its linearised share of the deterministic variance.
 
     For every input, the change of :func:`output_function` under a small
     perturbation is scaled to one within-latitude standard deviation of that
     input (SOLIN: its full standard deviation), squared, averaged over a
-    generated sample and divided by each output's variance. Zero exactly for
-    non-drivers; the book uses it to tell strong from weak drivers.
+    generated sample and divided by the variance of the output's deterministic
+    part (the noise-free :func:`output_function`; noise is not explained by any
+    input). Zero exactly for non-drivers; the scores of :mod:`pcm.analysis.scoring`
+    call a driver "strong" when this share is at least 1 %.
 
     Returns
     -------
     xarray.DataArray
-        ``strength(output, input)``, dimensionless, same coordinates as
+        ``driver_strength(output, input)``, dimensionless, same coordinates as
         :func:`true_drivers`.
     """
     ds = generate(steps, seed=seed, n_lat=n_lat, n_lon=n_lon)
     x = stack_columns(ds, V.INPUT_VARIABLES)
-    y_var = stack_columns(ds, V.OUTPUT_VARIABLES).var(axis=0)
     by_lat = x.reshape(steps, n_lat, n_lon, N_IN)
     sigma = (by_lat - by_lat.mean(axis=(0, 2), keepdims=True)).std(axis=(0, 2)).mean(axis=0)
     sigma[I_SOLIN] = x[:, I_SOLIN].std()
     f0 = output_function(x)
+    f_var = f0.var(axis=0)
     drivers = _driver_matrix()
     strength = np.zeros((N_OUT, N_IN))
     step = 1e-3
@@ -296,9 +298,10 @@ def driver_strength(steps: int = 24, *, seed: int = 0, n_lat: int = 16,
         xp = x.copy()
         xp[:, i] += step * sigma[i]
         change = (output_function(xp) - f0) / step
-        strength[:, i] = (change**2).mean(axis=0) / np.where(y_var > 0, y_var, 1.0)
+        strength[:, i] = (change**2).mean(axis=0) / np.where(f_var > 0, f_var, 1.0)
     da = true_drivers().copy(data=strength)
-    da.name = "strength"
-    da.attrs = {"long_name": "linearised share of output variance from a one-sigma change "
-                             "of the driver", "units": "1"}
+    da.name = "driver_strength"
+    da.attrs = {"long_name": "linearised share of the output's deterministic variance from a "
+                             "one-sigma change of the driver", "units": "1",
+                "sample": f"{steps} steps on a {n_lat} x {n_lon} grid, seed {seed}"}
     return da

@@ -1,0 +1,380 @@
+"""The experiments chapter: threshold strategies, sparsity validation, climate-shift test.
+
+Each function reads a finished run directory (``pcm run``), computes one experiment
+and returns a labelled :class:`xarray.Dataset` (written under ``RUN/experiments/``
+where it is costly); the λ and architecture sweeps are :func:`pcm.sweep.run_sweep`.
+The figures are in :mod:`pcm.analysis.figures`; the notebook
+``notebooks/08_experiments.ipynb`` only calls these functions.
+
+* :func:`threshold_strategies` scores the masks that different rules pick from the
+  same masking vectors: the search criteria ``val_loss``, ``train_loss`` (both from
+  the run's own search, when it trained search networks) and ``proxy``, the parsimony
+  tolerance on top of them, and fixed percentiles of the masking vector.
+* :func:`sparsity_validation` sets the masking-vector entries of true drivers and of
+  non-drivers against those of untrained networks of the same architecture.
+* :func:`stability_selection` trains B pre-masking networks per output with different
+  initial weights, as one stack, and keeps an input selected in at least a share pi of
+  the B runs; scored against the run's single-run mask.
+* :func:`shift_test` generates test sets with the sea-surface temperature shifted
+  (Clausius-Clapeyron moisture follows) and scores every trained model on each: R²
+  against the shift.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pcm.analysis.r2 import variable_means
+from pcm.analysis.scoring import (
+    driver_scores,
+    mean_ranking_scores,
+    mean_scores,
+    ranking_scores,
+)
+from pcm.book import copy_notebooks
+from pcm.data import synthetic
+from pcm.data.cbrain import sample_grid, write_cbrain
+from pcm.errors import DataError, ParameterError
+from pcm.io import write_netcdf
+from pcm.method.evaluate import r2_on_split
+from pcm.method.masking import (
+    choose_thresholds,
+    masks_from_thresholds,
+    proxy_losses,
+    threshold_table,
+)
+from pcm.nn.config import TrainConfig
+from pcm.nn.trainer import train_stacked
+from pcm.pipeline import NOTEBOOK_DIR, NotebookError, declared_parameters, execute_notebook
+from pcm.rundir import MODEL_KINDS, RunDir
+
+__all__ = ["threshold_strategies", "sparsity_validation", "stability_selection", "shift_test",
+           "SHIFTS",
+           "NOTEBOOK", "run_notebook"]
+
+#: The experiments notebook (repository checkout).
+NOTEBOOK = NOTEBOOK_DIR / "08_experiments.ipynb"
+
+#: SST shifts (K) of the stress test.
+SHIFTS = (-8.0, -6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0)
+
+#: Seed offset of the shifted test sets: one random stream for all shifts (only the
+#: climate differs) and different from the training data's.
+_SHIFT_SEED = 7919
+
+_SCORE_NAMES = ("precision", "recall", "f1")
+
+
+def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
+                strength: xr.DataArray | None) -> dict[str, float]:
+    means = mean_scores(driver_scores(mask, drivers, strength))
+    row = {m: means[m] for m in _SCORE_NAMES}
+    strong = means.get("strong", {})
+    row.update({f"strong_{m}": strong.get(m, np.nan) for m in _SCORE_NAMES})
+    row["inputs_kept"] = float(mask.values.sum(axis=1).mean())
+    return row
+
+
+def threshold_strategies(run: RunDir | str | os.PathLike, *,
+                         percentiles: tuple[float, ...] = (50.0, 70.0, 80.0, 90.0, 95.0),
+                         tolerances: tuple[float, ...] = (0.01, 0.05),
+                         n_thresholds: int | None = None,
+                         threshold_percentile: float | None = None) -> xr.Dataset:
+    """Driver scores of the masks that each threshold rule picks from the run's vectors.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        A finished run with ground truth (synthetic data): ``masking_vectors.nc``,
+        ``thresholds.nc`` and ``models/premask.keras``.
+    percentiles : tuple of float
+        Fixed rules: keep the inputs above this percentile of each masking vector.
+    tolerances : tuple of float
+        Parsimony tolerances applied to each loss criterion.
+    n_thresholds, threshold_percentile : optional
+        Candidate grid (default: the run's, from ``thresholds.nc``).
+
+    Returns
+    -------
+    xr.Dataset
+        ``precision recall f1 strong_precision strong_recall strong_f1 inputs_kept
+        (strategy)``, macro means over outputs (:mod:`pcm.analysis.scoring`).
+    """
+    run = RunDir.of(run)
+    drivers = run.drivers()
+    if drivers is None:
+        raise DataError("threshold strategies need the true drivers (synthetic data)",
+                        path=run.manifest_path)
+    strength = run.driver_strength()
+    vectors = run.masking_vectors()
+    with xr.open_dataset(run.artefact("thresholds.nc")) as ds:
+        searched = ds.load()
+    n_thr = int(n_thresholds or searched.attrs["n_thresholds"])
+    pct = float(threshold_percentile if threshold_percentile is not None
+                else searched.attrs["percentile"])
+    table = threshold_table(vectors, n_thr, pct)
+    values = table.values
+    losses: dict[str, np.ndarray] = {}
+    if np.isfinite(searched["val_loss"].values).any() and searched.attrs["criterion"] != "proxy":
+        losses["val_loss"] = searched["val_loss"].values
+        losses["train_loss"] = searched["train_loss"].values
+    out_idx, thr_idx = np.nonzero(~np.isnan(values))
+    masks = vectors.values[out_idx] > values[out_idx, thr_idx][:, None]
+    xv, yv = run.arrays("valid", warn=False)
+    proxy = np.full(values.shape, np.nan)
+    premask = run.load_model("premask")
+    where = {t: n for n, t in enumerate(premask.targets)}
+    networks = np.array([where[int(o)] for o in out_idx])
+    proxy[out_idx, thr_idx] = proxy_losses(premask, masks, networks, xv, yv,
+                                           stack=2 * vectors.sizes["output"])  # memory
+    losses["proxy"] = proxy
+    rows: dict[str, dict[str, float]] = {}
+    for name, loss in losses.items():
+        for tol in (0.0, *tolerances):
+            chosen = choose_thresholds(loss, values, tol)
+            mask = masks_from_thresholds(vectors, values[np.arange(len(values)), chosen])
+            rows[name if tol == 0 else f"{name} + tolerance {tol:g}"] = _scores_row(
+                mask, drivers, strength)
+    for p in percentiles:
+        cut = np.percentile(vectors.values, p, axis=1)
+        rows[f"percentile {p:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
+                                                strength)
+    names = list(rows)
+    data = {k: ("strategy", np.array([rows[s][k] for s in names], dtype=float),
+                {"long_name": f"{k.replace('_', ' ')} (mean over outputs)"
+                 if k != "inputs_kept" else "mean inputs kept per output", "units": "1"})
+            for k in rows[names[0]]}
+    return xr.Dataset(data, coords={"strategy": names},
+                      attrs={"n_thresholds": n_thr, "percentile": pct,
+                             "run_criterion": searched.attrs["criterion"]})
+
+
+def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
+    """Masking-vector entries of drivers, non-drivers and untrained networks.
+
+    The untrained reference is a pre-masking model of the run's architecture and
+    seed before any training: what its masking vectors look like with no signal.
+
+    Returns
+    -------
+    xr.Dataset
+        ``masking_vector(output, input)`` of the run, ``untrained(output, input)``,
+        ``drivers(output, input)`` and, per group (``driver``, ``non-driver``,
+        ``untrained``), the quantiles ``quantile(group, q)``.
+    """
+    from pcm.nn.networks import StackedMLP
+
+    run = RunDir.of(run)
+    drivers = run.drivers()
+    if drivers is None:
+        raise DataError("sparsity validation needs the true drivers (synthetic data)",
+                        path=run.manifest_path)
+    vectors = run.masking_vectors()
+    premask = run.load_model("premask")
+    fresh = StackedMLP(premask.n_networks, premask.hidden_units, input_layer=True,
+                       targets=premask.targets, seed=premask.seed)
+    untrained = vectors.copy(data=fresh.masking_vectors()).rename("untrained")
+    truth = drivers.sel(output=vectors["output"], input=vectors["input"]).values.astype(bool)
+    groups = {"driver": vectors.values[truth], "non-driver": vectors.values[~truth],
+              "untrained": untrained.values.ravel()}
+    q = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+    quantiles = np.stack([np.quantile(v, q) for v in groups.values()])
+    return xr.Dataset(
+        {"masking_vector": vectors, "untrained": untrained.assign_attrs(
+            long_name="masking vector of the same pre-masking networks before training",
+            units="1"),
+         "drivers": (("output", "input"), truth, {"long_name": "true driver", "units": "1"}),
+         "quantile": (("group", "q"), quantiles,
+                      {"long_name": "quantiles of the masking-vector entries", "units": "1"})},
+        coords={"group": list(groups), "q": q})
+
+
+def _premask_config(run: RunDir) -> TrainConfig:
+    """The run's pre-masking hyper-parameters, from ``history_premask.nc``."""
+    attrs = run.history("premask").attrs
+    return TrainConfig(hidden_units=tuple(int(u) for u in np.atleast_1d(attrs["hidden_units"])),
+                       epochs=int(attrs["epochs_requested"]), batch_size=int(attrs["batch_size"]),
+                       learning_rate=float(attrs["learning_rate"]),
+                       lr_divisor=float(attrs["lr_divisor"]), lr_every=int(attrs["lr_every"]),
+                       l1=float(attrs["l1"]), seed=int(attrs["seed"]),
+                       compute_dtype=str(attrs["compute_dtype"]),
+                       max_train_samples=int(attrs["n_train"]))
+
+
+def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
+                        share: float = 0.6, progress: bool = False) -> xr.Dataset:
+    """Stability selection of inputs over ``runs`` pre-masking networks per output.
+
+    The ``runs x 65`` networks train as ONE stack with the run's pre-masking
+    hyper-parameters (``history_premask.nc``) and different initial weights (same
+    mini-batches: the engine shares them across a stack, so resamples of the data are
+    not offered). Each run selects *by rank*: for every output, the inputs with the
+    largest masking-vector entries, as many as the run's own mask keeps; an input is
+    kept when at least ``share`` of the runs selected it. Checkpoints go to
+    ``RUN/experiments/stability/`` (resumable).
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        A finished synthetic run (masks, premask history, drivers).
+    runs : int
+        B, the number of pre-masking networks per output.
+    share : float
+        pi, the share of the runs that must select an input.
+    progress : bool
+        Per-epoch lines on stderr.
+
+    Returns
+    -------
+    xr.Dataset
+        ``stable_mask(output, input)``, ``selection_frequency(output, input)`` and the
+        table ``precision recall f1 strong_precision strong_recall strong_f1
+        inputs_kept auc (rule)`` for ``single run`` and ``stability``
+        (``auc``: of the run's vector and of the mean of the B normalised vectors);
+        attrs ``seconds`` (training of the stack) and ``runs``, ``share``.
+    """
+    from pcm.nn.networks import StackedMLP
+
+    if int(runs) < 1:
+        raise ParameterError("runs", f"must be >= 1, got {runs}")
+    if not 0 < float(share) <= 1:
+        raise ParameterError("share", f"must lie in (0, 1], got {share}")
+    run = RunDir.of(run)
+    drivers = run.drivers()
+    if drivers is None:
+        raise DataError("stability selection is scored against the true drivers (synthetic "
+                        "data)", path=run.manifest_path)
+    strength = run.driver_strength()
+    single = run.mask("pcmasking")
+    vectors = run.masking_vectors()
+    config = _premask_config(run)
+    n_out = vectors.sizes["output"]
+    model = StackedMLP(n_out * int(runs), config.hidden_units, input_layer=True,
+                       targets=np.tile(np.arange(n_out), int(runs)), seed=config.seed + 1,
+                       dtype=config.dtype_policy)
+    x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    start = time.perf_counter()
+    hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv,
+                         checkpoint_dir=run.root / "experiments" / "stability",
+                         desc="stability selection", progress=progress)
+    seconds = time.perf_counter() - start + hist.attrs["seconds_previous_sessions"]
+    each = model.masking_vectors().reshape(int(runs), n_out, -1)
+    kept = single.values.sum(axis=1)
+    order = np.argsort(-each, axis=2, kind="stable")
+    ranks = np.argsort(order, axis=2, kind="stable")  # 0 = largest entry
+    selected = ranks < kept[None, :, None]
+    frequency = vectors.copy(data=selected.mean(axis=0)).rename("selection_frequency")
+    stable = masks_from_thresholds(frequency, np.full(n_out, float(share) - 1e-9))
+    mean_vector = vectors.copy(data=(each / each.max(axis=2, keepdims=True)).mean(axis=0))
+    rows = {"single run": _scores_row(single, drivers, strength),
+            "stability": _scores_row(stable, drivers, strength)}
+    rows["single run"]["auc"] = mean_ranking_scores(ranking_scores(vectors, drivers))["auc"]
+    rows["stability"]["auc"] = mean_ranking_scores(ranking_scores(mean_vector, drivers))["auc"]
+    names = list(rows)
+    data = {k: ("rule", np.array([rows[m][k] for m in names], dtype=float),
+                {"long_name": f"{k.replace('_', ' ')} (mean over outputs)", "units": "1"})
+            for k in rows[names[0]]}
+    out = xr.Dataset(data, coords={"rule": names})
+    out["stable_mask"] = stable.assign_attrs(long_name="input kept by stability selection",
+                                             units="1")
+    out["selection_frequency"] = frequency.assign_attrs(
+        long_name="share of the runs that selected the input (by rank)", units="1")
+    out.attrs = {"runs": int(runs), "share": float(share), "seconds": seconds,
+                 "premask_seconds": float(run.history("premask").attrs.get("phase_seconds",
+                                                                           np.nan)),
+                 "selection": "by rank: as many inputs per output as the single-run mask"}
+    return out
+
+
+def shift_test(run: RunDir | str | os.PathLike, shifts: tuple[float, ...] = SHIFTS, *,
+               steps: int | None = None, seed: int = 0, max_samples: int | None = None,
+               kinds: tuple[str, ...] = MODEL_KINDS) -> xr.Dataset:
+    """R² of every trained model on test sets with the SST shifted by ``shifts`` (K).
+
+    The test sets are generated on the run's grid (as long as its test split unless
+    ``steps`` is given) with one seed for all shifts, so that only the climate
+    differs, normalised with the run's training statistics; files and the result
+    go to ``RUN/experiments/``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``r2(model, shift, var)``: mean R² over each variable's outputs (the
+        summary's rule), ``r2_mean(model, shift)``: its mean over variables; also
+        written to ``RUN/experiments/shift_r2.nc``.
+    """
+    run = RunDir.of(run)
+    if run.source != "synthetic":
+        raise DataError("the shift test generates synthetic data; this run uses user data",
+                        path=run.manifest_path)
+    if not shifts:
+        raise ParameterError("shifts", "give at least one SST shift")
+    grid = sample_grid(run.data_path("test"))
+    n_lat, n_lon = len(grid["lat"]), len(grid["lon"])
+    steps = int(steps or grid["n_time"])
+    models = run.load_models(kinds)
+    if not models:
+        raise DataError("no trained model to test", path=run.root / "models")
+    norm = run.norm()
+    folder = run.root / "experiments"
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for shift in shifts:
+        path = folder / f"sst_{shift:+g}K.nc"
+        if not path.exists():
+            write_cbrain(synthetic.generate(steps, seed=seed + _SHIFT_SEED, n_lat=n_lat,
+                                            n_lon=n_lon, sst_shift=float(shift)), path)
+        ds = xr.concat(r2_on_split(models, Path(path), norm, max_samples), dim="model")
+        parts.append(variable_means(ds["r2"]).expand_dims(shift=[float(shift)]))
+    r2 = xr.concat(parts, dim="shift").transpose("model", "shift", "var")
+    out = xr.Dataset({"r2": r2.assign_attrs(long_name="mean R² over the variable's outputs",
+                                             units="1")})
+    out["r2_mean"] = r2.mean("var").assign_attrs(long_name="mean over variables of the "
+                                                 "variable-mean R²", units="1")
+    out["shift"].attrs = {"long_name": "uniform SST shift of the test climate", "units": "K"}
+    out.attrs = {"steps": steps, "seed": seed + _SHIFT_SEED, "grid": f"{n_lat} x {n_lon}"}
+    write_netcdf(out, folder / "shift_r2.nc")
+    return out
+
+
+def run_notebook(src: str | os.PathLike, dst: str | os.PathLike, parameters: dict,
+                 book_dir: str | os.PathLike | None = None) -> Path:
+    """Execute the experiments notebook (papermill) and copy it into the book folder.
+
+    Raises
+    ------
+    ParameterError
+        Before anything runs: a parameter the notebook does not declare.
+    DataError
+        ``run_dir`` is not a finished run (no ``summary.json``).
+    NotebookError
+        The notebook failed (names the cell; the partial output is kept).
+    """
+    declared = declared_parameters(src)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParameterError(unknown[0], f"not a parameter of {Path(src).name}; expected one "
+                             f"of {', '.join(declared)}")
+    run = RunDir(parameters.get("run_dir", "runs/tutorial"))
+    if not run.artefact("summary.json").exists():
+        raise DataError("not a finished run (no summary.json): run `pcm run` first",
+                        path=run.root)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        execute_notebook(Path(src), dst, dict(parameters), Path.cwd())
+    except Exception as err:  # papermill, kernel death, ...
+        cell = getattr(err, "cell_index", None)
+        evalue = (getattr(err, "evalue", None) or str(err)).strip().splitlines()
+        raise NotebookError(f"notebook {Path(src).name} failed"
+                            + (f" in cell {cell}" if cell is not None else "")
+                            + f": {evalue[-1] if evalue else type(err).__name__}; partial "
+                            f"output saved to {dst}") from None
+    if book_dir is not None:
+        copy_notebooks(Path(book_dir), [dst])
+    return dst
