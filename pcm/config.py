@@ -21,7 +21,8 @@ from typing import Any, Self
 from pcm.nn.config import TrainConfig
 from pcm.presets import PARAMETERS, notebook_name
 
-__all__ = ["StepConfig", "TrainingStep", "NetworkStep", "DataConfig", "PremaskConfig",
+__all__ = ["StepConfig", "TrainingStep", "ArchitectureStep", "NetworkStep", "DataConfig",
+           "PremaskConfig",
            "SearchConfig", "FinetuneConfig", "CausalConfig", "EvaluationConfig", "ShapConfig",
            "STEP_CONFIGS"]
 
@@ -109,17 +110,23 @@ class TrainingStep(StepConfig):
 
 
 @dataclass(frozen=True)
-class NetworkStep(TrainingStep):
+class ArchitectureStep(TrainingStep):
     """Training steps that build networks of their own architecture from scratch."""
 
     hidden_layers: int
     hidden_units: int
-    epochs: int
 
     @property
     def hidden(self) -> tuple[int, ...]:
         """Widths of the hidden layers."""
         return (int(self.hidden_units),) * int(self.hidden_layers)
+
+
+@dataclass(frozen=True)
+class NetworkStep(ArchitectureStep):
+    """Steps training networks of their own architecture for ``epochs`` epochs."""
+
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -149,13 +156,21 @@ class FinetuneConfig(TrainingStep):
 
 
 @dataclass(frozen=True)
-class CausalConfig(NetworkStep):
-    """Step 4, the causally-informed comparison: discovery and its networks."""
+class CausalConfig(ArchitectureStep):
+    """Step 4, the causally-informed comparison: discovery and its networks.
+
+    The networks have the architecture of the pre-masking phase and train for
+    ``causal_epochs`` (the reference: 18, twice the pre-masking epochs).
+    """
 
     causal: bool
     causal_pc_alpha: float
     causal_share: float
     causal_columns: int | None
+    causal_rule: str
+    causal_quantiles: int
+    causal_epochs: int
+    causal_scheduler: str | None
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "pcm.nn.networks": "defines Keras classes, so importing it imports TensorFlow",
     "shap": "imports TensorFlow; only the reference DeepExplainer path",
     "tigramite": "slow import; only causal discovery (and its worker processes)",
+    "distributed": "slow import; only the parallel causal discovery (dask cluster)",
     "papermill": "slow import; only notebook execution",
     "ipykernel": "only the kernel manager of notebook execution",
     "jupyter_client": "only the kernel manager of notebook execution",

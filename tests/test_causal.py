@@ -120,35 +120,130 @@ def test_select_columns_spread_unique_and_deterministic():
     assert select_columns(4, 4, None).shape == (16, 2)
 
 
-def test_parallel_equals_serial_and_is_deterministic():
-    cols = [toy_var(n_time=200, seed=s) for s in range(3)]
-    x = np.stack([c[0] for c in cols], axis=1)
-    y = np.stack([c[1] for c in cols], axis=1)
+def _columns(seeds, n_time=200):
+    cols = [toy_var(n_time=n_time, seed=s) for s in seeds]
+    return np.stack([c[0] for c in cols], axis=1), np.stack([c[1] for c in cols], axis=1)
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(ra.found, rb.found)
+        np.testing.assert_array_equal(ra.tested, rb.tested)
+
+
+def test_dask_cluster_equals_serial_and_is_deterministic():
+    x, y = _columns(range(5))
     y[:, 1, 0] = 0.0  # a constant output in one column
     serial = discover_columns(x, y, pc_alpha=0.05, n_jobs=1)
-    again = discover_columns(x, y, pc_alpha=0.05, n_jobs=1)
-    parallel = discover_columns(x, y, pc_alpha=0.05, n_jobs=2)
-    for a, b, c in zip(serial, again, parallel, strict=True):
-        np.testing.assert_array_equal(a.found, b.found)
-        np.testing.assert_array_equal(a.found, c.found)
-        np.testing.assert_array_equal(a.tested, c.tested)
+    again = discover_columns(x, y, pc_alpha=0.05, n_jobs=1, batch_columns=1)
+    parallel = discover_columns(x, y, pc_alpha=0.05, n_jobs=2, batch_columns=2)
+    _assert_same(serial, again)
+    _assert_same(serial, parallel)
     assert not serial[1].found[0].any()
+    assert any(r.found.any() for r in serial)
 
 
-def test_spawned_workers_give_the_same_links(monkeypatch):
-    # a process that has imported TensorFlow spawns its workers instead of forking
-    from multiprocessing import get_context
-
+def test_discovery_resumes_from_stored_batches(tmp_path, monkeypatch):
     import pcm.baselines.causal.discovery as discovery
 
-    cols = [toy_var(n_time=120, seed=s) for s in (4, 5)]
-    x = np.stack([c[0] for c in cols], axis=1)
-    y = np.stack([c[1] for c in cols], axis=1)
-    serial = discover_columns(x, y, n_jobs=1)
-    monkeypatch.setattr(discovery, "_mp_context", lambda: get_context("spawn"))
-    spawned = discover_columns(x, y, n_jobs=2)
-    for a, b in zip(serial, spawned, strict=True):
-        np.testing.assert_array_equal(a.found, b.found)
+    x, y = _columns((6, 7, 8), n_time=120)
+    reference = discover_columns(x, y, n_jobs=1)
+    first = discover_columns(x, y, n_jobs=2, batch_columns=1, checkpoint_dir=tmp_path)
+    _assert_same(reference, first)
+    files = sorted(tmp_path.glob("batch_*.npz"))
+    assert [f.name for f in files] == ["batch_000000-000001.npz", "batch_000001-000002.npz",
+                                       "batch_000002-000003.npz"]
+    files[1].unlink()  # an interruption after two of the three batches
+    calls = []
+    original = discovery.discover_column
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(discovery, "discover_column", counting)
+    resumed = discover_columns(x, y, n_jobs=1, batch_columns=1, checkpoint_dir=tmp_path)
+    assert len(calls) == 1  # only the missing batch is recomputed
+    _assert_same(reference, resumed)
+    discover_columns(x, y, n_jobs=1, batch_columns=1, checkpoint_dir=tmp_path)
+    assert len(calls) == 1  # everything stored: nothing recomputed
+    # other settings (here pc_alpha) do not reuse the stored batches
+    discover_columns(x, y, pc_alpha=0.2, n_jobs=1, batch_columns=1, checkpoint_dir=tmp_path)
+    assert len(calls) == 4
+
+
+def _boxcox_mle_z(shares):
+    """Box-Cox z-scores with the parameter found by a plain grid search of the profile
+    log-likelihood (independent of scipy.stats.boxcox)."""
+    logs = np.log(shares)
+    best, best_llf = None, -np.inf
+    for lam in np.linspace(-3, 3, 60001):
+        t = logs if abs(lam) < 1e-12 else (shares ** lam - 1) / lam
+        llf = (lam - 1) * logs.sum() - len(shares) / 2 * np.log(t.var())
+        if llf > best_llf:
+            best, best_llf = t, llf
+    return (best - best.mean()) / best.std()
+
+
+def test_quantile_rule_on_a_two_level_share_vector():
+    # 10 inputs found in 60 % of the columns, 84 never (floored to 1e-5). Any monotone
+    # transform of two values standardises to z = sqrt(84/10) = 2.898 and
+    # -sqrt(10/84) = -0.345, whatever the Box-Cox parameter; the threshold is -ppf(1-q):
+    # q=0.3 -> -0.524 (all 94 kept), q=0.4 -> -0.253 and q=0.95 -> 1.645 (the 10 kept).
+    from pcm.baselines.causal import quantile_parents
+
+    shares = np.r_[np.zeros(84), np.full(10, 0.6)]
+    high = np.r_[np.zeros(84, dtype=bool), np.ones(10, dtype=bool)]
+    assert quantile_parents(shares, 0.0).all()  # threshold -inf
+    assert quantile_parents(shares, 0.3).all()
+    np.testing.assert_array_equal(quantile_parents(shares, 0.4), high)
+    np.testing.assert_array_equal(quantile_parents(shares, 0.95), high)
+    assert not quantile_parents(np.zeros(94), 0.0).any()  # no link anywhere: no parents
+
+
+def test_quantile_rule_matches_an_independent_computation():
+    from scipy import stats
+
+    from pcm.baselines.causal import quantile_masks, quantile_parents
+
+    rng = np.random.default_rng(0)
+    shares = np.r_[rng.beta(0.5, 4.0, size=80), rng.uniform(0.5, 1.0, size=14)]
+    shares[:7] = 0.0  # never found: raised to the floor 1e-5
+    z = _boxcox_mle_z(np.maximum(shares, 1e-5))
+    for q, limit in ((0.05, -1.6448536), (0.25, -0.6744898), (0.5, 0.0),
+                     (0.75, 0.6744898), (0.95, 1.6448536)):
+        assert -stats.norm.ppf(1 - q) == pytest.approx(limit, abs=1e-6)
+        expected = z > limit
+        np.testing.assert_array_equal(quantile_parents(shares, q), expected)
+    counts = [quantile_parents(shares, q).sum() for q in (0.05, 0.5, 0.95)]
+    assert counts[0] > counts[1] > counts[2] > 0  # a larger q keeps fewer parents
+    masks = quantile_masks(np.stack([shares, shares[::-1]]), [0.05, 0.5, 0.95])
+    assert masks.shape == (2, 3, 94)
+    np.testing.assert_array_equal(masks[1, 1], quantile_parents(shares[::-1], 0.5))
+
+
+def test_link_shares_count_untested_columns_as_no_link():
+    from pcm.baselines.causal import link_shares
+
+    found = np.zeros((4, 1, 3), dtype=bool)
+    tested = np.ones((4, 1, 3), dtype=bool)
+    found[:, 0, 0] = [True, True, False, False]
+    found[:, 0, 1] = [True, False, False, False]
+    tested[1:, 0, 1] = False  # testable in one column only: still 1/4, not 1/1
+    np.testing.assert_allclose(link_shares(found, tested), [[0.5, 0.25, 1e-5]])
+
+
+def test_log_precipitation_only_touches_prect():
+    from pcm.baselines.causal.data import PRECT_LOG_OFFSET, log_precipitation
+
+    y = np.ones((3, 65), dtype=np.float32)
+    y[:, 64] = [0.0, 1e-8, 2e-7]
+    out = log_precipitation(y)
+    np.testing.assert_array_equal(out[:, :64], y[:, :64])
+    np.testing.assert_allclose(out[:, 64], np.log(np.array([0.0, 1e-8, 2e-7]) +
+                                                  PRECT_LOG_OFFSET), rtol=1e-6)
+    assert np.all(np.isfinite(out)) and y[0, 64] == 0.0  # a copy
 
 
 def test_causal_masks_are_scored_by_the_one_rule():
@@ -178,14 +273,14 @@ def test_run_discovery_writes_masks(synthetic_run):
     from pcm.baselines.causal import run_discovery
 
     config = CausalConfig.from_parameters(dict(causal_columns=3, causal_pc_alpha=0.01,
-                                               causal_share=0.5))
+                                               causal_share=0.5, causal_rule="share"))
     ds = run_discovery(synthetic_run, config, n_steps=32, n_jobs=1)
     with xr.open_dataset(synthetic_run.artefact(CAUSAL_MASKS)) as saved:
         assert saved["mask"].dtype == bool
         assert saved["mask"].dims == ("output", "input")
         assert saved["mask"].shape == (65, 94)
         assert saved.attrs["n_columns"] == 3 and saved.attrs["share"] == 0.5
-        assert saved.attrs["n_steps"] == 32
+        assert saved.attrs["n_steps"] == 32 and saved.attrs["rule"] == "share"
         np.testing.assert_array_equal(saved["mask"].values, ds["mask"].values)
         assert saved["output"].values[0] == "tphystnd-3.64"
         assert saved["input"].values[-1] == "lhflx"
@@ -194,6 +289,25 @@ def test_run_discovery_writes_masks(synthetic_run):
             assert "units" in saved[name].attrs and "long_name" in saved[name].attrs
     assert ds["mask"].values.any()
     assert "causal_discovery" in read_json(synthetic_run.artefact("seconds.json"))
+    assert len(list(synthetic_run.checkpoints("causal_discovery").glob("batch_*.npz"))) == 1
+
+
+def test_run_discovery_quantile_rule_gives_candidates_per_q(synthetic_run):
+    from pcm.baselines.causal import quantile_masks, run_discovery
+
+    config = CausalConfig.from_parameters(dict(causal_columns=3, causal_quantiles=4))
+    ds = run_discovery(synthetic_run, config, n_steps=32, n_jobs=1)
+    assert ds.attrs["rule"] == "quantile" and "mask" not in ds  # chosen by the q search
+    np.testing.assert_allclose(ds["quantile"].values, [0.0, 0.25, 0.5, 0.75])
+    cand = ds["candidate_mask"].values
+    assert cand.shape == (65, 4, 94)
+    np.testing.assert_array_equal(cand, quantile_masks(ds["link_share"].values,
+                                                       [0.0, 0.25, 0.5, 0.75]))
+    assert ds["link_share"].values.min() == pytest.approx(1e-5)
+    # q = 0 keeps every input of an output with any link; larger q never keeps more
+    assert np.all(cand.sum(axis=2)[:, :-1] >= cand.sum(axis=2)[:, 1:])
+    linked = ds["link_share"].values.max(axis=1) > 1e-5
+    assert cand[linked, 0].all() and not cand[~linked].any()
 
 
 def test_run_discovery_rejects_bad_parameters(synthetic_run):
@@ -223,17 +337,49 @@ def test_non_finite_series_is_rejected():
         discover_column(x, y)
 
 
-def test_run_causal_training_uses_causal_mask(synthetic_run):
+def test_parents_only_init_gives_the_parents_only_glorot_scale():
+    from pcm.baselines.causal.phases import parents_only_init
+    from pcm.nn.networks import StackedMLP, glorot_limit
+
+    masks = np.zeros((2, 94), dtype=bool)
+    masks[0, :4] = True
+    masks[1] = True
+    model = StackedMLP(2, (64,), input_layer=False, seed=3)
+    before = np.asarray(model.dense[0].kernel).copy()
+    parents_only_init(model, masks)
+    after = np.asarray(model.dense[0].kernel)
+    np.testing.assert_allclose(after[1], before[1])  # 94 parents: unchanged
+    ratio = glorot_limit(4, 64) / glorot_limit(94, 64)
+    np.testing.assert_allclose(after[0], before[0] * ratio, rtol=1e-6)
+    assert np.abs(after[0]).max() <= glorot_limit(4, 64)
+    assert np.abs(after[0]).max() > 0.9 * glorot_limit(4, 64)
+
+
+def test_run_causal_training_searches_q_per_output(synthetic_run):
     from pcm.baselines.causal import run_causal_training, run_discovery
 
-    if not synthetic_run.artefact(CAUSAL_MASKS).exists():
-        run_discovery(synthetic_run, CausalConfig.from_parameters({"causal_columns": 2}),
-                      n_jobs=1)
-    config = CausalConfig.from_parameters(dict(hidden_layers=1, hidden_units=4, epochs=1,
-                                               batch_size=64, max_samples=256))
+    run_discovery(synthetic_run, CausalConfig.from_parameters(
+        {"causal_columns": 3, "causal_quantiles": 4}), n_steps=32, n_jobs=1)
+    with xr.open_dataset(synthetic_run.artefact(CAUSAL_MASKS)) as ds:
+        cand = ds["candidate_mask"].values
+    distinct = sum(len(np.unique(c, axis=0)) for c in cand)
+    config = CausalConfig.from_parameters(dict(hidden_layers=1, hidden_units=4,
+                                               causal_epochs=1, batch_size=64,
+                                               max_samples=256))
     history = run_causal_training(synthetic_run, config, progress=False)
-    assert history.sizes["network"] == 65
+    assert history.sizes["network"] == distinct  # one network per distinct parent set
     model = synthetic_run.load_model("causal")
+    assert model.n_networks == 65 and list(model.targets) == list(range(65))
     assert not model.has_input_layer
-    np.testing.assert_array_equal(model.get_mask(), synthetic_run.mask("causal").values)
+    with xr.open_dataset(synthetic_run.artefact(CAUSAL_MASKS)) as ds:
+        mask = ds["mask"].values.astype(bool)
+        q = ds["quantile_chosen"].values
+        loss = ds["candidate_val_loss"].values
+        np.testing.assert_array_equal(ds["n_parents"].values, mask.sum(axis=1))
+    np.testing.assert_array_equal(model.get_mask(), mask)
+    np.testing.assert_array_equal(synthetic_run.mask("causal").values, mask)
+    for o in range(65):
+        k = int(np.flatnonzero(np.isclose([0.0, 0.25, 0.5, 0.75], q[o]))[0])
+        np.testing.assert_array_equal(mask[o], cand[o, k])  # parents of the chosen q
+        assert loss[o, k] == np.nanmin(loss[o])  # ... which has the lowest loss
     assert "causal_training" in read_json(synthetic_run.artefact("seconds.json"))

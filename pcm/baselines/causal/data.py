@@ -21,10 +21,17 @@ from pcm.presets import MIN_CAUSAL_STEPS
 from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES, VARIABLES, gaussian_grid
 
 __all__ = ["feature_indices", "gaussian_weights", "read_column_series", "lag1_autocorrelation",
-           "series_problem", "causal_feasibility", "MIN_PERSISTENCE"]
+           "series_problem", "causal_feasibility", "MIN_PERSISTENCE", "log_precipitation",
+           "PRECT_LOG_OFFSET"]
 
 #: Median lag-1 autocorrelation of the inputs below which a file is taken as shuffled.
 MIN_PERSISTENCE = 0.1
+
+#: Offset (m/s) added to PRECT before its logarithm, so that dry steps (PRECT = 0, common in
+#: SPCAM) map to a finite value: log(1e-12 m/s), about 1e-4 mm/day, far below any
+#: measurable rain. The synthetic PRECT is log-normal and always positive (smallest value
+#: about 6e-12 m/s in the `ci` data), so there the offset barely matters.
+PRECT_LOG_OFFSET = 1e-12
 
 
 def feature_indices(var_names: np.ndarray, names: tuple[str, ...], *,
@@ -194,3 +201,30 @@ def causal_feasibility(path: str | os.PathLike, *, n_steps: int = 24, n_columns:
     columns = select_columns(len(grid["lat"]), len(grid["lon"]), n_columns, seed=seed)
     x, _, _ = read_column_series(path, columns, n_steps=min(n_steps, n_time))
     return series_problem(x)
+
+
+def log_precipitation(y: np.ndarray) -> np.ndarray:
+    """Outputs with PRECT replaced by ``log(max(PRECT, 0) + PRECT_LOG_OFFSET)`` (a copy).
+
+    The reference log-transforms precipitation before the partial-correlation
+    tests: PRECT is skewed (mostly near zero, rare heavy rain), and a linear test
+    on the raw values is dominated by the few heavy events.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Outputs ``[..., 65]`` in physical units (PRECT in m/s, the last output).
+
+    Returns
+    -------
+    np.ndarray
+        Same shape and dtype.
+    """
+    y = np.array(y, copy=True)
+    n_out = sum(VARIABLES[v].n_levels for v in OUTPUT_VARIABLES)
+    if y.shape[-1] != n_out:
+        raise DataError(f"expected {n_out} outputs on the last axis, got {y.shape[-1]}",
+                        variable="PRECT")
+    k = n_out - VARIABLES["PRECT"].n_levels
+    y[..., k] = np.log(np.maximum(y[..., k], 0.0) + PRECT_LOG_OFFSET)
+    return y

@@ -19,30 +19,36 @@ tigramite call gives exactly what one call per output (the reference) gives.
 
 from __future__ import annotations
 
-import multiprocessing
+import hashlib
+import logging
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 from scipy import special
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from pcm.io import atomic_path
+
 __all__ = [
     "ColumnResult",
     "link_assumptions",
     "discover_column",
     "discover_columns",
+    "column_batches",
     "aggregate_links",
     "select_columns",
     "varying",
 ]
+
+#: Version of the batch checkpoint content (part of its key).
+BATCH_FORMAT = 1
 
 #: Fewest residual degrees of freedom a partial-correlation test may have;
 #: the condition dimension is capped so that every test keeps at least these.
@@ -225,31 +231,80 @@ def discover_column(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
     return ColumnResult(found, tested, seconds, cpu)
 
 
-def _mp_context():
-    """Process start method of the discovery workers.
+def _discover_batch(x: np.ndarray, y: np.ndarray, pc_alpha: float, max_conds_dim: int | None,
+                    fast: bool) -> dict[str, np.ndarray]:
+    """PC1 on a batch of columns ``x [time, column, inputs]``; the task of one worker.
 
-    ``fork`` is fast and, unlike ``spawn``, works from a script without an
-    ``if __name__ == "__main__"`` guard; but forking a process that runs
-    TensorFlow's thread pools can deadlock, so such a process spawns its
-    workers (they import only numpy, scipy and tigramite).
+    Module level, so that dask (or a spawned process) can import it; returns plain
+    arrays (``found``, ``tested``, ``seconds``, ``cpu_seconds``), which is also the
+    content of a batch checkpoint.
     """
-    heavy = any(name in sys.modules for name in ("tensorflow", "keras", "torch", "jax"))
-    if "fork" in multiprocessing.get_all_start_methods() and not heavy:
-        return get_context("fork")
-    return get_context("spawn")
-
-
-def _discover_task(args: tuple) -> ColumnResult:
-    """Worker entry point (module level, so that spawned processes can import it)."""
-    x, y, pc_alpha, max_conds_dim, fast = args
     with threadpool_limits(limits=1):
-        return discover_column(x, y, pc_alpha=pc_alpha, max_conds_dim=max_conds_dim, fast=fast)
+        results = [discover_column(x[:, c], y[:, c], pc_alpha=pc_alpha,
+                                   max_conds_dim=max_conds_dim, fast=fast)
+                   for c in range(x.shape[1])]
+    return {"found": np.stack([r.found for r in results]),
+            "tested": np.stack([r.tested for r in results]),
+            "seconds": np.array([r.seconds for r in results]),
+            "cpu_seconds": np.array([r.cpu_seconds for r in results])}
+
+
+def _batch_key(x: np.ndarray, y: np.ndarray, pc_alpha: float, max_conds_dim: int | None,
+               fast: bool) -> str:
+    """What a stored batch must match to be reused: its data and the test settings."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (x, y):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(repr((float(pc_alpha), max_conds_dim, bool(fast), BATCH_FORMAT)).encode())
+    return h.hexdigest()
+
+
+def _load_batch(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """A finished batch from its checkpoint, or None (absent, unreadable, other data)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != key:
+                return None
+            return {name: stored[name] for name in ("found", "tested", "seconds", "cpu_seconds")}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_batch(path: Path, key: str, result: dict[str, np.ndarray]) -> None:
+    """Write one finished batch atomically (a reader never sees half a file)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, key=np.array(key), **result)
+
+
+def column_batches(n_columns: int, batch_columns: int) -> list[slice]:
+    """Consecutive batches of at most ``batch_columns`` columns (fixed, so restarts match)."""
+    if int(batch_columns) < 1:
+        raise ValueError(f"batch_columns must be >= 1, got {batch_columns}")
+    return [slice(lo, min(n_columns, lo + int(batch_columns)))
+            for lo in range(0, n_columns, int(batch_columns))]
+
+
+def _client(scheduler: str | None, n_workers: int):
+    """A dask client: of ``scheduler``, or of a new local cluster of processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
 
 
 def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
                      max_conds_dim: int | None = None, n_jobs: int | None = None,
+                     scheduler: str | None = None, batch_columns: int = 4,
+                     checkpoint_dir: str | os.PathLike | None = None,
                      fast: bool = True, progress: bool = False) -> list[ColumnResult]:
-    """Run :func:`discover_column` on many columns, in parallel processes.
+    """Run :func:`discover_column` on many columns: batches of columns as dask tasks.
 
     Parameters
     ----------
@@ -260,17 +315,26 @@ def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
     pc_alpha, max_conds_dim, fast
         See :func:`discover_column`.
     n_jobs : int, optional
-        Worker processes; None: ``os.cpu_count()``; 1: serial in this process.
-        The result does not depend on it. Workers are forked, or spawned when
-        this process has imported TensorFlow (then a script calling this needs
-        the ``if __name__ == "__main__":`` guard).
+        Workers of the local dask cluster (processes, one thread each); None:
+        ``os.cpu_count()``; 1 (and no ``scheduler``): serial in this process, no
+        cluster. The result does not depend on it.
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``, e.g. of a
+        dask-jobqueue or Kubernetes cluster); None: a local cluster.
+    batch_columns : int
+        Columns per task (and per checkpoint file).
+    checkpoint_dir : path-like, optional
+        Each finished batch is stored there (``batch_<first>-<stop>.npz``, atomic
+        writes, keyed by a checksum of its data and the test settings); a later
+        call with the same folder reuses them and computes only the missing ones,
+        so an interrupted discovery resumes.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (columns done).
 
     Returns
     -------
     list of ColumnResult
-        One per column, in column order.
+        One per column, in column order (``seconds``: of the run that computed it).
     """
     if x.ndim != 3 or y.ndim != 3 or x.shape[:2] != y.shape[:2]:
         raise ValueError(f"expected x [time, column, inputs] and y [time, column, outputs], "
@@ -279,28 +343,65 @@ def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
     n_jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    tasks = ((np.ascontiguousarray(x[:, c]), np.ascontiguousarray(y[:, c]), pc_alpha,
-              max_conds_dim, fast) for c in range(n_columns))
+    batches = column_batches(n_columns, batch_columns)
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    done: dict[int, dict[str, np.ndarray]] = {}
+    todo: list[tuple[int, str]] = []
+    for b, cols in enumerate(batches):
+        key = _batch_key(x[:, cols], y[:, cols], pc_alpha, max_conds_dim, fast)
+        stored = None if folder is None else _load_batch(
+            folder / f"batch_{cols.start:06d}-{cols.stop:06d}.npz", key)
+        if stored is None:
+            todo.append((b, key))
+        else:
+            done[b] = stored
     bar = None
     if progress:
         bar = tqdm(total=n_columns, desc="causal discovery", unit="column")
-    results: list[ColumnResult] = []
+        bar.update(sum(batches[b].stop - batches[b].start for b in done))
+
+    def finish(b: int, key: str, result: dict[str, np.ndarray]) -> None:
+        done[b] = result
+        if folder is not None:
+            cols = batches[b]
+            _save_batch(folder / f"batch_{cols.start:06d}-{cols.stop:06d}.npz", key, result)
+        if bar is not None:
+            bar.update(batches[b].stop - batches[b].start)
+
+    def args(b: int) -> tuple:
+        cols = batches[b]
+        return (np.ascontiguousarray(x[:, cols]), np.ascontiguousarray(y[:, cols]), pc_alpha,
+                max_conds_dim, fast)
+
     try:
-        if n_jobs == 1 or n_columns == 1:
-            for task in tasks:
-                results.append(_discover_task(task))
-                if bar is not None:
-                    bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(n_jobs, n_columns),
-                                     mp_context=_mp_context()) as pool:
-                for result in pool.map(_discover_task, tasks):
-                    results.append(result)
-                    if bar is not None:
-                        bar.update()
+        if todo and scheduler is None and (n_jobs == 1 or len(todo) == 1):
+            for b, key in todo:
+                finish(b, key, _discover_batch(*args(b)))
+        elif todo:
+            from distributed import as_completed
+
+            client, cluster = _client(scheduler, min(n_jobs, len(todo)))
+            try:
+                futures = {client.submit(_discover_batch, *args(b), pure=False): (b, key)
+                           for b, key in todo}
+                for future in as_completed(futures):
+                    b, key = futures[future]
+                    finish(b, key, future.result())
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     finally:
         if bar is not None:
             bar.close()
+    results: list[ColumnResult] = []
+    for b in range(len(batches)):
+        r = done[b]
+        results.extend(ColumnResult(r["found"][k], r["tested"][k], float(r["seconds"][k]),
+                                    float(r["cpu_seconds"][k]))
+                       for k in range(len(r["seconds"])))
     return results
 
 
