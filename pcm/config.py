@@ -144,6 +144,7 @@ class SearchConfig(TrainingStep):
     threshold_percentile: float
     search_epochs: int
     search_stack: int | None
+    search_halving: bool
     selection: str
     selection_tolerance: float
 

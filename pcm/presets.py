@@ -108,6 +108,9 @@ PARAMETERS: dict[str, Parameter] = {
     "search_stack": Parameter("int", None, "train the (output, threshold) search networks in "
                               "stacks of at most this many (memory; null: one stack)",
                               minimum=1, optional=True),
+    "search_halving": Parameter("bool", False, "successive halving: train all candidate "
+                                "thresholds briefly, continue only the better half per "
+                                "output, round after round (cheaper search)"),
     "selection": Parameter("str", "val_loss", "criterion that picks the threshold "
                            "(proxy: no training, score the pre-masking nets with inputs zeroed)",
                            choices=("val_loss", "train_loss", "proxy")),

@@ -58,6 +58,22 @@ def test_choose_thresholds_ties_to_larger_and_skips_unused_slots():
     np.testing.assert_array_equal(choose_thresholds(loss, values), [2, 0])
 
 
+def test_halving_rounds_and_better_half():
+    from pcm.method.masking import better_half, halving_rounds
+
+    assert halving_rounds(20, 9) == [1, 2, 2, 2, 2]  # ceil(log2 20) = 5 rounds, short first
+    assert halving_rounds(10, 4) == [1, 1, 1, 1]
+    assert halving_rounds(20, 2) == [1, 1]  # never more rounds than epochs
+    assert halving_rounds(1, 3) == [3]
+    outputs = np.array([0, 0, 0, 1, 1, 1, 1])
+    thresholds = np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.4])
+    loss = np.array([3.0, 1.0, 1.0, np.nan, 0.5, 0.7, 0.2])
+    # output 0: 2 of 3 kept, the tie at 1.0 both kept; output 1: 2 of 4, NaN is worst
+    np.testing.assert_array_equal(better_half(outputs, thresholds, loss), [1, 2, 4, 6])
+    # ties beyond the cut go to the larger threshold
+    np.testing.assert_array_equal(better_half([0, 0], [0.1, 0.2], [1.0, 1.0]), [1])
+
+
 def test_masks_are_strictly_above_threshold():
     vectors = xr.DataArray(np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.0]]),
                            dims=("output", "input"),
@@ -163,6 +179,24 @@ def test_phases_end_to_end(fake_run):
     on_disk = xr.open_dataset(run.artefact("thresholds.nc"))
     assert set(on_disk.loss.dims) == {"output", "threshold_index"}
     assert on_disk.attrs["criterion"] == "val_loss"
+
+    # successive halving: 3 candidates, 2 epochs -> rounds [1, 1]; the better 2 of 3
+    # continue; round 1 is the 1-epoch full search (same start, same batches)
+    half = searched(selection="val_loss", search_epochs=2, search_halving=True)
+    trained = half.epochs_trained.values
+    valid = ~np.isnan(half.threshold_value.values)
+    n_cand = valid.sum(axis=1)
+    np.testing.assert_array_equal((trained == 2).sum(axis=1), np.ceil(n_cand / 2))
+    stopped = trained == 1
+    np.testing.assert_allclose(half.val_loss.values[stopped], ds.val_loss.values[stopped],
+                               rtol=1e-5)
+    assert np.all(trained[rows, half.chosen_index.values] == 2)  # chosen among survivors
+    assert half.attrs["successive_halving"] == 1
+    assert not list(stack.glob("round_*"))  # round checkpoints removed when done
+    again = searched(selection="val_loss", search_epochs=2, search_halving=True)  # cached
+    np.testing.assert_array_equal(again.val_loss.values, half.val_loss.values)
+    ds = searched(selection="val_loss", search_epochs=1)  # the masks of the full search
+    masks = run.mask("pcmasking").values
 
     hist = run_finetune(run, FinetuneConfig.from_parameters(dict(finetune_epochs=1,
                                                                  batch_size=128)),

@@ -28,6 +28,17 @@ our default. Criteria:
 Ties go to the larger threshold (the sparser mask). An empty mask is allowed:
 the network then predicts a constant.
 
+Successive halving (``search_halving``, "val_loss"/"train_loss" only): instead of
+training every candidate for ``search_epochs``, the epochs are split into rounds
+(:func:`halving_rounds`: ``ceil(log2(candidates))`` rounds at most, the shorter ones
+first); after each round but the last, only the better half of each output's
+candidates (by the criterion so far, ties to the larger threshold) continue, from
+their current weights, on the same learning-rate schedule and sample order (Adam's
+moments restart each round). The survivors have trained ``search_epochs`` epochs, and
+the threshold is chosen among them; ``epochs_trained`` in ``thresholds.nc`` says how
+long each candidate ran. Measured against the full search in
+``benchmarks/successive_halving.py``.
+
 Resume: each stack of search networks checkpoints every epoch under
 ``checkpoints/threshold_search/stack_<k>/``; once finished only its losses are
 kept (``history.nc``; the large weight checkpoint is deleted), so an
@@ -42,9 +53,12 @@ Artefacts: ``masking_vectors.nc`` (``masking_vector(output, input)``),
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +86,8 @@ __all__ = [
     "masks_from_thresholds",
     "proxy_losses",
     "search_thresholds",
+    "halving_rounds",
+    "better_half",
 ]
 
 #: Threshold criteria of :func:`search_thresholds`.
@@ -303,6 +319,84 @@ def proxy_losses(premask, masks: np.ndarray, networks: np.ndarray, x_valid: np.n
     return losses
 
 
+def halving_rounds(n_candidates: int, epochs: int) -> list[int]:
+    """Epochs of each successive-halving round: at most ``ceil(log2(n))`` rounds.
+
+    The rounds split ``epochs`` as evenly as possible, the shorter rounds first (they
+    train the most networks): 20 candidates and 9 epochs give ``[1, 2, 2, 2, 2]``.
+    """
+    if int(epochs) < 1 or int(n_candidates) < 1:
+        raise ParameterError("search_epochs", f"successive halving needs >= 1 epoch and "
+                             f"candidate, got {epochs} and {n_candidates}")
+    rounds = max(1, min(int(epochs), math.ceil(math.log2(int(n_candidates)))))
+    base, extra = divmod(int(epochs), rounds)
+    return [base + (1 if r >= rounds - extra else 0) for r in range(rounds)]
+
+
+def better_half(outputs: np.ndarray, thresholds: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Positions of the better half (rounded up) of each output's candidates.
+
+    Lower loss first, ties to the larger threshold; a NaN loss counts as the worst.
+    Returned in ascending order.
+    """
+    outputs, thresholds = np.asarray(outputs), np.asarray(thresholds, dtype=np.float64)
+    loss = np.where(np.isnan(loss), np.inf, np.asarray(loss, dtype=np.float64))
+    keep = []
+    for o in np.unique(outputs):
+        idx = np.flatnonzero(outputs == o)
+        order = idx[np.lexsort((-thresholds[idx], loss[idx]))]
+        keep.extend(order[: math.ceil(len(idx) / 2)].tolist())
+    return np.sort(np.array(keep, dtype=int))
+
+
+def _halving_stack(model, outputs: np.ndarray, thresholds: np.ndarray, arrays: tuple,
+                   config, criterion: str, folder: Path, desc: str,
+                   progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Successive halving of one stack of search networks.
+
+    Returns last-epoch training loss, validation loss (minimum over the epochs trained),
+    epochs trained per network, and seconds spent by earlier sessions (or, for a
+    finished stack read from ``folder``, its whole training time).
+    """
+    x, y, xv, yv = arrays
+    counts = np.unique(outputs, return_counts=True)[1]
+    rounds = halving_rounds(int(counts.max()), config.epochs)
+    fingerprint = json.dumps({**checkpoint_fingerprint(model, x, y, xv, yv, config, 0.0),
+                              "halving": rounds}, sort_keys=True)
+    cached = _cached_history(folder, fingerprint)
+    if cached is not None:
+        return (cached.train_loss.values, cached.val_loss.values,
+                cached.epochs_trained.values, float(cached.attrs["seconds"]))
+    n = model.n_networks
+    train, val = np.full(n, np.nan), np.full(n, np.inf)
+    trained = np.zeros(n, dtype=np.int32)
+    alive, current, start, earlier, seconds = np.arange(n), model, 0, 0.0, 0.0
+    for r, epochs in enumerate(rounds):
+        hist = train_stacked(current, x, y, replace(config, epochs=start + epochs), x_val=xv,
+                             y_val=yv, l1=0.0, checkpoint_dir=folder / f"round_{r}",
+                             desc=f"{desc} (halving round {r + 1}/{len(rounds)}, "
+                                  f"{len(alive)} networks)", progress=progress,
+                             first_epoch=start)
+        earlier += hist.attrs["seconds_previous_sessions"]
+        seconds += hist.attrs["seconds"]
+        start += epochs
+        train[alive] = hist.loss.values[-1]
+        val[alive] = np.minimum(val[alive], hist.val_loss.values.min(axis=0))
+        trained[alive] = start
+        if r < len(rounds) - 1:
+            score = (train if criterion == "train_loss" else val)[alive]
+            keep = better_half(outputs[alive], thresholds[alive], score)
+            alive, current = alive[keep], current.select(keep)
+    val[~np.isfinite(val)] = np.nan
+    write_netcdf(xr.Dataset({"train_loss": ("network", train), "val_loss": ("network", val),
+                             "epochs_trained": ("network", trained)},
+                            attrs={"fingerprint": fingerprint, "seconds": seconds,
+                                   "rounds": rounds}), folder / SEARCH_HISTORY)
+    for r in range(len(rounds)):  # the round checkpoints hold weights: large, not needed
+        shutil.rmtree(folder / f"round_{r}", ignore_errors=True)
+    return train, val, trained, earlier
+
+
 def search_thresholds(run: RunDir, config: SearchConfig, *,
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
@@ -349,6 +443,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
 
     val = np.full(values.shape, np.nan)
     train = np.full(values.shape, np.nan)
+    epochs_trained = np.full(values.shape, np.nan)
+    halving = bool(config.search_halving) and criterion != "proxy"
     earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
     chunks = _chunks(len(cand), config.search_stack)
     if criterion == "proxy":
@@ -368,6 +464,16 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
             folder = run.checkpoints("threshold_search") / f"stack_{k:03d}"
             fingerprint = json.dumps(checkpoint_fingerprint(model, x, y, xv, yv, train_config,
                                                             0.0), sort_keys=True)
+            if halving:
+                t_loss, v_loss, done, spent = _halving_stack(
+                    model, out_idx[chunk], cand[chunk], (x, y, xv, yv), train_config,
+                    criterion, folder, desc, progress)
+                earlier += spent
+                train[out_idx[chunk], thr_idx[chunk]] = t_loss
+                val[out_idx[chunk], thr_idx[chunk]] = v_loss
+                epochs_trained[out_idx[chunk], thr_idx[chunk]] = done
+                continue
+            epochs_trained[out_idx[chunk], thr_idx[chunk]] = config.search_epochs
             hist = _cached_history(folder, fingerprint)
             if hist is None:
                 hist = train_stacked(model, x, y, train_config, x_val=xv, y_val=yv, l1=0.0,
@@ -383,7 +489,9 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
             train[out_idx[chunk], thr_idx[chunk]] = hist.loss.values[-1]
             val[out_idx[chunk], thr_idx[chunk]] = hist.val_loss.values.min(axis=0)
     loss = train if criterion == "train_loss" else val
-    chosen = choose_thresholds(loss, values, selection_tolerance)
+    # successive halving: choose among the candidates that trained every epoch
+    eligible = ~halving | (epochs_trained == config.search_epochs)
+    chosen = choose_thresholds(np.where(eligible, loss, np.nan), values, selection_tolerance)
     rows = np.arange(values.shape[0])
     threshold = values[rows, chosen]
     kept = np.full(values.shape, np.nan)
@@ -405,6 +513,9 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
             "threshold_value": table.assign_attrs(percentile=float(percentile)),
             "n_inputs_kept": (dims, kept, {"long_name": "inputs above the candidate threshold",
                                            "units": "1"}),
+            "epochs_trained": (dims, epochs_trained, {
+                "long_name": "epochs the search network of the candidate trained "
+                             "(successive halving stops the worse half early)", "units": "1"}),
             "threshold": (("output",), threshold,
                           {"long_name": "chosen threshold on the masking vector", "units": "1"}),
             "chosen_index": (("output",), chosen.astype(np.int32),
@@ -414,6 +525,7 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
         attrs={"criterion": criterion, "n_thresholds": int(n_thresholds),
                "percentile": float(percentile), "search_epochs": int(config.search_epochs),
                "ties": "larger threshold", "selection_tolerance": float(selection_tolerance),
+               "successive_halving": int(halving),
                "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
                        "unique"},

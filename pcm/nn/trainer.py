@@ -307,7 +307,7 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
                   checkpoint_dir: str | os.PathLike | None = None,
                   desc: str = "", progress: bool = False,
                   on_epoch_end: Callable[[int, xr.Dataset], None] | None = None,
-                  steps_per_call: int | None = None) -> xr.Dataset:
+                  steps_per_call: int | None = None, first_epoch: int = 0) -> xr.Dataset:
     """Train all networks of a stacked model together, in place.
 
     Parameters
@@ -342,6 +342,11 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         checkpoint is written.
     steps_per_call : int, optional
         Optimizer steps run per compiled call (default: about 20 calls per epoch).
+    first_epoch : int
+        Continue a schedule: train epochs ``first_epoch .. config.epochs - 1`` (0-based),
+        with their learning rates and sample orders, from the model's current weights
+        (a fresh Adam state). Used by successive halving, whose rounds continue one
+        schedule. The history holds the epochs trained here.
 
     Returns
     -------
@@ -353,14 +358,20 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         ``seconds_previous_sessions`` (the part spent before a resume).
     """
     x, y, x_val, y_val, l1 = _check_training_inputs(model, x, y, x_val, y_val, config, l1)
+    if not 0 <= int(first_epoch) <= config.epochs:
+        raise ParameterError("first_epoch", f"must lie in [0, epochs={config.epochs}], "
+                             f"got {first_epoch}")
     label = desc or "training"
     fingerprint = checkpoint_fingerprint(model, x, y, x_val, y_val, config, l1)
+    if first_epoch:
+        fingerprint["first_epoch"] = int(first_epoch)
     engine = Engine(model, x, y, config, l1)
     state = _Progress(model.n_networks, config.patience)
+    state.epoch = int(first_epoch)
     if config.patience:
         state.best_weights = [np.asarray(v).copy() for v in engine.variables]
     _resume(model, engine, state, checkpoint_dir, fingerprint, config, label)
-    resumed_from = state.epoch
+    resumed_from = state.epoch - int(first_epoch)
 
     def history() -> xr.Dataset:
         best = state.best_epoch if config.patience else np.full(model.n_networks, state.epoch)
