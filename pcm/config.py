@@ -145,6 +145,7 @@ class SearchConfig(TrainingStep):
     search_epochs: int
     search_stack: int | None
     search_halving: bool
+    search_final: bool
     selection: str
     selection_tolerance: float
 
@@ -154,6 +155,7 @@ class FinetuneConfig(TrainingStep):
     """Step 4: fine-tuning the masked networks."""
 
     finetune_epochs: int
+    search_final: bool
 
 
 @dataclass(frozen=True)

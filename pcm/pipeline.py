@@ -117,6 +117,7 @@ STEPS: tuple[Step, ...] = (
          phases=("premask", "unconstrained")),
     Step("03_masking_vectors_thresholds", "masking vectors and threshold search",
          ("masking_vectors.nc", "thresholds.nc", "masks.nc"),
+         optional=("models/search_final.keras", "history_search_final.nc"),
          phases=("masking_vectors", "threshold_search")),
     Step("04_finetuning", "fine-tuning (masking phase)", ("models/pcmasking.keras",),
          optional=("causal_masks.nc", "models/causal.keras", "history_causal.nc"),

@@ -111,6 +111,9 @@ PARAMETERS: dict[str, Parameter] = {
     "search_halving": Parameter("bool", False, "successive halving: train all candidate "
                                 "thresholds briefly, continue only the better half per "
                                 "output, round after round (cheaper search)"),
+    "search_final": Parameter("bool", False, "the search network at the chosen threshold is "
+                              "the final masking network (no fine-tuning; the published "
+                              "pipeline)"),
     "selection": Parameter("str", "val_loss", "criterion that picks the threshold "
                            "(proxy: no training, score the pre-masking nets with inputs zeroed)",
                            choices=("val_loss", "train_loss", "proxy")),
@@ -184,7 +187,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "hidden_layers": 9, "hidden_units": 256,
         "epochs": 9, "finetune_epochs": 9, "batch_size": 1024,
         "n_thresholds": 20, "threshold_percentile": 70.0, "search_epochs": 9,
-        "selection": "train_loss",
+        "selection": "train_loss", "search_final": True,
         "shap_background": 1000, "shap_samples": 1000,
         "causal_columns": None, "causal_rule": "quantile", "causal_quantiles": 20,
         "causal_epochs": 18,

@@ -195,6 +195,30 @@ def test_phases_end_to_end(fake_run):
     assert not list(stack.glob("round_*"))  # round checkpoints removed when done
     again = searched(selection="val_loss", search_epochs=2, search_halving=True)  # cached
     np.testing.assert_array_equal(again.val_loss.values, half.val_loss.values)
+    # search_final: the chosen search networks are kept and become the final networks
+    with pytest.raises(ParameterError, match="search_final"):
+        searched(selection="val_loss", search_epochs=2, search_halving=True, search_final=True)
+    kept = searched(selection="train_loss", search_epochs=1, search_final=True)
+    assert (stack / "state.npz").exists()  # weights kept for a repeated search
+    final = run.load_model("search_final")
+    np.testing.assert_array_equal(final.get_mask(), run.mask("pcmasking").values)
+    searched_net = premask.to_masking(run.mask("pcmasking").values)  # untrained start
+    assert not np.allclose(np.asarray(final.dense[0].kernel),
+                           np.asarray(searched_net.dense[0].kernel))
+    x_val, y_val = _fake_split("valid", 300)
+    err = ((predict_stacked(final, x_val) - y_val) ** 2).mean(axis=0)
+    k = kept.chosen_index.values
+    np.testing.assert_allclose(err, kept.val_loss.values[rows, k], rtol=1e-3, atol=1e-6)
+    adopted = run_finetune(run, FinetuneConfig.from_parameters(dict(search_final=True)),
+                           progress=False)
+    assert adopted.attrs["no_retraining"] == 1 and adopted.sizes["network"] == N_OUT
+    np.testing.assert_array_equal(np.asarray(run.load_model("pcmasking").dense[0].kernel),
+                                  np.asarray(final.dense[0].kernel))
+    again = searched(selection="train_loss", search_epochs=1, search_final=True)  # reloads
+    np.testing.assert_array_equal(np.asarray(run.load_model("search_final").dense[1].kernel),
+                                  np.asarray(final.dense[1].kernel))
+    np.testing.assert_array_equal(again.threshold.values, kept.threshold.values)
+
     ds = searched(selection="val_loss", search_epochs=1)  # the masks of the full search
     masks = run.mask("pcmasking").values
 

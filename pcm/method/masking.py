@@ -28,6 +28,13 @@ our default. Criteria:
 Ties go to the larger threshold (the sparser mask). An empty mask is allowed:
 the network then predicts a constant.
 
+No retraining (``search_final``, the published pipeline; full "val_loss"/"train_loss"
+search only): the search network at the chosen threshold IS the final masking
+network. The stacks' weight checkpoints are then kept (a repeated search reloads
+them), and the chosen networks are written to ``models/search_final.keras`` with their
+search history (``history_search_final.nc``); :func:`pcm.method.finetune.run_finetune`
+adopts them as ``models/pcmasking.keras`` instead of training.
+
 Successive halving (``search_halving``, "val_loss"/"train_loss" only): instead of
 training every candidate for ``search_epochs``, the epochs are split into rounds
 (:func:`halving_rounds`: ``ceil(log2(candidates))`` rounds at most, the shorter ones
@@ -67,9 +74,9 @@ import xarray as xr
 from pcm.config import SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
-from pcm.nn.checkpoint import CHECKPOINT_FILE
+from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state
 from pcm.nn.engine import evaluate_stacked
-from pcm.nn.saving import with_dtype
+from pcm.nn.saving import save_stacked, with_dtype
 from pcm.nn.trainer import checkpoint_fingerprint, train_stacked
 from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
@@ -98,6 +105,9 @@ LOWER_BOUND = 1e-4
 
 #: Losses of a finished search stack (its weight checkpoint is deleted).
 SEARCH_HISTORY = "history.nc"
+
+#: Model kind / history of the chosen search networks (``search_final``).
+SEARCH_FINAL = "search_final"
 
 
 def _vector_array(values: np.ndarray, outputs: list[str], source: str) -> xr.DataArray:
@@ -397,6 +407,44 @@ def _halving_stack(model, outputs: np.ndarray, thresholds: np.ndarray, arrays: t
     return train, val, trained, earlier
 
 
+def _save_search_final(run: RunDir, stacks: dict, chunks: list[np.ndarray],
+                       out_idx: np.ndarray, thr_idx: np.ndarray, chosen: np.ndarray,
+                       masks: np.ndarray) -> None:
+    """Write the search network of each output's chosen threshold as one 65-network model."""
+    from pcm.nn.networks import StackedMLP
+
+    n_out = len(chosen)
+    where = []  # (stack, position in the stack) of each output's chosen candidate
+    for o in range(n_out):
+        c = int(np.flatnonzero((out_idx == o) & (thr_idx == chosen[o]))[0])
+        k = next(k for k, chunk in enumerate(chunks) if c in chunk)
+        where.append((k, int(np.flatnonzero(chunks[k] == c)[0])))
+    first = stacks[where[0][0]][0]
+    model = StackedMLP(n_out, first.hidden_units, n_inputs=first.n_inputs, input_layer=False,
+                       negative_slope=first.negative_slope, seed=first.seed,
+                       dtype=first.dtype_policy)
+    for layer, dense in enumerate(model.dense):
+        kernel, bias = np.asarray(dense.kernel).copy(), np.asarray(dense.bias).copy()
+        for o, (k, i) in enumerate(where):
+            src = stacks[k][0].dense[layer]
+            kernel[o], bias[o] = np.asarray(src.kernel[i]), np.asarray(src.bias[i])
+        dense.kernel.assign(kernel)
+        dense.bias.assign(bias)
+    model.set_mask(masks)
+    if not np.array_equal(model.get_mask(),
+                          np.stack([stacks[k][0].get_mask()[i] for k, i in where])):
+        raise DataError("internal: the chosen search networks do not carry the chosen masks")
+    save_stacked(model, run.model(SEARCH_FINAL))
+    hist = xr.concat([stacks[k][1].isel(network=[i]) for k, i in where], dim="network",
+                     data_vars="minimal", coords="minimal", compat="override")
+    hist = hist.drop_vars([v for v in ("best_epoch",) if v in hist])
+    hist = hist.assign_coords(network=np.arange(n_out))
+    hist.attrs.update({"phase": SEARCH_FINAL,
+                       "note": "search history of the network kept at each output's chosen "
+                               "threshold (no retraining)"})
+    write_netcdf(hist, run.artefact(f"history_{SEARCH_FINAL}.nc"))
+
+
 def search_thresholds(run: RunDir, config: SearchConfig, *,
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
@@ -430,6 +478,11 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
                              f"got {criterion!r}")
     if not selection_tolerance >= 0:
         raise ParameterError("selection_tolerance", f"must be >= 0, got {selection_tolerance!r}")
+    keep_final = bool(config.search_final)
+    if keep_final and (criterion == "proxy" or config.search_halving):
+        raise ParameterError("search_final", "keeping the search networks needs a full "
+                             "training search (selection val_loss or train_loss, "
+                             "search_halving false)")
     t0 = time.perf_counter()
     vectors = run.masking_vectors() if run.artefact("masking_vectors.nc").exists() \
         else compute_masking_vectors(run)
@@ -443,6 +496,7 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
 
     val = np.full(values.shape, np.nan)
     train = np.full(values.shape, np.nan)
+    stacks: dict[int, tuple] = {}  # search_final: stack -> (model, history)
     epochs_trained = np.full(values.shape, np.nan)
     halving = bool(config.search_halving) and criterion != "proxy"
     earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
@@ -475,17 +529,28 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
                 continue
             epochs_trained[out_idx[chunk], thr_idx[chunk]] = config.search_epochs
             hist = _cached_history(folder, fingerprint)
+            if hist is not None and keep_final:
+                # the chosen networks are needed: reload the stack's trained weights
+                state = load_state(folder, json.loads(fingerprint))
+                if state is None:
+                    hist = None  # weights deleted by an earlier search: train again
+                else:
+                    for w, var in enumerate(model.weights):
+                        var.assign(state[f"weight_{w}"])
             if hist is None:
                 hist = train_stacked(model, x, y, train_config, x_val=xv, y_val=yv, l1=0.0,
                                      checkpoint_dir=folder, desc=desc, progress=progress)
                 earlier += hist.attrs["seconds_previous_sessions"]
-                # keep only the losses: the weights of the search networks are not needed
-                # and their checkpoint is large (20 x the pre-masking model)
                 write_netcdf(hist.assign_attrs(fingerprint=fingerprint),
                              folder / SEARCH_HISTORY)
-                (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+                if not keep_final:
+                    # keep only the losses: the weights of the search networks are not
+                    # needed and their checkpoint is large (20 x the pre-masking model)
+                    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
             else:
                 earlier += hist.attrs["seconds"]
+            if keep_final:
+                stacks[k] = (model, hist)
             train[out_idx[chunk], thr_idx[chunk]] = hist.loss.values[-1]
             val[out_idx[chunk], thr_idx[chunk]] = hist.val_loss.values.min(axis=0)
     loss = train if criterion == "train_loss" else val
@@ -497,6 +562,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     kept = np.full(values.shape, np.nan)
     kept[out_idx, thr_idx] = masks.sum(axis=1)
     final = masks_from_thresholds(vectors, threshold)
+    if keep_final:
+        _save_search_final(run, stacks, chunks, out_idx, thr_idx, chosen, final.values)
     seconds = time.perf_counter() - t0 + earlier
 
     dims = ("output", "threshold_index")
@@ -525,7 +592,7 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
         attrs={"criterion": criterion, "n_thresholds": int(n_thresholds),
                "percentile": float(percentile), "search_epochs": int(config.search_epochs),
                "ties": "larger threshold", "selection_tolerance": float(selection_tolerance),
-               "successive_halving": int(halving),
+               "successive_halving": int(halving), "search_final": int(keep_final),
                "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
                        "unique"},
