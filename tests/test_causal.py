@@ -383,3 +383,19 @@ def test_run_causal_training_searches_q_per_output(synthetic_run):
         np.testing.assert_array_equal(mask[o], cand[o, k])  # parents of the chosen q
         assert loss[o, k] == np.nanmin(loss[o])  # ... which has the lowest loss
     assert "causal_training" in read_json(synthetic_run.artefact("seconds.json"))
+
+
+def test_paper_preset_is_the_published_configuration():
+    from pcm.presets import preset
+
+    paper = preset("paper")
+    assert (paper["selection"], paper["threshold_percentile"], paper["n_thresholds"],
+            paper["search_epochs"], paper["search_final"]) == ("train_loss", 70.0, 20, 9, True)
+    assert (paper["causal_columns"], paper["causal_rule"], paper["causal_quantiles"],
+            paper["causal_epochs"], paper["causal_pc_alpha"]) == (None, "quantile", 20, 18, 0.01)
+    assert (paper["hidden_layers"], paper["hidden_units"], paper["epochs"]) == (9, 256, 9)
+    # the published per-output q (causalnn_published) lie on 0, 0.05, ..., 0.95
+    from pcm.baselines.causal import quantile_grid
+
+    np.testing.assert_allclose(quantile_grid(paper["causal_quantiles"]),
+                               np.arange(20) * 0.05, atol=1e-12)
