@@ -40,7 +40,7 @@ DATA_SPLITS = ("train", "valid", "test", "plus4K", "minus4K")
 MODEL_KINDS = ("unconstrained", "causal", "pcmasking")
 
 #: Mask artefact of each model kind that selects inputs, and the step that writes it.
-MASK_FILES = {"causal": ("causal_masks.nc", "the causal discovery phase"),
+MASK_FILES = {"causal": ("causal_masks.nc", "the causal phases (discovery and q search)"),
               "pcmasking": ("masks.nc", "the threshold search")}
 
 
