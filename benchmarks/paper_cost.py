@@ -109,7 +109,9 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=200, help="optimizer steps per measured epoch")
     p.add_argument("--pc1-columns", type=int, default=2, help="columns of the PC1 measurement")
     p.add_argument("--pc1-steps", type=int, default=365 * 48,
-                   help="time steps per column of the PC1 measurement (one year)")
+                   help="time steps per column of the PC1 measurement (default one year; "
+                   "the reference's discovery configuration also names 3-month link files, "
+                   "4380 steps)")
     p.add_argument("--samples", type=int, default=2_000_000,
                    help="ASSUMED training samples per epoch at the paper's scale")
     args = p.parse_args(argv)
@@ -146,8 +148,9 @@ def main(argv=None) -> dict:
     print()
     print(f"EXTRAPOLATION to the published configuration ({o} outputs, {t} thresholds, "
           f"{q} quantiles, {PAPER['columns']} columns, ASSUMED {n:,} training samples per "
-          "epoch; single-core/this-machine seconds, no parallelism):")
-    print(f"   {'phase':<20}{'core-hours':>12}   what")
+          "epoch; hours on this machine without parallelism: networks in wall seconds of "
+          "TensorFlow on all its cores, PC1 in CPU seconds of one core):")
+    print(f"   {'phase':<20}{'hours':>12}   what")
     what = {"premask": f"{o} nets x {PAPER['premask_epochs']} epochs",
             "threshold_search": f"{o} x {t} nets x {PAPER['search_epochs']} epochs",
             "finetune": f"{o} nets x {PAPER['finetune_epochs']} epochs (not in the published "
