@@ -8,13 +8,13 @@ import pytest
 import xarray as xr
 
 from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
+from pcm.data.published import read_masking_vector_files
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json
 from pcm.method.finetune import run_finetune
 from pcm.method.masking import (
     choose_thresholds,
     compute_masking_vectors,
-    load_reference_masking_vectors,
     masks_from_thresholds,
     search_thresholds,
     threshold_grid,
@@ -87,7 +87,7 @@ def test_reference_masking_vector_files(tmp_path):
     table = rng.random((N_OUT, N_IN))
     for label, row in zip(output_labels(), table, strict=True):
         np.save(tmp_path / f"masking_vector_{label}.npy", row)
-    da = load_reference_masking_vectors(tmp_path)
+    da = read_masking_vector_files(tmp_path)
     assert da.dims == ("output", "input")
     np.testing.assert_array_equal(da.sel(output="tphystnd-691.39").values,
                                   table[output_labels().index("tphystnd-691.39")])
@@ -95,11 +95,11 @@ def test_reference_masking_vector_files(tmp_path):
 
     np.save(tmp_path / "masking_vector_prect.npy", np.ones(93))
     with pytest.raises(DataError, match="94"):
-        load_reference_masking_vectors(tmp_path)
+        read_masking_vector_files(tmp_path)
     (tmp_path / "masking_vector_prect.npy").unlink()
     (tmp_path / "masking_vector_fsnt.npy").unlink()
     with pytest.raises(DataError, match="fsnt, prect|prect.*fsnt|fsnt.*prect"):
-        load_reference_masking_vectors(tmp_path)
+        read_masking_vector_files(tmp_path)
 
 
 # ---------------------------------------------------------------------------

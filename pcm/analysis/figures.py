@@ -31,6 +31,7 @@ __all__ = [
     "shap_matrix",
     "driver_score_bars",
     "masking_vector_plot",
+    "mask_overview",
     "threshold_search",
     "snapshot_maps",
     "mean_profiles",
@@ -288,6 +289,41 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
     ax.set_ylabel("L2 norm of input-layer row")
     ax.set_title(f"Masking vector of {output}")
     ax.legend(loc="best")
+    return fig
+
+
+def mask_overview(masks: xr.Dataset | xr.DataArray, *, title: str = "") -> Figure:
+    """A mask matrix beside the number of inputs each output keeps.
+
+    Left: ``mask(output, input)`` as :func:`feature_matrix` draws it (kept
+    inputs bright); right: inputs kept per output, in the same row order, with
+    the mean over outputs. Used for the published SPCAM masks
+    (:func:`pcm.data.published.published_masks`) and for a run's ``masks.nc``.
+
+    Parameters
+    ----------
+    masks : xr.Dataset or xr.DataArray
+        With ``mask(output, input)`` (bool) and feature-label coordinates.
+    title : str
+        Figure title.
+    """
+    mask = (masks["mask"] if isinstance(masks, xr.Dataset) else masks).transpose(
+        "output", "input")
+    kept = mask.sum("input").values
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 6.5), width_ratios=(4, 1), layout="constrained")
+    feature_matrix(mask.astype(int), title="mask: input kept (1) or dropped (0)",
+                   cmap="Greys", label="kept", ax=left)
+    rows = np.arange(kept.size)
+    right.barh(rows, kept, height=0.8, color="tab:blue")
+    right.axvline(kept.mean(), color="tab:red", linestyle="--",
+                  label=f"mean {kept.mean():.1f} of {mask.sizes['input']}")
+    right.set_ylim(rows[-1] + 0.5, rows[0] - 0.5)  # the matrix's row order, top first
+    right.set_yticks([])
+    right.set_xlabel("inputs kept")
+    right.set_title(f"{int(kept.sum())} inputs in all")
+    right.legend(loc="lower right")
+    fig.suptitle(title)
     return fig
 
 

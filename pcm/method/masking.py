@@ -61,8 +61,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import shutil
 import time
 from dataclasses import replace
@@ -86,7 +84,6 @@ __all__ = [
     "LOWER_BOUND",
     "masking_vectors_from_model",
     "compute_masking_vectors",
-    "load_reference_masking_vectors",
     "threshold_grid",
     "threshold_table",
     "choose_thresholds",
@@ -138,56 +135,6 @@ def compute_masking_vectors(run: RunDir) -> xr.DataArray:
     write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
     run.record_seconds(masking_vectors=time.perf_counter() - t0)
     return vectors
-
-
-_REF_NAME = re.compile(r"^masking_vector_(.+)\.npy$")
-
-
-def load_reference_masking_vectors(directory: str | os.PathLike) -> xr.DataArray:
-    """Import the reference implementation's ``masking_vector_<label>.npy`` files.
-
-    Parameters
-    ----------
-    directory : path-like
-        Folder holding one file per output (``masking_vector_tphystnd-691.39.npy``,
-        ``masking_vector_prect.npy``, ...), each a float array of length 94.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``masking_vector(output, input)`` like :func:`masking_vectors_from_model`.
-
-    Raises
-    ------
-    DataError
-        If the folder is missing, an output has no file (all are named), or a
-        file does not hold 94 finite values.
-    """
-    outputs, inputs = output_labels(), input_labels()
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError("not a directory of masking_vector_<label>.npy files", path=directory)
-    found = {}
-    for path in directory.iterdir():
-        match = _REF_NAME.match(path.name)
-        if match:
-            found[match.group(1).lower()] = path
-    missing = [label for label in outputs if label not in found]
-    if missing:
-        raise DataError(f"no masking_vector_<label>.npy for {len(missing)} outputs: "
-                        f"{', '.join(missing)}", path=directory)
-    rows = []
-    for label in outputs:
-        try:
-            vec = np.load(found[label], allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise DataError(f"cannot read as a numpy array: {err}", path=found[label]) from None
-        vec = np.asarray(vec, dtype=np.float64).reshape(-1)
-        if vec.shape != (len(inputs),) or not np.all(np.isfinite(vec)):
-            raise DataError(f"expected {len(inputs)} finite values (one per input), got shape "
-                            f"{vec.shape}", path=found[label], variable=label)
-        rows.append(vec)
-    return _vector_array(np.stack(rows), outputs, f"reference files in {directory}")
 
 
 def threshold_grid(vector: np.ndarray, n_thresholds: int = 20,
