@@ -4,6 +4,7 @@ Usage (docs/architecture.md, "Command line")::
 
     pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N]
     pcm data check FILE [--norm NORM]
+    pcm data climsim --src DIR --out DIR [--include GLOB ...] [--grid FILE]
     pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
     pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
     pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pcm.data.checks import check_file
+from pcm.data.climsim import convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import PCMError
 from pcm.exercises import write_student_copies
@@ -46,6 +48,13 @@ def _data_synthetic(args: argparse.Namespace) -> None:
 
 def _data_check(args: argparse.Namespace) -> None:
     print(check_file(args.file, norm=args.norm))
+
+
+def _data_climsim(args: argparse.Namespace) -> None:
+    paths = convert_climsim(args.src, args.out, include=args.include or None, grid=args.grid,
+                            progress=not args.quiet)
+    for name, path in paths.items():
+        print(f"{name:8s} {path}")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -93,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--norm", type=Path, default=None,
                        help="normalisation file to check against")
     check.set_defaults(func=_data_check)
+    climsim = data_sub.add_parser(
+        "climsim", help="convert ClimSim low-res mli/mlo files (E3SM-MMF) into the CBRAIN layout")
+    climsim.add_argument("--src", required=True, type=Path,
+                         help="folder of the files as published (searched recursively)")
+    climsim.add_argument("--out", required=True, type=Path,
+                         help="output directory (train.nc valid.nc test.nc norm.nc)")
+    climsim.add_argument("--include", action="append", default=[], metavar="GLOB",
+                         help="only mli files whose path below --src or name matches "
+                         "(repeatable), e.g. 'train/0008-0[1-3]/*'")
+    climsim.add_argument("--grid", type=Path, default=None,
+                         help="ClimSim_low-res_grid-info.nc (default: found under --src)")
+    climsim.add_argument("--quiet", action="store_true", help="no progress bar")
+    climsim.set_defaults(func=_data_climsim)
 
     run_cmd = sub.add_parser("run", help="run the six notebooks of the pipeline with papermill")
     run_cmd.add_argument("--preset", default="tutorial", help="ci, tutorial or paper")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import netCDF4
@@ -38,8 +39,10 @@ from pcm.variables import (
     INPUT_VARIABLES,
     LEVELS_HPA,
     OUTPUT_VARIABLES,
+    SPCAM,
     VARIABLES,
-    feature_label,
+    Catalogue,
+    catalogue_from_attrs,
     gaussian_grid,
 )
 
@@ -48,6 +51,8 @@ __all__ = [
     "SAMPLES_PER_T42_STEP",
     "LAYOUT_VERSION",
     "write_cbrain",
+    "CbrainWriter",
+    "file_catalogue",
     "open_cbrain",
     "read_var_names",
     "column_index",
@@ -164,6 +169,7 @@ def write_cbrain(
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.pcm_layout = LAYOUT_VERSION
             nc.pcm_n_time = np.int64(n_time)
+            nc.setncatts(SPCAM.attrs())
             nc.title = "SPCAM-like data in the CBRAIN layout"
             nc.comment = ("vars(sample, var_names): samples stacked (time, lat, lon), lon "
                           "fastest; var_names repeats each variable once per level, top first")
@@ -212,6 +218,120 @@ def write_cbrain(
                     col += k
                 data[t0 * per_step:t1 * per_step, :] = block.reshape(-1, n_cols)
     return Path(path)
+
+
+class CbrainWriter:
+    """Write the CBRAIN layout of an unstructured grid one time step at a time.
+
+    For sources whose samples are columns of an unstructured grid (ClimSim's
+    ne4pg2): ``vars(sample, var_names)`` stacks (time, column), and the file
+    records ``lat lon area (ncol)``, ``time (time)``, ``lev (lev)`` and the
+    catalogue (:meth:`pcm.variables.Catalogue.attrs`), with the global
+    attributes ``pcm_layout``, ``pcm_grid = "unstructured"`` and
+    ``pcm_n_time``. Use it as a context manager: the file appears (atomically)
+    only when the block ends without error and every step was written.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination.
+    catalogue : Catalogue
+        Declares the columns: its inputs then its outputs.
+    lat, lon, area : array ``[ncol]``
+        Column centres (degrees) and areas (any unit; used as weights).
+    time : array ``[n_time]``
+        Time of each step (``time_units``).
+    time_units : str
+        CF units of ``time``.
+    calendar : str, optional
+        CF calendar of ``time`` (``"noleap"`` for E3SM).
+    attrs : dict, optional
+        Further global attributes (provenance).
+    chunk_rows : int
+        Rows per HDF5 chunk of ``vars``.
+    """
+
+    def __init__(self, path: str | os.PathLike, catalogue: Catalogue, *, lat, lon, area,
+                 time, time_units: str, calendar: str | None = None,
+                 attrs: dict | None = None, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.path = Path(path)
+        self.catalogue = catalogue
+        self.lat, self.lon, self.area = (np.asarray(a, dtype="f8") for a in (lat, lon, area))
+        self.time = np.asarray(time, dtype="f8")
+        self.time_units = time_units
+        self.calendar = calendar
+        self.attrs = dict(attrs or {})
+        self.chunk_rows = chunk_rows
+        self.var_names = catalogue.expand_var_names(catalogue.all_variables)
+        self._written = np.zeros(self.time.size, dtype=bool)
+        self._stack = None
+        self._nc = None
+
+    def __enter__(self) -> CbrainWriter:
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        nc = self._stack.enter_context(netCDF4.Dataset(tmp, "w", format="NETCDF4"))
+        cat = self.catalogue
+        n_col, n_time, n_cols = self.lat.size, self.time.size, len(self.var_names)
+        nc.pcm_layout = LAYOUT_VERSION
+        nc.pcm_grid = "unstructured"
+        nc.pcm_n_time = np.int64(n_time)
+        nc.setncatts(cat.attrs())
+        nc.title = f"{cat.description} in the CBRAIN layout"
+        nc.comment = ("vars(sample, var_names): samples stacked (time, ncol), ncol fastest; "
+                      "var_names repeats each variable once per level, top first")
+        nc.units_by_variable = "; ".join(f"{n}: {cat.by_name[n].units}"
+                                         for n in cat.all_variables)
+        nc.setncatts({k: v for k, v in self.attrs.items()
+                      if isinstance(v, str | int | float | np.integer | np.floating)})
+        nc.createDimension("sample", n_time * n_col)
+        nc.createDimension("var_names", n_cols)
+        nc.createDimension("time", n_time)
+        nc.createDimension("ncol", n_col)
+        nc.createDimension("lev", cat.n_levels)
+        vn = nc.createVariable("var_names", str, ("var_names",))
+        vn.long_name = "variable of each column (repeated once per level, top first)"
+        vn[:] = np.array(self.var_names, dtype=object)
+        for key, values, dim, units, long_name in (
+            ("lat", self.lat, "ncol", "degrees_north", "latitude of the column centre"),
+            ("lon", self.lon, "ncol", "degrees_east", "longitude of the column centre"),
+            ("area", self.area, "ncol", "1", "area of the column (weights)"),
+            ("time", self.time, "time", self.time_units, "time of the step"),
+            ("lev", np.asarray(cat.levels_hpa), "lev", "hPa",
+             "mid-level pressure at the reference surface pressure"),
+        ):
+            v = nc.createVariable(key, "f8", (dim,))
+            v.units = units
+            v.long_name = long_name
+            v[:] = values
+        if self.calendar:
+            nc.variables["time"].calendar = self.calendar
+        data = nc.createVariable("vars", "f4", ("sample", "var_names"),
+                                 chunksizes=(max(1, min(self.chunk_rows, n_time * n_col)),
+                                             n_cols))
+        data.long_name = "stacked input and output variables"
+        data.units = "per variable, see the global attribute units_by_variable"
+        self._nc = nc
+        return self
+
+    def write_step(self, t: int, rows: np.ndarray) -> None:
+        """Write time step ``t``: ``rows[ncol, n_columns]`` in ``var_names`` order."""
+        n_col = self.lat.size
+        rows = np.asarray(rows, dtype="f4")
+        if rows.shape != (n_col, len(self.var_names)):
+            raise DataError(f"step {t}: rows of shape {rows.shape}, expected "
+                            f"{(n_col, len(self.var_names))}", path=self.path)
+        self._nc.variables["vars"][t * n_col:(t + 1) * n_col, :] = rows
+        self._written[t] = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self._written.all():
+            missing = np.flatnonzero(~self._written)
+            exc = DataError(f"{missing.size} time steps never written (first {missing[0]})",
+                            path=self.path)
+            self._stack.__exit__(type(exc), exc, None)
+            raise exc
+        self._stack.__exit__(exc_type, exc, tb)
 
 
 def _gw_of(lat: np.ndarray) -> np.ndarray | None:
@@ -295,14 +415,16 @@ def case_hint(name: str, present) -> str:
             "case-sensitive)")
 
 
-def validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
+def validate_names(names: np.ndarray, require: Sequence[str], path,
+                   catalogue: Catalogue = SPCAM) -> None:
     """Raise a DataError naming the first variable of ``require`` missing from ``names``
-    or present with the wrong number of levels."""
+    or present with the wrong number of levels (as ``catalogue`` declares them)."""
     for name in require:
-        if name not in VARIABLES:
-            raise DataError(f"not a catalogue variable{_hint(name, VARIABLES)} "
-                            f"(known: {', '.join(VARIABLES)})", variable=name)
-        expected = VARIABLES[name].n_levels
+        if name not in catalogue.by_name:
+            raise DataError(f"not a {catalogue.name} catalogue variable"
+                            f"{_hint(name, catalogue.by_name)} (known: "
+                            f"{', '.join(catalogue.by_name)})", variable=name)
+        expected = catalogue.by_name[name].n_levels
         found = int(np.count_nonzero(names == name))
         if found == 0:
             present = sorted(set(names.tolist()))
@@ -312,6 +434,33 @@ def validate_names(names: np.ndarray, require: Sequence[str], path) -> None:
         if found != expected:
             raise DataError(f"has {found} columns (levels) in 'var_names', expected {expected}",
                             path=path, variable=name)
+
+
+def file_catalogue(source: str | os.PathLike | dict) -> Catalogue:
+    """The catalogue a CBRAIN file records (``pcm_catalogue``); SPCAM when it records none.
+
+    Parameters
+    ----------
+    source : path-like or dict
+        The file, or its global attributes.
+
+    Raises
+    ------
+    DataError
+        The recorded catalogue is unknown or incomplete.
+    """
+    path = None
+    if isinstance(source, dict):
+        attrs = source
+        path = attrs.get("path")
+    else:
+        path = source
+        with open_nc(path) as nc:
+            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    try:
+        return catalogue_from_attrs(attrs)
+    except ValueError as err:
+        raise DataError(str(err), path=path) from None
 
 
 def read_var_names(path: str | os.PathLike) -> np.ndarray:
@@ -324,7 +473,7 @@ def read_var_names(path: str | os.PathLike) -> np.ndarray:
 def open_cbrain(
     path: str | os.PathLike,
     *,
-    require: Sequence[str] = ALL_VARIABLES,
+    require: Sequence[str] | None = None,
     chunk_rows: int = READ_ROWS,
 ) -> xr.Dataset:
     """Open a CBRAIN-layout file lazily and validate its columns.
@@ -333,9 +482,10 @@ def open_cbrain(
     ----------
     path : path-like
         The netCDF file.
-    require : sequence of str
+    require : sequence of str, optional
         Catalogue variables that must be present with their number of levels
-        (default: all 7 inputs and 7 outputs).
+        (default: all inputs and outputs of the file's catalogue,
+        :func:`file_catalogue`).
     chunk_rows : int
         Rows per dask chunk of ``vars``.
 
@@ -355,7 +505,10 @@ def open_cbrain(
     """
     with open_nc(path) as nc:
         names, _ = header(nc, path)
-    validate_names(names, require, path)
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    catalogue = file_catalogue({**attrs, "path": str(path)})
+    validate_names(names, catalogue.all_variables if require is None else require, path,
+                   catalogue)
     # h5netcdf (h5py's own HDF5) for the lazy dataset: mixing lazily opened
     # xarray/netcdf4 handles with direct netCDF4 reads of the same file
     # segfaults in netCDF4 1.7 (reproduced); netCDF3 files go through scipy.
@@ -377,7 +530,7 @@ def open_cbrain(
 
 
 def column_index(ds: xr.Dataset | Sequence[str] | np.ndarray,
-                 variables: Sequence[str]) -> np.ndarray:
+                 variables: Sequence[str], catalogue: Catalogue | None = None) -> np.ndarray:
     """Columns of ``vars`` holding ``variables``, by name, levels in file order.
 
     Parameters
@@ -393,30 +546,36 @@ def column_index(ds: xr.Dataset | Sequence[str] | np.ndarray,
     np.ndarray
         int64 column indices, one per feature in network order (file order of
         a variable's columns is its level order, top first).
+    catalogue : Catalogue, optional
+        Declares the levels of ``variables``; default: the dataset's recorded
+        catalogue, or SPCAM for bare names.
     """
     if isinstance(ds, xr.Dataset):
         names = np.asarray(ds["var_names"].values).astype(str)
         path = ds.attrs.get("path")
+        catalogue = catalogue or file_catalogue(dict(ds.attrs))
     else:
         names = np.asarray(ds).astype(str)
         path = None
-    validate_names(names, variables, path)
+    validate_names(names, variables, path, catalogue or SPCAM)
     return np.concatenate([np.flatnonzero(names == v) for v in variables]).astype(np.int64)
 
 
-def column_labels(names: Sequence[str] | np.ndarray) -> list[str]:
+def column_labels(names: Sequence[str] | np.ndarray,
+                  catalogue: Catalogue = SPCAM) -> list[str]:
     """Feature label of every column (``tbp-54.6``); unknown variables as ``name[k]``."""
     labels, seen = [], {}
     for name in names:
         k = seen.get(name, 0)
         seen[name] = k + 1
-        var = VARIABLES.get(name)
+        var = catalogue.by_name.get(name)
         if var is None:
             labels.append(f"{name}[{k}]")
         elif var.three_d:
-            labels.append(feature_label(name, k) if k < var.n_levels else f"{name}[{k}]")
+            labels.append(catalogue.feature_label(name, k) if k < var.n_levels
+                          else f"{name}[{k}]")
         else:
-            labels.append(feature_label(name))
+            labels.append(catalogue.feature_label(name))
     return labels
 
 
@@ -435,7 +594,10 @@ def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
         ``n_time`` (int), ``from_file`` (bool: the grid was recorded by
         :func:`write_cbrain`; otherwise the full T42 grid is assumed, because
         per-sample coordinates of foreign, possibly shuffled files cannot be
-        trusted).
+        trusted). For an unstructured grid (files of :class:`CbrainWriter`,
+        e.g. ClimSim) ``lat`` and ``lon`` are per column, ``area`` holds the
+        column areas and ``unstructured`` is True; samples are stacked (time,
+        column).
 
     Raises
     ------
@@ -448,6 +610,8 @@ def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
         n_samples = int(ds["vars"].shape[0])
         grid = {k: np.asarray(ds[k].values, dtype="f8") for k in ("lat", "lon", "gw")
                 if k in ds.variables and ds[k].dims == (k if k != "gw" else "lat",)}
+        grid.update({k: np.asarray(ds[k].values, dtype="f8") for k in ("lat", "lon", "area")
+                     if k in ds.variables and ds[k].dims == ("ncol",)})
         return _grid(attrs, grid, n_samples, path)
     path = ds
     with open_nc(path) as nc:
@@ -456,10 +620,22 @@ def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
         grid = {k: np.asarray(nc.variables[k][:], dtype="f8") for k in ("lat", "lon", "gw")
                 if k in nc.variables
                 and nc.variables[k].dimensions == (k if k != "gw" else "lat",)}
+        grid.update({k: np.asarray(nc.variables[k][:], dtype="f8") for k in ("lat", "lon", "area")
+                     if k in nc.variables and nc.variables[k].dimensions == ("ncol",)})
     return _grid(attrs, grid, n_samples, path)
 
 
 def _grid(attrs: dict, grid: dict, n_samples: int, path) -> dict:
+    if attrs.get("pcm_layout") == LAYOUT_VERSION and attrs.get("pcm_grid") == "unstructured":
+        if not all(k in grid for k in ("lat", "lon", "area")):
+            raise DataError("unstructured grid without lat, lon, area over ncol", path=path)
+        n_col = grid["lat"].size
+        n_time = int(attrs.get("pcm_n_time", 0))
+        if n_time * n_col != n_samples:
+            raise DataError(f"{n_samples} samples do not match the recorded grid ({n_time} "
+                            f"steps x {n_col} columns)", path=path)
+        return {"lat": grid["lat"], "lon": grid["lon"], "gw": None, "area": grid["area"],
+                "n_time": n_time, "from_file": True, "unstructured": True}
     if attrs.get("pcm_layout") == LAYOUT_VERSION and "lat" in grid and "lon" in grid:
         lat, lon = grid["lat"], grid["lon"]
         n_time = int(attrs.get("pcm_n_time", n_samples // max(1, lat.size * lon.size)))

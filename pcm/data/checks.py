@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from pcm.data.cbrain import (
-    ALL_VARIABLES,
     column_index,
     column_labels,
+    file_catalogue,
     header,
     iter_rows,
     nonfinite_error,
@@ -26,7 +26,6 @@ from pcm.data.cbrain import (
 )
 from pcm.data.normalization import MAX_ABS_NORMALIZED, Normalization
 from pcm.errors import DataError
-from pcm.variables import INPUT_VARIABLES, VARIABLES
 
 __all__ = ["check_file", "check_training_set", "TrainingDataWarning"]
 
@@ -102,18 +101,23 @@ def check_file(path: str | os.PathLike, norm=None) -> str:
     path = Path(path)
     with open_nc(path) as nc:
         names, n_samples = header(nc, path)
-    validate_names(names, ALL_VARIABLES, path)
-    grid = sample_grid(path)
-    with open_nc(path) as nc:
         attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
-    cols = column_index(names, ALL_VARIABLES)
-    labels = column_labels(names)
+    catalogue = file_catalogue({**attrs, "path": str(path)})
+    all_variables = catalogue.all_variables
+    validate_names(names, all_variables, path, catalogue)
+    grid = sample_grid(path)
+    cols = column_index(names, all_variables, catalogue)
+    labels = column_labels(names, catalogue)
     col_names = names[cols]
     col_labels = [labels[c] for c in cols]
     normalization = None
     if norm is not None:
         normalization = Normalization.from_any(norm, warn=False)  # listed in the report
-    n_in = sum(VARIABLES[v].n_levels for v in INPUT_VARIABLES)
+        if normalization.catalogue != catalogue:
+            raise DataError(f"holds {catalogue.name} data but the norm file "
+                            f"{normalization.source} is for {normalization.catalogue.name}",
+                            path=path)
+    n_in = catalogue.n_inputs
 
     counts = np.zeros(cols.size, dtype=np.int64)
     vmin = np.full(cols.size, np.inf)
@@ -136,23 +140,29 @@ def check_file(path: str | os.PathLike, norm=None) -> str:
     if counts.any():
         raise nonfinite_error(path, (col_names, col_labels), counts)
 
+    if grid.get("unstructured"):
+        where = f"{grid['lat'].size} columns (unstructured, recorded in the file)"
+    else:
+        where = (f"{grid['lat'].size} lat x {grid['lon'].size} lon"
+                 f" ({'recorded in the file' if grid['from_file'] else 'assumed full T42'})")
     lines = [
-        f"{path}: CBRAIN layout, {n_samples} samples x {names.size} columns",
-        f"  time steps: {grid['n_time']}; grid: {grid['lat'].size} lat x {grid['lon'].size} lon"
-        f" ({'recorded in the file' if grid['from_file'] else 'assumed full T42'})",
+        f"{path}: CBRAIN layout ({catalogue.name} catalogue), {n_samples} samples x "
+        f"{names.size} columns",
+        f"  time steps: {grid['n_time']}; grid: {where}",
     ]
     if attrs.get("pcm_layout"):
         lines.append(f"  written by pcm ({attrs['pcm_layout']})")
-    extras = [n for n in dict.fromkeys(names.tolist()) if n not in ALL_VARIABLES]
+    extras = [n for n in dict.fromkeys(names.tolist()) if n not in all_variables]
     if extras:
         lines.append(f"  extra variables (ignored): {', '.join(extras)}")
-    lines.append(f"  {'variable':10s} {'levels':>6s} {'min':>12s} {'max':>12s}  units")
+    width = max(10, *(len(n) for n in all_variables))
+    lines.append(f"  {'variable':{width}s} {'levels':>6s} {'min':>12s} {'max':>12s}  units")
     col = 0
-    for name in ALL_VARIABLES:
-        var = VARIABLES[name]
+    for name in all_variables:
+        var = catalogue.by_name[name]
         k = var.n_levels
-        role = "in " if name in INPUT_VARIABLES else "out"
-        lines.append(f"  {name:10s} {k:6d} {np.min(vmin[col:col + k]):12.5g} "
+        role = "in " if name in catalogue.inputs else "out"
+        lines.append(f"  {name:{width}s} {k:6d} {np.min(vmin[col:col + k]):12.5g} "
                      f"{np.max(vmax[col:col + k]):12.5g}  {var.units} ({role})")
         col += k
     if normalization is not None:

@@ -1,7 +1,7 @@
 """Normalised training data from CBRAIN files, and the synthetic data set on disk.
 
-:func:`load_split` reads one split into memory as normalised ``(x[n, 94],
-y[n, 65])`` arrays, block by block, so peak memory stays close to the size of
+:func:`load_split` reads one split into memory as normalised ``(x[n, n_inputs],
+y[n, n_outputs])`` arrays, block by block, so peak memory stays close to the size of
 the result; :func:`iter_batches` streams batches for data larger than memory.
 :func:`write_synthetic_dataset` writes the synthetic aquaplanet
 (:mod:`pcm.data.synthetic`) as the seven files of a run's ``data/`` folder.
@@ -20,6 +20,7 @@ from pcm.data import synthetic
 from pcm.data.cbrain import (
     column_index,
     column_labels,
+    file_catalogue,
     header,
     iter_rows,
     nonfinite_error,
@@ -28,22 +29,16 @@ from pcm.data.cbrain import (
     write_cbrain,
 )
 from pcm.data.normalization import Normalization, compute_norm, write_norm
-from pcm.errors import ParameterError
+from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
-from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES
 
 __all__ = [
-    "N_INPUTS",
-    "N_OUTPUTS",
     "SPLIT_FRACTIONS",
     "load_split",
     "iter_batches",
     "split_steps",
     "write_synthetic_dataset",
 ]
-
-N_INPUTS = 94
-N_OUTPUTS = 65
 
 #: Fractions of the time steps for train, valid and test (consecutive blocks).
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -54,14 +49,24 @@ _SEED_OFFSET = {"plus4K": 104_729, "minus4K": 224_737}
 _BLOCK = 65536
 
 
-def _columns(path) -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """Input+output columns, their decoded names and labels, and the sample count."""
+def _columns(path, norm) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """Input+output columns, their decoded names and labels, and the sample count.
+
+    The file's catalogue (:func:`pcm.data.cbrain.file_catalogue`) must be the
+    norm's: a ClimSim file never meets SPCAM statistics.
+    """
     with open_nc(path) as nc:
         names, n_samples = header(nc, path)
-    validate_names(names, INPUT_VARIABLES + OUTPUT_VARIABLES, path)
-    cols = np.concatenate([column_index(names, INPUT_VARIABLES),
-                           column_index(names, OUTPUT_VARIABLES)])
-    labels = column_labels(names)
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    catalogue = file_catalogue({**attrs, "path": str(path)})
+    if catalogue != norm.catalogue:
+        raise DataError(f"holds {catalogue.name} data ({catalogue.n_inputs} inputs) but the "
+                        f"norm file {norm.source} is for {norm.catalogue.name} "
+                        f"({norm.catalogue.n_inputs} inputs)", path=path)
+    validate_names(names, catalogue.all_variables, path, catalogue)
+    cols = np.concatenate([column_index(names, catalogue.inputs, catalogue),
+                           column_index(names, catalogue.outputs, catalogue)])
+    labels = column_labels(names, catalogue)
     return cols, names[cols], [labels[c] for c in cols], n_samples
 
 
@@ -122,27 +127,31 @@ def load_split(
     Returns
     -------
     x : np.ndarray
-        ``[n, 94]`` normalised inputs, ``(x - mean) / max(max - min, std_by_var)``.
+        ``[n, n_inputs]`` normalised inputs, ``(x - mean) / max(max - min, std_by_var)``
+        (SPCAM: 94).
     y : np.ndarray
-        ``[n, 65]`` outputs in energy units (times ``OUTPUT_SCALE``).
+        ``[n, n_outputs]`` outputs in energy units (times the catalogue's
+        ``output_scale``; SPCAM: 65).
 
     Raises
     ------
     DataError
         File unreadable, a variable missing or with the wrong number of levels,
-        or non-finite values (naming file, variable, level label and sample).
+        non-finite values (naming file, variable, level label and sample), or
+        file and norm of different catalogues.
     """
     normalization = Normalization.from_any(norm)
-    cols, names, labels, n_samples = _columns(path)
+    cols, names, labels, n_samples = _columns(path, normalization)
+    n_in = normalization.catalogue.n_inputs
     stop, step = _selection(n_samples, max_samples, subset)
     n = len(range(0, stop, step))
-    x = np.empty((n, N_INPUTS), dtype=dtype)
-    y = np.empty((n, N_OUTPUTS), dtype=dtype)
+    x = np.empty((n, n_in), dtype=dtype)
+    y = np.empty((n, normalization.catalogue.n_outputs), dtype=dtype)
     for r0, rows in iter_rows(path, cols, stop=stop, step=step, block=block):
         _check_finite(rows, r0 * step, path, names, labels)
         r1 = r0 + rows.shape[0]
-        normalization.normalize_inputs(rows[:, :N_INPUTS], out=x[r0:r1])
-        normalization.normalize_outputs(rows[:, N_INPUTS:], out=y[r0:r1])
+        normalization.normalize_inputs(rows[:, :n_in], out=x[r0:r1])
+        normalization.normalize_outputs(rows[:, n_in:], out=y[r0:r1])
     return x, y
 
 
@@ -157,7 +166,7 @@ def iter_batches(
     dtype: str = "float32",
     block: int = _BLOCK,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream normalised ``(x[b, 94], y[b, 65])`` batches from a CBRAIN file.
+    """Stream normalised ``(x[b, n_in], y[b, n_out])`` batches from a CBRAIN file.
 
     For data larger than memory. Reads ``block`` rows at a time; with
     ``shuffle`` the samples are permuted within each block and batches are
@@ -185,7 +194,8 @@ def iter_batches(
     if batch_size < 1:
         raise ParameterError("batch_size", f"must be >= 1, got {batch_size}")
     normalization = Normalization.from_any(norm)
-    cols, names, labels, _ = _columns(path)
+    cols, names, labels, _ = _columns(path, normalization)
+    n_in = normalization.catalogue.n_inputs
     rng = np.random.default_rng(seed)
     block = max(batch_size, block - block % batch_size)
     carry_x = carry_y = None
@@ -193,8 +203,8 @@ def iter_batches(
         _check_finite(rows, r0, path, names, labels)
         if shuffle:
             rows = rows[rng.permutation(rows.shape[0])]
-        bx = normalization.normalize_inputs(rows[:, :N_INPUTS], dtype=dtype)
-        by = normalization.normalize_outputs(rows[:, N_INPUTS:], dtype=dtype)
+        bx = normalization.normalize_inputs(rows[:, :n_in], dtype=dtype)
+        by = normalization.normalize_outputs(rows[:, n_in:], dtype=dtype)
         if carry_x is not None:
             bx, by = np.concatenate([carry_x, bx]), np.concatenate([carry_y, by])
             carry_x = carry_y = None

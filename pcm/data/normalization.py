@@ -5,8 +5,13 @@
   standard deviation of a variable pooled over all its levels and samples
   (``var_names_single``). This is CBRAIN's ``InputNormalizer(sub="mean",
   div="maxrs")``.
-* Outputs: multiplied by :data:`pcm.variables.OUTPUT_SCALE` per variable
-  (energy-like units, W/kg and W/m2 / 1000); no mean removed.
+* Outputs: multiplied by the catalogue's ``output_scale`` per variable
+  (:data:`pcm.variables.OUTPUT_SCALE` for SPCAM: energy-like units, W/kg and
+  W/m2 / 1000); no mean removed.
+
+The catalogue (SPCAM, ClimSim) is the one the data file records; a norm file
+computed by :func:`compute_norm` records it too, and a foreign norm file
+without it is SPCAM.
 
 Real norm files are taken as they are: extra variables are ignored, and the
 mean is *not* assumed to lie within [min, max] (the published SPCAM norm file
@@ -33,20 +38,14 @@ from pcm.data.cbrain import (
     case_hint,
     column_labels,
     decode_names,
+    file_catalogue,
     iter_rows,
     nonfinite_error,
     read_var_names,
 )
 from pcm.errors import DataError
 from pcm.io import write_netcdf
-from pcm.variables import (
-    INPUT_VARIABLES,
-    OUTPUT_SCALE,
-    OUTPUT_VARIABLES,
-    VARIABLES,
-    input_labels,
-    output_labels,
-)
+from pcm.variables import SPCAM, Catalogue
 
 __all__ = [
     "ZeroVarianceWarning",
@@ -94,6 +93,7 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
         Non-finite values (naming variable and level) or an empty file.
     """
     names = read_var_names(path)
+    catalogue = file_catalogue(path)
     n_cols = names.size
     count = 0
     mean = np.zeros(n_cols)
@@ -103,7 +103,7 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
     for r0, rows in iter_rows(path, block=block):
         if not np.isfinite(rows).all():
             counts = (~np.isfinite(rows)).sum(axis=0)
-            raise nonfinite_error(path, (names, column_labels(names)), counts,
+            raise nonfinite_error(path, (names, column_labels(names, catalogue)), counts,
                                    first_row=r0 + int(np.argmax(~np.isfinite(rows).all(1))))
         if rows.shape[0] == 0:
             continue
@@ -147,8 +147,9 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
                 ("var_names_single", np.array(singles, dtype=str))},
         attrs={"title": "normalisation statistics (CBRAIN layout)", "source": str(path),
                "n_samples": count,
-               "units_by_variable": "; ".join(f"{n}: {VARIABLES[n].units}" for n in singles
-                                              if n in VARIABLES)},
+               "units_by_variable": "; ".join(f"{n}: {catalogue.by_name[n].units}"
+                                              for n in singles if n in catalogue.by_name),
+               **catalogue.attrs()},
     )
     return ds
 
@@ -191,34 +192,38 @@ def _names_of(ds: xr.Dataset, coord: str, source) -> np.ndarray:
 
 
 class Normalization:
-    """Reference normalisation of the 94 inputs and 65 outputs.
+    """Reference normalisation of a catalogue's inputs and outputs (SPCAM: 94 and 65).
 
     Build with :meth:`from_file`, :meth:`from_dataset` or :meth:`from_any`.
 
     Attributes
     ----------
     input_mean, input_scale : np.ndarray
-        float64 ``[94]``: ``x_norm = (x - input_mean) / input_scale``.
+        float64 ``[n_inputs]``: ``x_norm = (x - input_mean) / input_scale``.
     output_scale : np.ndarray
-        float64 ``[65]``: ``y_norm = y * output_scale``.
+        float64 ``[n_outputs]``: ``y_norm = y * output_scale``.
     zero_variance_outputs : np.ndarray
-        bool ``[65]``: outputs with ``std == 0`` or ``max == min`` in the norm file.
+        bool ``[n_outputs]``: outputs with ``std == 0`` or ``max == min`` in the norm file.
     source : str
         Where the statistics came from (file path or ``"<dataset>"``).
+    catalogue : Catalogue
+        The inputs and outputs normalised (default SPCAM).
     """
 
     def __init__(self, input_mean: np.ndarray, input_scale: np.ndarray,
                  output_scale: np.ndarray, zero_variance_outputs: np.ndarray,
-                 source: str = "<arrays>") -> None:
+                 source: str = "<arrays>", catalogue: Catalogue = SPCAM) -> None:
         self.input_mean = np.asarray(input_mean, dtype=np.float64)
         self.input_scale = np.asarray(input_scale, dtype=np.float64)
         self.output_scale = np.asarray(output_scale, dtype=np.float64)
         self.zero_variance_outputs = np.asarray(zero_variance_outputs, dtype=bool)
         self.source = source
-        if self.input_mean.shape != (94,) or self.input_scale.shape != (94,):
-            raise ValueError("input_mean and input_scale must have 94 entries")
-        if self.output_scale.shape != (65,) or self.zero_variance_outputs.shape != (65,):
-            raise ValueError("output_scale and zero_variance_outputs must have 65 entries")
+        self.catalogue = catalogue
+        n_in, n_out = catalogue.n_inputs, catalogue.n_outputs
+        if self.input_mean.shape != (n_in,) or self.input_scale.shape != (n_in,):
+            raise ValueError(f"input_mean and input_scale must have {n_in} entries")
+        if self.output_scale.shape != (n_out,) or self.zero_variance_outputs.shape != (n_out,):
+            raise ValueError(f"output_scale and zero_variance_outputs must have {n_out} entries")
         self._in_mean32 = self.input_mean.astype(np.float32)
         self._in_inv32 = (1.0 / self.input_scale).astype(np.float32)
 
@@ -254,6 +259,7 @@ class Normalization:
             message names the norm file and the variable.
         """
         source = source or ds.attrs.get("path") or "<dataset>"
+        catalogue = file_catalogue({**ds.attrs, "path": source})
         names = _names_of(ds, "var_names", source)
         singles = _names_of(ds, "var_names_single", source)
         for stat in _STATS:
@@ -266,7 +272,7 @@ class Normalization:
 
         def columns(name: str) -> np.ndarray:
             idx = np.flatnonzero(names == name)
-            expected = VARIABLES[name].n_levels
+            expected = catalogue.by_name[name].n_levels
             if idx.size == 0:
                 raise DataError(f"missing from the norm file's var_names (expected {expected} "
                                 f"entries){case_hint(name, set(names.tolist()))}",
@@ -277,7 +283,7 @@ class Normalization:
             return idx
 
         mean, scale = [], []
-        for name in INPUT_VARIABLES:
+        for name in catalogue.inputs:
             idx = columns(name)
             single = np.flatnonzero(singles == name)
             if single.size != 1:
@@ -293,13 +299,13 @@ class Normalization:
             mean.append(m)
             scale.append(np.where(s > 0, s, 1.0))
         out_scale, zero = [], []
-        for name in OUTPUT_VARIABLES:
+        for name in catalogue.outputs:
             idx = columns(name)
-            out_scale.append(np.full(idx.size, OUTPUT_SCALE[name]))
+            out_scale.append(np.full(idx.size, catalogue.output_scale[name]))
             std, lo, hi = stats["std"][idx], stats["min"][idx], stats["max"][idx]
             zero.append((std == 0) | (hi == lo))
         norm = cls(np.concatenate(mean), np.concatenate(scale), np.concatenate(out_scale),
-                   np.concatenate(zero), source=str(source))
+                   np.concatenate(zero), source=str(source), catalogue=catalogue)
         if warn and norm.zero_variance_outputs.any():
             warnings.warn(
                 f"{source}: zero-variance outputs {', '.join(norm.zero_variance_labels())} "
@@ -310,18 +316,16 @@ class Normalization:
     # -- labels --------------------------------------------------------------
     def zero_variance_labels(self) -> list[str]:
         """Feature labels of the zero-variance outputs."""
-        return [lab for lab, z in zip(output_labels(), self.zero_variance_outputs, strict=True)
-                if z]
+        return [lab for lab, z in zip(self.output_labels(), self.zero_variance_outputs,
+                                      strict=True) if z]
 
-    @staticmethod
-    def input_labels() -> list[str]:
-        """The 94 input labels, in the order of ``input_mean``."""
-        return input_labels()
+    def input_labels(self) -> list[str]:
+        """The input labels, in the order of ``input_mean``."""
+        return self.catalogue.input_labels()
 
-    @staticmethod
-    def output_labels() -> list[str]:
-        """The 65 output labels, in the order of ``output_scale``."""
-        return output_labels()
+    def output_labels(self) -> list[str]:
+        """The output labels, in the order of ``output_scale``."""
+        return self.catalogue.output_labels()
 
     # -- transforms ----------------------------------------------------------
     @staticmethod
@@ -332,7 +336,7 @@ class Normalization:
 
     def normalize_inputs(self, x: np.ndarray, *, dtype=None,
                          out: np.ndarray | None = None) -> np.ndarray:
-        """``(x - mean) / scale`` for physical inputs ``[..., 94]``.
+        """``(x - mean) / scale`` for physical inputs ``[..., n_inputs]``.
 
         float32 input is computed in float32 (as the data are stored), anything
         else in float64; ``dtype`` forces the result type. ``out`` (float32 or
@@ -354,14 +358,14 @@ class Normalization:
                 / self.input_scale).astype(dt, copy=False)
 
     def denormalize_inputs(self, x: np.ndarray, *, dtype=None) -> np.ndarray:
-        """Physical inputs from normalised ``[..., 94]`` (inverse of :meth:`normalize_inputs`)."""
+        """Physical inputs from normalised ``[..., n_inputs]`` (inverse of normalize_inputs)."""
         x = np.asarray(x)
         out = self._dtype(x, dtype)
         return (x.astype(np.float64) * self.input_scale + self.input_mean).astype(out, copy=False)
 
     def normalize_outputs(self, y: np.ndarray, *, dtype=None,
                           out: np.ndarray | None = None) -> np.ndarray:
-        """Physical outputs ``[..., 65]`` to energy-like units (times ``output_scale``)."""
+        """Physical outputs ``[..., n_outputs]`` to energy-like units (times ``output_scale``)."""
         y = np.asarray(y)
         if out is not None:
             np.multiply(y, self.output_scale.astype(out.dtype), out=out, casting="same_kind")
@@ -370,7 +374,7 @@ class Normalization:
         return (y * self.output_scale.astype(dt)).astype(dt, copy=False)
 
     def denormalize_outputs(self, y: np.ndarray, *, dtype=None) -> np.ndarray:
-        """Physical outputs from normalised ``[..., 65]`` (divide by ``output_scale``)."""
+        """Physical outputs from normalised ``[..., n_outputs]`` (divide by ``output_scale``)."""
         y = np.asarray(y)
         out = self._dtype(y, dtype)
         return (y.astype(np.float64) / self.output_scale).astype(out, copy=False)
@@ -388,7 +392,7 @@ class Normalization:
                 "zero_variance": ("output", self.zero_variance_outputs,
                                   {"long_name": "std == 0 or max == min", "units": "1"}),
             },
-            coords={"input": input_labels(), "output": output_labels()},
-            attrs={"source": self.source},
+            coords={"input": self.input_labels(), "output": self.output_labels()},
+            attrs={"source": self.source, **self.catalogue.attrs()},
         )
 
