@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Self
 
 from pcm.nn.config import TrainConfig
@@ -79,10 +80,18 @@ class DataConfig(StepConfig):
     data_norm: str | None
     data_plus4K: str | None
     data_minus4K: str | None
+    data_dir: str | None
 
     @property
     def paths(self) -> dict[str, str | None]:
-        """User data files by split name (``train valid test norm plus4K minus4K``)."""
+        """User data files by split name (``train valid test norm plus4K minus4K``).
+
+        For ``climsim`` the four files of ``data_dir`` (``pcm data climsim --out``).
+        """
+        if self.data_source == "climsim" and self.data_dir is not None:
+            folder = Path(self.data_dir)
+            return {name: str(folder / f"{name}.nc") for name in ("train", "valid", "test",
+                                                                  "norm")}
         return {name: getattr(self, f"data_{name}")
                 for name in ("train", "valid", "test", "norm", "plus4K", "minus4K")}
 

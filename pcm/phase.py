@@ -63,7 +63,8 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
     x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
     check_training_set(y, config.batch_size, path=run.data_path("train"))
     hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=l1,
-                         checkpoint_dir=run.checkpoints(phase), desc=phase, progress=progress)
+                         checkpoint_dir=run.checkpoints(phase), desc=phase, progress=progress,
+                         labels=run.catalogue.output_labels())
     save_stacked(model, run.model(kind))
     # wall time of this call plus the epochs trained by earlier (interrupted) sessions
     seconds = time.perf_counter() - t0 + hist.attrs["seconds_previous_sessions"]

@@ -196,7 +196,8 @@ def _user_keys(params_file: str | os.PathLike | None, overrides: Iterable[str]) 
 def check_causal_feasibility(params: dict[str, Any], *, explicit: bool) -> str | None:
     """Turn the causal baseline off for user data without usable time series.
 
-    Synthetic data are checked by :func:`pcm.presets.validate`. For ``spcam``
+    Synthetic data are checked by :func:`pcm.presets.validate`. ClimSim data are
+    snapshots: the baseline is always skipped, with the notice. For ``spcam``
     data with ``causal`` on, the train file's first time steps are read
     (:func:`pcm.baselines.causal.data.causal_feasibility`) before anything trains.
 
@@ -218,6 +219,14 @@ def check_causal_feasibility(params: dict[str, Any], *, explicit: bool) -> str |
     ParameterError
         When ``causal: true`` was set explicitly and the data cannot support it.
     """
+    if params.get("data.source") == "climsim":
+        if params.get("causal") and explicit:
+            raise ParameterError("causal", "ClimSim data are snapshots, not contiguous time "
+                                 "series, and the causally-informed baseline needs time "
+                                 "series; set causal: false")
+        params["causal"] = False
+        return ("notice: causally-informed baseline skipped (causal: false): ClimSim data "
+                "are snapshots, not contiguous time series")
     if not params.get("causal") or params.get("data.source") != "spcam":
         return None
     train = params["data.train"]

@@ -28,7 +28,7 @@ from pcm.data.normalization import Normalization
 from pcm.errors import DataError
 from pcm.io import file_problem, read_json, write_json
 from pcm.nn.saving import load_stacked
-from pcm.variables import input_labels, output_labels
+from pcm.variables import SPCAM, Catalogue
 
 __all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS", "MASK_FILES", "ARTEFACT_CONTENTS",
            "read_mask_file", "read_masking_vectors"]
@@ -58,7 +58,9 @@ ARTEFACT_CONTENTS: dict[str, tuple[str, ...]] = {
     "summary.json": ("r2", "drivers", "seconds"),
 }
 
-def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
+
+def read_mask_file(path: str | os.PathLike, *, missing: str,
+                   catalogue: Catalogue = SPCAM) -> xr.DataArray:
     """A validated boolean ``mask(output, input)`` from ``masks.nc`` or ``causal_masks.nc``.
 
     Parameters
@@ -67,13 +69,15 @@ def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
         The netCDF artefact.
     missing : str
         What to tell the user when the file does not exist (which phase writes it).
+    catalogue : Catalogue
+        The run's catalogue (its labels order the result).
 
     Returns
     -------
     xarray.DataArray
         Booleans in the catalogue's output and input order.
     """
-    outputs, inputs = output_labels(), input_labels()
+    outputs, inputs = catalogue.output_labels(), catalogue.input_labels()
     path = Path(path)
     if not path.exists():
         raise DataError(missing, path=path)
@@ -87,9 +91,9 @@ def read_mask_file(path: str | os.PathLike, *, missing: str) -> xr.DataArray:
         raise DataError(f"mask lacks labels: {err}", path=path, variable="mask") from None
 
 
-def read_masking_vectors(path: str | os.PathLike) -> xr.DataArray:
-    """Read ``masking_vector(output, input)`` from a netCDF file, in label order."""
-    outputs, inputs = output_labels(), input_labels()
+def read_masking_vectors(path: str | os.PathLike, catalogue: Catalogue = SPCAM) -> xr.DataArray:
+    """Read ``masking_vector(output, input)`` from a netCDF file, in the catalogue's order."""
+    outputs, inputs = catalogue.output_labels(), catalogue.input_labels()
     path = Path(path)
     if not path.exists():
         raise DataError("no masking vectors: run compute_masking_vectors first", path=path)
@@ -172,7 +176,8 @@ class RunDir:
         return file_problem(self.root / name, ARTEFACT_CONTENTS.get(name, ()))
 
     # -- data manifest ---------------------------------------------------
-    def write_manifest(self, files: dict[str, str | os.PathLike | None], *, source: str) -> Path:
+    def write_manifest(self, files: dict[str, str | os.PathLike | None], *, source: str,
+                       catalogue: str = "spcam") -> Path:
         """Record which files hold the data of this run.
 
         Parameters
@@ -180,11 +185,14 @@ class RunDir:
         files : dict
             Keys among :data:`DATA_SPLITS`, ``"norm"`` and ``"drivers"``; values
             are paths (absolute or relative to the run directory) or None.
-        source : {"synthetic", "spcam"}
+        source : {"synthetic", "spcam", "climsim"}
             Where the data came from.
+        catalogue : str
+            Name of the variable catalogue of the data (``spcam``, ``climsim``).
         """
         entries = {k: (None if v is None else str(Path(v).absolute())) for k, v in files.items()}
-        return write_json({"source": source, "files": entries}, self.manifest_path)
+        return write_json({"source": source, "catalogue": catalogue, "files": entries},
+                          self.manifest_path)
 
     def manifest(self) -> dict:
         """The manifest written by the data-preparation step."""
@@ -206,8 +214,20 @@ class RunDir:
 
     @property
     def source(self) -> str:
-        """``"synthetic"`` or ``"spcam"``."""
+        """``"synthetic"``, ``"spcam"`` or ``"climsim"``."""
         return self.manifest()["source"]
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The variable catalogue of this run's data.
+
+        Named in the manifest (SPCAM when it names none); the levels of other
+        catalogues are read from the run's norm file. Sizes everything of the
+        run: networks, masks, R², SHAP, figures.
+        """
+        if self.manifest().get("catalogue", SPCAM.name) == SPCAM.name:
+            return SPCAM
+        return self.norm().catalogue
 
     # -- reading artefacts -----------------------------------------------
     def norm(self) -> Normalization:
@@ -247,7 +267,7 @@ class RunDir:
         dtype = "float64" if compute_dtype == "float64" else "float32"
         x, y = self.arrays("train", max_samples=max_samples, dtype=dtype)
         xv, yv = self.arrays("valid", max_samples=max_samples, dtype=dtype)
-        n_out = len(output_labels())
+        n_out = self.catalogue.n_outputs
         for name, arr in (("train", y), ("valid", yv)):
             if arr.shape[1] != n_out:
                 raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
@@ -272,7 +292,7 @@ class RunDir:
 
     def masking_vectors(self) -> xr.DataArray:
         """``masking_vector(output, input)`` from ``masking_vectors.nc``."""
-        return read_masking_vectors(self.artefact("masking_vectors.nc"))
+        return read_masking_vectors(self.artefact("masking_vectors.nc"), self.catalogue)
 
     def mask(self, kind: str = "pcmasking") -> xr.DataArray:
         """Boolean ``mask(output, input)`` of a model kind that selects inputs."""
@@ -280,7 +300,8 @@ class RunDir:
             raise DataError(f"model kind {kind!r} has no mask; expected one of "
                             f"{', '.join(MASK_FILES)}")
         name, writer = MASK_FILES[kind]
-        return read_mask_file(self.artefact(name), missing=f"no masks: run {writer} first")
+        return read_mask_file(self.artefact(name), missing=f"no masks: run {writer} first",
+                              catalogue=self.catalogue)
 
     def masks(self) -> dict[str, xr.DataArray]:
         """The masks that exist, per model kind (``causal``, ``pcmasking``)."""

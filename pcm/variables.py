@@ -36,6 +36,7 @@ import numpy as np
 __all__ = [
     "Variable",
     "Catalogue",
+    "ROLES",
     "SPCAM",
     "CATALOGUE_NAMES",
     "climsim_catalogue",
@@ -58,6 +59,7 @@ __all__ = [
     "variable_of_label",
     "level_index_of_label",
     "input_groups",
+    "split_label",
 ]
 
 #: Number of SPCAM model levels.
@@ -125,6 +127,12 @@ class Variable:
         return self.n_levels > 1
 
 
+#: Physical roles a catalogue names (:attr:`Catalogue.roles`): the state it reads, and
+#: the outputs the book shows side by side across sources.
+ROLES = ("temperature", "humidity", "wind", "heating", "moistening", "radiation",
+         "precipitation")
+
+
 @dataclass(frozen=True, eq=False)
 class Catalogue:
     """The inputs and outputs of one data source.
@@ -146,6 +154,9 @@ class Catalogue:
         (samples stacked time, column).
     description : str
         One line naming the source.
+    roles : mapping
+        The variable playing each physical role of :data:`ROLES` (``"heating":
+        "TPHYSTND"``), so that the book shows analogous quantities of any source.
     """
 
     name: str
@@ -156,6 +167,7 @@ class Catalogue:
     output_scale: Mapping[str, float]
     grid: str = "gaussian"
     description: str = ""
+    roles: Mapping[str, str] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -172,6 +184,9 @@ class Catalogue:
         missing = [o for o in self.outputs if o not in self.output_scale]
         if missing:
             raise ValueError(f"catalogue {self.name}: no output scale for {missing}")
+        unknown = {r: v for r, v in self.roles.items() if r not in ROLES or v not in names}
+        if unknown:
+            raise ValueError(f"catalogue {self.name}: bad roles {unknown}")
         labels = [lab for v in self.variables for lab in self.labels(v.name)]
         if len(set(labels)) != len(labels):
             raise ValueError(f"catalogue {self.name}: feature labels are not unique (levels "
@@ -271,6 +286,19 @@ class Catalogue:
             raise KeyError(f"unknown feature label {label!r} in the {self.name} "
                            "catalogue") from None
 
+    def label_near(self, name: str, hpa: float) -> str:
+        """Label of a 3-D variable at the level nearest to ``hpa`` hPa.
+
+        Examples
+        --------
+        >>> SPCAM.label_near("TPHYSTND", 690)
+        'tphystnd-691.39'
+        """
+        if not self.by_name[name].three_d:
+            raise ValueError(f"{name} is a 2-D variable of the {self.name} catalogue")
+        level = int(np.argmin(np.abs(np.asarray(self.levels_hpa) - float(hpa))))
+        return self.feature_label(name, level)
+
     def input_groups(self) -> dict[str, list[int]]:
         """Input indices grouped as the book reports them: each 3-D variable, then 2-D."""
         groups: dict[str, list[int]] = {n: [] for n in self.inputs if self.by_name[n].three_d}
@@ -329,6 +357,8 @@ SPCAM = Catalogue(
     },
     grid="gaussian",
     description="SPCAM aquaplanet (Rasp et al. 2018; Kuehbacher et al. 2024), T42, 30 levels",
+    roles={"temperature": "TBP", "humidity": "QBP", "wind": "VBP", "heating": "TPHYSTND",
+           "moistening": "PHQ", "radiation": "FSNT", "precipitation": "PRECT"},
 )
 
 #: SPCAM variables by name.
@@ -414,7 +444,32 @@ def climsim_catalogue(levels_hpa) -> Catalogue:
         output_scale={o: scale.get(o, FLUX_SCALE) for o in outputs},
         grid="unstructured",
         description=f"ClimSim low-res (E3SM-MMF, Yu et al. 2023), ne4pg2, {n} levels",
+        roles={"temperature": "state_t", "humidity": "state_q0001", "wind": "state_v",
+               "heating": "ptend_t", "moistening": "ptend_q0001", "radiation": "cam_out_NETSW",
+               "precipitation": "cam_out_PRECC"},
     )
+
+
+def split_label(label: str) -> tuple[str, float | None]:
+    """Variable part and level pressure (hPa) of any catalogue's feature label.
+
+    Labels are ``name-<hPa>`` for 3-D variables and ``name`` for 2-D ones
+    (:meth:`Catalogue.feature_label`), so they can be read without the catalogue.
+
+    Examples
+    --------
+    >>> split_label("tphystnd-691.39")
+    ('tphystnd', 691.39)
+    >>> split_label("cam_out_netsw")
+    ('cam_out_netsw', None)
+    """
+    name, sep, level = label.rpartition("-")
+    if sep:
+        try:
+            return name, float(level)
+        except ValueError:
+            pass
+    return label, None
 
 
 #: Catalogue names that files may record.

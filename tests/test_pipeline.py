@@ -137,11 +137,40 @@ def _never(*args, **kwargs):  # executor that must not be reached
 
 def test_every_preset_is_valid_and_differs_in_size():
     for name in PRESETS:
+        if name == "climsim":  # real data: needs the folder written by pcm data climsim
+            with pytest.raises(ParameterError, match="data.dir.*required"):
+                validate(preset(name))
+            continue
         assert validate(preset(name))["data.source"] == "synthetic"
     assert preset("ci")["data.steps"] * preset("ci")["data.n_lat"] \
         < preset("tutorial")["data.steps"] * preset("tutorial")["data.n_lat"]
     assert preset("paper")["hidden_layers"] == 9 and preset("paper")["hidden_units"] == 256
     assert preset("paper")["n_thresholds"] == 20 and preset("paper")["batch_size"] == 1024
+
+
+def test_climsim_preset_reads_the_converted_folder_and_skips_causal(tmp_path, capsys):
+    folder = tmp_path / "climsim"
+    folder.mkdir()
+    for name in ("train.nc", "valid.nc", "test.nc"):
+        (folder / name).write_text("")
+    with pytest.raises(ParameterError, match="lacks norm.nc .*pcm data climsim"):
+        resolve_parameters("climsim", None, [f"data.dir={folder}"])
+    (folder / "norm.nc").write_text("")
+    params = resolve_parameters("climsim", None, [f"data.dir={folder}", "causal=true"])
+    assert params["data.dir"] == str(folder.resolve()) and params["causal"] is False
+    with pytest.raises(ParameterError, match="data.train.*not used when data.source is climsim"):
+        resolve_parameters("climsim", None, [f"data.dir={folder}", f"data.train={folder}/x"])
+    with pytest.raises(ParameterError, match="data.dir.*only used when data.source is climsim"):
+        resolve_parameters("ci", None, [f"data.dir={folder}"])
+    config = DataConfig.from_parameters(params)
+    assert config.paths == {k: str(folder.resolve() / f"{k}.nc")
+                            for k in ("train", "valid", "test", "norm")}
+    # the notice comes once, before any notebook runs
+    with pytest.raises(NotebookError, match="a notebook was executed"):
+        pipeline.run(preset="climsim", overrides=[f"data.dir={folder}"], out=tmp_path / "run",
+                     executor=_never)
+    out = capsys.readouterr().out
+    assert out.index("causally-informed baseline is skipped") < out.index("[1/6]")
 
 
 def test_merge_order_preset_file_cli(tmp_path):

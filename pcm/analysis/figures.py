@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from pcm.analysis.r2 import cross_section, profile
 from pcm.analysis.scoring import mean_scores
 from pcm.data.cbrain import column_index
-from pcm.variables import level_index_of_label, variable_of_label
+from pcm.variables import split_label
 
 __all__ = [
     "training_history",
@@ -56,12 +56,14 @@ def _models(ds: xr.Dataset | xr.DataArray, models: Sequence[str] | None) -> list
 
 def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
             models: Sequence[str] | None = None, projection: str = "robinson") -> Figure:
-    """Lat-lon maps of per-point R² of one output, one panel per model kind.
+    """Maps of per-point R² of one output, one panel per model kind.
 
     Parameters
     ----------
     r2 : xr.Dataset
-        ``r2.nc`` (needs ``r2_map(model, climate, output, lat, lon)``).
+        ``r2.nc`` (needs ``r2_map(model, climate, output, lat, lon)``, or on an
+        unstructured grid ``r2_map(model, climate, output, ncol)`` with
+        ``column_lat`` and ``column_lon``: drawn as one dot per column).
     output : str
         Output feature label (``"tphystnd-691.39"``, ``"prect"``).
     climate : str
@@ -80,12 +82,17 @@ def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
     for k, kind in enumerate(kinds):
         ax = fig.add_subplot(1, len(kinds), k + 1, projection=proj)
         da = r2["r2_map"].sel(model=kind, climate=climate, output=output)
-        lon = da["lon"].values
-        # Close the periodic longitude gap so the map has no seam.
-        values = np.concatenate([da.values, da.values[:, :1]], axis=1)
-        lon = np.append(lon, lon[0] + 360.0)
-        mesh = ax.pcolormesh(lon, da["lat"].values, values, vmin=0, vmax=1, cmap=R2_CMAP,
-                             transform=ccrs.PlateCarree(), shading="nearest")
+        if "ncol" in da.dims:
+            mesh = ax.scatter(da["column_lon"].values, da["column_lat"].values, c=da.values,
+                              s=18, vmin=0, vmax=1, cmap=R2_CMAP, edgecolors="none",
+                              transform=ccrs.PlateCarree())
+        else:
+            lon = da["lon"].values
+            # Close the periodic longitude gap so the map has no seam.
+            values = np.concatenate([da.values, da.values[:, :1]], axis=1)
+            lon = np.append(lon, lon[0] + 360.0)
+            mesh = ax.pcolormesh(lon, da["lat"].values, values, vmin=0, vmax=1, cmap=R2_CMAP,
+                                 transform=ccrs.PlateCarree(), shading="nearest")
         ax.set_global()
         ax.gridlines(draw_labels=False, linewidth=0.3, color="grey")
         glob = float(r2["r2"].sel(model=kind, climate=climate, output=output))
@@ -143,11 +150,12 @@ def r2_cross_sections(r2: xr.Dataset, variable: str, *, climate: str = "control"
 def _group_ticks(labels: Sequence[str]) -> tuple[list, list, list]:
     """Tick positions (group centres), names and separator positions of grouped labels.
 
-    3-D variables are one group each; consecutive 2-D variables (one column each,
-    too narrow for a readable tick of their own) share one group named "2-D".
+    3-D variables are one group each (named in upper case); consecutive 2-D
+    variables (one column each, too narrow for a readable tick of their own) share
+    one group named "2-D". Works for the labels of any catalogue.
     """
-    variables = [variable_of_label(lab) if level_index_of_label(lab) is not None else "2-D"
-                 for lab in labels]
+    variables = [name.upper() if level is not None else "2-D"
+                 for name, level in map(split_label, labels)]
     ticks, texts, seps = [], [], []
     start = 0
     for i in range(1, len(variables) + 1):
@@ -380,26 +388,33 @@ def threshold_search(thresholds: xr.Dataset, outputs: Sequence[str], *,
 
 
 def snapshot_maps(data: xr.Dataset, lat: np.ndarray, lon: np.ndarray,
-                  panels: Mapping[str, int]) -> Figure:
-    """Lat-lon maps of the first time step of a CBRAIN-layout data set.
+                  panels: Mapping[str, int], *, unstructured: bool = False) -> Figure:
+    """Maps of the first time step of a CBRAIN-layout data set.
 
     Parameters
     ----------
     data : xarray.Dataset
         A CBRAIN-layout data set (``vars(sample, var_names)``, samples (time, lat,
-        lon) with longitude fastest).
+        lon) with longitude fastest, or (time, column) on an unstructured grid).
     lat, lon : array
-        The grid of the file (:func:`pcm.data.cbrain.sample_grid`).
+        The grid of the file (:func:`pcm.data.cbrain.sample_grid`); per column on an
+        unstructured grid.
     panels : mapping
         Variable name -> level index (-1: the lowest level; 0 for 2-D variables).
+    unstructured : bool
+        The grid is unstructured (ClimSim): one dot per column.
     """
-    first = data["vars"][: len(lat) * len(lon)].values.reshape(len(lat), len(lon), -1)
+    per_step = len(lat) if unstructured else len(lat) * len(lon)
+    first = np.asarray(data["vars"][:per_step].values)
     rows = (len(panels) + 1) // 2
     fig, axes = plt.subplots(rows, 2, figsize=(10, 2.5 * rows), sharex=True, sharey=True,
                              squeeze=False)
     for ax, (name, level) in zip(axes.flat, panels.items(), strict=False):
-        field = first[:, :, column_index(data, [name])[level]]
-        mesh = ax.pcolormesh(lon, lat, field, shading="auto")
+        field = first[:, column_index(data, [name])[level]]
+        if unstructured:
+            mesh = ax.scatter(lon, lat, c=field, s=10)
+        else:
+            mesh = ax.pcolormesh(lon, lat, field.reshape(len(lat), len(lon)), shading="auto")
         fig.colorbar(mesh, ax=ax, label=name)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)

@@ -22,6 +22,12 @@ predicts (NaN predictions) also give NaN.
 
 Samples of a CBRAIN split are stacked ``(time, lat, lon)`` with longitude
 fastest, so ``y[k]`` with ``k = (t * n_lat + j) * n_lon + i``.
+
+On an unstructured grid (ClimSim's ncol columns; samples stacked ``(time,
+column)``) the same definitions hold with the column areas as weights
+instead of cos(latitude); the map is per column (``r2_map(output, ncol)``,
+with ``column_lat`` and ``column_lon``), and the "zonal" score pools the
+columns of latitude bands (:data:`LAT_BAND_EDGES`).
 """
 
 from __future__ import annotations
@@ -32,16 +38,10 @@ import numpy as np
 import xarray as xr
 
 from pcm.errors import DataError
-from pcm.variables import (
-    LEVELS_HPA,
-    OUTPUT_VARIABLES,
-    VARIABLES,
-    level_index_of_label,
-    output_labels,
-    variable_of_label,
-)
+from pcm.variables import SPCAM, Catalogue
 
 __all__ = [
+    "LAT_BAND_EDGES",
     "R2Accumulator",
     "r2_dataset",
     "output_coords",
@@ -66,6 +66,9 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray, axis: int) -> np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(wsum > 0, total / np.where(wsum > 0, wsum, 1.0), np.nan)
 
+
+#: Latitude bands (degrees) of the zonal R² on an unstructured grid: 18 bands of 10°.
+LAT_BAND_EDGES = np.linspace(-90.0, 90.0, 19)
 
 #: Variance below ``(ZERO_VARIANCE_RTOL * rms)**2`` counts as zero: a standard
 #: deviation under a millionth of the field's magnitude is float32 round-off.
@@ -130,13 +133,21 @@ class R2Accumulator:
         self._sse += np.square(p - t).sum(axis=0)
         self.n_time += t.shape[0]
 
-    def result(self, lat: Sequence[float]) -> dict[str, np.ndarray]:
+    def result(self, lat: Sequence[float], *, area: Sequence[float] | None = None,
+               band: Sequence[int] | None = None, n_bands: int = 0) -> dict[str, np.ndarray]:
         """R² scores so far.
 
         Parameters
         ----------
         lat : array of float, ``(n_lat,)``
             Latitudes (degrees) for the cos-latitude area weights.
+        area : array of float, ``(n_lat,)``, optional
+            Unstructured grid (``n_lon = 1``, one "latitude" row per column): the
+            column areas, used as weights instead of cos(latitude).
+        band, n_bands : optional
+            With ``area``: the latitude band of each column and the number of
+            bands; ``r2_zonal`` is then ``(n_bands, out)``, pooled over the
+            columns of each band.
 
         Returns
         -------
@@ -157,6 +168,10 @@ class R2Accumulator:
         mean = self._shift + mean_d
         meansq = var + np.square(mean)
         r2_map = _ratio_r2(mse, var, meansq)
+        if area is not None:
+            return self._result_columns(np.asarray(area, dtype=np.float64), mean, var, mse,
+                                        meansq, r2_map, np.asarray(band, dtype=int),
+                                        int(n_bands))
 
         w = _area_weights(lat)
         # Pooled over time and space (law of total variance, weighted).
@@ -176,16 +191,40 @@ class R2Accumulator:
         return {"r2_map": r2_map, "r2": r2, "r2_pointwise_mean": pointwise,
                 "r2_zonal": r2_zonal, "mse_map": mse, "var_map": var}
 
+    def _result_columns(self, area, mean, var, mse, meansq, r2_map, band, n_bands) -> dict:
+        """:meth:`result` on an unstructured grid: area weights, latitude bands."""
+        if self.n_lon != 1 or area.shape != (self.n_lat,) or band.shape != (self.n_lat,):
+            raise DataError(f"an unstructured grid needs n_lon = 1 and one area and band per "
+                            f"column ({self.n_lat}); got n_lon={self.n_lon}, area "
+                            f"{area.shape}, band {band.shape}")
 
-def output_coords(labels: Sequence[str] | None = None) -> dict[str, tuple]:
+        def pooled(sel: np.ndarray) -> np.ndarray:
+            w = area[sel] / area[sel].sum()
+            m, v, e, q = (a[sel, 0] for a in (mean, var, mse, meansq))
+            g_mean = w @ m
+            g_var = w @ (v + np.square(m - g_mean))
+            return _ratio_r2(w @ e, g_var, w @ q)
+
+        r2 = pooled(np.ones(self.n_lat, dtype=bool))
+        r2_zonal = np.full((n_bands, self.n_outputs), np.nan)
+        for b in range(n_bands):
+            if np.any(band == b):
+                r2_zonal[b] = pooled(band == b)
+        pointwise = _weighted_mean(r2_map[:, 0], area, axis=0)
+        return {"r2_map": r2_map, "r2": r2, "r2_pointwise_mean": pointwise,
+                "r2_zonal": r2_zonal, "mse_map": mse, "var_map": var}
+
+
+def output_coords(labels: Sequence[str] | None = None,
+                  catalogue: Catalogue = SPCAM) -> dict[str, tuple]:
     """Coordinates of the ``output`` dimension: label, variable name and level (hPa).
 
-    2-D outputs get ``lev = NaN``.
+    2-D outputs get ``lev = NaN``. Labels and levels are the catalogue's.
     """
-    labels = list(output_labels() if labels is None else labels)
-    lev = [np.nan if (k := level_index_of_label(lab)) is None else float(LEVELS_HPA[k])
-           for lab in labels]
-    variable = [variable_of_label(lab) for lab in labels]
+    labels = list(catalogue.output_labels() if labels is None else labels)
+    lev = [np.nan if (k := catalogue.level_index_of_label(lab)) is None
+           else float(catalogue.levels_hpa[k]) for lab in labels]
+    variable = [catalogue.variable_of_label(lab) for lab in labels]
     return {"output": ("output", labels),
             "variable": ("output", variable),
             "lev": ("output", np.asarray(lev)),
@@ -194,7 +233,8 @@ def output_coords(labels: Sequence[str] | None = None) -> dict[str, tuple]:
 
 def r2_dataset(y_true: np.ndarray, y_pred: np.ndarray, lat: Sequence[float],
                lon: Sequence[float], *, labels: Sequence[str] | None = None,
-               accumulator: R2Accumulator | None = None) -> xr.Dataset:
+               accumulator: R2Accumulator | None = None, area: Sequence[float] | None = None,
+               catalogue: Catalogue = SPCAM) -> xr.Dataset:
     """R² of one model on one split, from stacked truth and prediction.
 
     Parameters
@@ -205,22 +245,30 @@ def r2_dataset(y_true: np.ndarray, y_pred: np.ndarray, lat: Sequence[float],
     lat, lon : array of float
         Grid of one time step (degrees).
     labels : sequence of str, optional
-        Output feature labels (default: the 65 outputs).
+        Output feature labels (default: all outputs of ``catalogue``).
     accumulator : R2Accumulator, optional
         Already-filled sums (for data streamed in chunks).
+    area : array of float, optional
+        Unstructured grid: ``lat``, ``lon`` and ``area`` are per column, samples
+        are stacked (time, column); see the module docstring.
+    catalogue : Catalogue
+        Names the outputs (default SPCAM).
 
     Returns
     -------
     xr.Dataset
         ``r2(output)``, ``r2_pointwise_mean(output)``, ``r2_zonal(output, lat)``,
-        ``r2_map(output, lat, lon)``, with ``variable`` and ``lev`` coordinates
-        on ``output``.
+        ``r2_map(output, lat, lon)`` (unstructured: ``r2_map(output, ncol)``, with
+        ``column_lat column_lon area (ncol)``, and ``lat`` the centres of the
+        latitude bands), with ``variable`` and ``lev`` coordinates on ``output``.
     """
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
-    labels = list(output_labels() if labels is None else labels)
+    labels = list(catalogue.output_labels() if labels is None else labels)
+    columns = area is not None
     if accumulator is None:
-        accumulator = R2Accumulator(len(lat), len(lon), len(labels))
+        accumulator = (R2Accumulator(len(lat), 1, len(labels)) if columns
+                       else R2Accumulator(len(lat), len(lon), len(labels)))
         if y_true is None or y_pred is None:
             raise DataError("give y_true and y_pred, or a filled accumulator")
         # a few time steps at a time: float64 temporaries stay small
@@ -230,14 +278,29 @@ def r2_dataset(y_true: np.ndarray, y_pred: np.ndarray, lat: Sequence[float],
             accumulator.update(y_true, y_pred)  # raises the explanatory DataError
         for start in range(0, len(y_true), rows):
             accumulator.update(y_true[start:start + rows], y_pred[start:start + rows])
-    res = accumulator.result(lat)
-    coords = {**output_coords(labels), "lat": ("lat", lat, {"units": "degrees_north"}),
-              "lon": ("lon", lon, {"units": "degrees_east"})}
+    if columns:
+        edges = LAT_BAND_EDGES
+        band = np.clip(np.digitize(lat, edges) - 1, 0, len(edges) - 2)
+        res = accumulator.result(lat, area=area, band=band, n_bands=len(edges) - 1)
+        coords = {**output_coords(labels, catalogue),
+                  "lat": ("lat", (edges[:-1] + edges[1:]) / 2,
+                          {"units": "degrees_north", "long_name": "centre of the latitude band"}),
+                  "column_lat": ("ncol", lat, {"units": "degrees_north"}),
+                  "column_lon": ("ncol", lon, {"units": "degrees_east"}),
+                  "area": ("ncol", np.asarray(area, dtype=np.float64),
+                           {"units": "1", "long_name": "column area (weights)"})}
+        map_var = (("output", "ncol"), res["r2_map"][:, 0, :].T)
+    else:
+        res = accumulator.result(lat)
+        coords = {**output_coords(labels, catalogue),
+                  "lat": ("lat", lat, {"units": "degrees_north"}),
+                  "lon": ("lon", lon, {"units": "degrees_east"})}
+        map_var = (("output", "lat", "lon"), res["r2_map"].transpose(2, 0, 1))
     ds = xr.Dataset(
         {"r2": ("output", res["r2"]),
          "r2_pointwise_mean": ("output", res["r2_pointwise_mean"]),
          "r2_zonal": (("output", "lat"), res["r2_zonal"].T),
-         "r2_map": (("output", "lat", "lon"), res["r2_map"].transpose(2, 0, 1))},
+         "r2_map": map_var},
         coords=coords)
     ds["r2"].attrs = {"long_name": "R2 over time and space (1 - area-mean MSE / space-time "
                       "variance, cos-lat weights; reference definition)", "units": "1"}
@@ -253,11 +316,14 @@ def r2_dataset(y_true: np.ndarray, y_pred: np.ndarray, lat: Sequence[float],
 
 
 def _select_variable(da: xr.DataArray, variable: str) -> xr.DataArray:
-    name = variable.upper()
-    if name not in OUTPUT_VARIABLES or not VARIABLES[name].three_d:
-        raise ValueError(f"{variable!r} is not a 3-D output variable "
-                         f"({[v for v in OUTPUT_VARIABLES if VARIABLES[v].three_d]})")
-    sel = da.isel(output=np.flatnonzero(da["variable"].values == name))
+    names = np.asarray(da["variable"].values).astype(str)
+    levels = np.asarray(da["lev"].values, dtype=float)
+    three_d = list(dict.fromkeys(n for n, p in zip(names, levels, strict=True)
+                                 if np.isfinite(p)))
+    name = variable if variable in three_d else variable.upper()
+    if name not in three_d:
+        raise ValueError(f"{variable!r} is not a 3-D output variable ({three_d})")
+    sel = da.isel(output=np.flatnonzero(names == name))
     return sel.swap_dims(output="lev")
 
 
@@ -273,7 +339,7 @@ def cross_section(ds: xr.Dataset, variable: str) -> xr.DataArray:
 
 def variable_means(r2: xr.DataArray) -> xr.DataArray:
     """Mean R² per output variable (NaN outputs skipped; all NaN -> NaN), ``(..., var)``."""
-    names = [v for v in OUTPUT_VARIABLES if v in set(r2["variable"].values)]
+    names = list(dict.fromkeys(str(v) for v in r2["variable"].values))  # catalogue order
     r2 = r2.transpose(..., "output")
     parts = []
     for name in names:

@@ -22,7 +22,7 @@ from pcm.data.normalization import Normalization
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.rundir import MODEL_KINDS, RunDir
-from pcm.variables import output_labels
+from pcm.variables import SPCAM
 
 __all__ = ["CLIMATES", "run_r2", "predict", "r2_on_split"]
 
@@ -30,12 +30,14 @@ __all__ = ["CLIMATES", "run_r2", "predict", "r2_on_split"]
 CLIMATES = {"control": "test", "plus4K": "plus4K", "minus4K": "minus4K"}
 
 
-def predict(model, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-    """Normalised predictions of all 65 outputs, ``[n, 65]`` (NaN where no network).
+def predict(model, x: np.ndarray, *, n_outputs: int = SPCAM.n_outputs,
+            batch_size: int = 4096) -> np.ndarray:
+    """Normalised predictions of all outputs, ``[n, n_outputs]`` (NaN where no network).
 
-    Network ``n`` of the stacked model fills column ``model.targets[n]``.
+    Network ``n`` of the stacked model fills column ``model.targets[n]``;
+    ``n_outputs`` is the catalogue's (SPCAM: 65).
     """
-    out = np.full((len(x), len(output_labels())), np.nan, dtype=np.float64)
+    out = np.full((len(x), int(n_outputs)), np.nan, dtype=np.float64)
     targets = np.asarray(model.targets, dtype=int)
     for i in range(0, len(x), batch_size):
         out[i:i + batch_size, targets] = np.asarray(model(x[i:i + batch_size]), dtype=np.float64)
@@ -49,7 +51,8 @@ def r2_on_split(models: dict, path: Path, norm: Normalization, max_samples: int 
     ``max_samples`` is rounded down to whole time steps (None: all samples).
     """
     grid = sample_grid(path)
-    per_step = len(grid["lat"]) * len(grid["lon"])
+    columns = bool(grid.get("unstructured"))
+    per_step = len(grid["lat"]) if columns else len(grid["lat"]) * len(grid["lon"])
     n_avail = grid["n_time"] * per_step
     n = n_avail if max_samples is None else min(n_avail, int(max_samples))
     n = (n // per_step) * per_step
@@ -59,10 +62,13 @@ def r2_on_split(models: dict, path: Path, norm: Normalization, max_samples: int 
     x, y = load_split(path, norm, max_samples=n)
     y_true = norm.denormalize_outputs(y, dtype="float64")
     out = []
+    catalogue = norm.catalogue
     for kind, model in models.items():
-        y_pred = norm.denormalize_outputs(predict(model, x, batch_size=batch_size),
-                                          dtype="float64")
-        ds = r2_dataset(y_true, y_pred, grid["lat"], grid["lon"])
+        y_pred = norm.denormalize_outputs(
+            predict(model, x, n_outputs=catalogue.n_outputs, batch_size=batch_size),
+            dtype="float64")
+        ds = r2_dataset(y_true, y_pred, grid["lat"], grid["lon"], catalogue=catalogue,
+                        area=grid["area"] if columns else None)
         out.append(ds.expand_dims(model=[kind]))
     return out
 
@@ -89,8 +95,8 @@ def run_r2(run: RunDir | str | os.PathLike, config: EvaluationConfig, *,
     xr.Dataset
         ``r2(model, climate, output)``, ``r2_pointwise_mean(model, climate, output)``,
         ``r2_zonal(model, climate, output, lat)``, ``r2_map(model, climate, output,
-        lat, lon)`` (see :mod:`pcm.analysis.r2` for the definitions); predictions in
-        physical units.
+        lat, lon)`` (unstructured grids: ``r2_map(model, climate, output, ncol)``; see
+        :mod:`pcm.analysis.r2` for the definitions); predictions in physical units.
     """
     run = RunDir.of(run)
     max_samples = config.eval_samples
@@ -116,7 +122,8 @@ def run_r2(run: RunDir | str | os.PathLike, config: EvaluationConfig, *,
     ds["climate"].attrs = {"long_name": "climate of the test data (control = test split)"}
     ds.attrs = {"title": "R2 of the predicted tendencies and fluxes (physical units)",
                 "definition": "map: 1 - MSE/Var over time per grid point; r2: 1 - area-mean "
-                              "MSE / space-time variance (cos-lat weights, reference "
+                              "MSE / space-time variance (cos-lat weights, column areas on an "
+                              "unstructured grid; reference "
                               "ModelDiagnostics.compute_stats); r2_zonal: pooled over time "
                               "and longitude; zero variance -> NaN",
                 "max_samples": -1 if max_samples is None else int(max_samples)}

@@ -21,7 +21,6 @@ from pcm.config import ShapConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.rundir import MODEL_KINDS, RunDir
-from pcm.variables import input_labels, output_labels
 
 __all__ = ["SHAP_METHODS", "run_shap", "driver_tables"]
 
@@ -91,7 +90,8 @@ def run_shap(run: RunDir | str | os.PathLike, config: ShapConfig, *, method: str
                            n_background, rng)
     x_explain = _sample(run.arrays("test", max_samples=max_samples, warn=False)[0], n_explain,
                         rng)
-    n_out, n_in = len(output_labels()), len(input_labels())
+    catalogue = run.catalogue
+    n_out, n_in = catalogue.n_outputs, catalogue.n_inputs
     values = np.full((len(models), n_out, n_in), np.nan)
     for m, model in enumerate(models.values()):
         phi = _attributions(model, x_explain, x_background, method)
@@ -100,9 +100,11 @@ def run_shap(run: RunDir | str | os.PathLike, config: ShapConfig, *, method: str
         {"shap": (("model", "output", "input"), values, {
             "long_name": "mean absolute SHAP value over the explained test samples "
                          "(inputs normalised, outputs in energy units)",
-            "units": "normalised output units: W/kg for TPHYSTND and PHQ, kW/m2 for "
-                     "FSNT FSNS FLNT FLNS, m/s x 1.728e6 for PRECT"})},
-        coords={"model": list(models), "output": output_labels(), "input": input_labels()},
+            "units": "normalised output units (energy units): W/kg for heating and "
+                     "moistening, kW/m2 for radiative fluxes, m/s x 1.728e6 for "
+                     "precipitation"})},
+        coords={"model": list(models), "output": catalogue.output_labels(),
+                "input": catalogue.input_labels()},
         attrs={"method": method, "n_background": len(x_background),
                "n_explain": len(x_explain), "seed": int(seed),
                "background": "train split", "explained": "test split"})

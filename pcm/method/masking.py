@@ -77,7 +77,7 @@ from pcm.nn.engine import evaluate_stacked
 from pcm.nn.saving import save_stacked, with_dtype
 from pcm.nn.trainer import checkpoint_fingerprint, train_stacked
 from pcm.rundir import RunDir
-from pcm.variables import input_labels, output_labels
+from pcm.variables import SPCAM, Catalogue
 
 __all__ = [
     "CRITERIA",
@@ -107,8 +107,8 @@ SEARCH_HISTORY = "history.nc"
 SEARCH_FINAL = "search_final"
 
 
-def _vector_array(values: np.ndarray, outputs: list[str], source: str) -> xr.DataArray:
-    inputs = input_labels()
+def _vector_array(values: np.ndarray, outputs: list[str], inputs: list[str],
+                  source: str) -> xr.DataArray:
     return xr.DataArray(
         np.asarray(values, dtype=np.float64), dims=("output", "input"),
         coords={"output": np.array(outputs), "input": np.array(inputs)},
@@ -118,20 +118,21 @@ def _vector_array(values: np.ndarray, outputs: list[str], source: str) -> xr.Dat
                "units": "1", "source": source})
 
 
-def masking_vectors_from_model(model) -> xr.DataArray:
+def masking_vectors_from_model(model, catalogue: Catalogue = SPCAM) -> xr.DataArray:
     """Masking vectors of a pre-masking stacked model, ``masking_vector(output, input)``.
 
-    Network ``n`` gives the row of output ``model.targets[n]``.
+    Network ``n`` gives the row of output ``model.targets[n]``; ``catalogue``
+    (the run's) names inputs and outputs.
     """
-    outputs = output_labels()
+    outputs = catalogue.output_labels()
     return _vector_array(model.masking_vectors(), [outputs[t] for t in model.targets],
-                         "pre-masking model")
+                         catalogue.input_labels(), "pre-masking model")
 
 
 def compute_masking_vectors(run: RunDir) -> xr.DataArray:
     """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``."""
     t0 = time.perf_counter()
-    vectors = masking_vectors_from_model(run.load_model("premask"))
+    vectors = masking_vectors_from_model(run.load_model("premask"), run.catalogue)
     write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
     run.record_seconds(masking_vectors=time.perf_counter() - t0)
     return vectors
@@ -486,7 +487,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
                         var.assign(state[f"weight_{w}"])
             if hist is None:
                 hist = train_stacked(model, x, y, train_config, x_val=xv, y_val=yv, l1=0.0,
-                                     checkpoint_dir=folder, desc=desc, progress=progress)
+                                     checkpoint_dir=folder, desc=desc, progress=progress,
+                                     labels=run.catalogue.output_labels())
                 earlier += hist.attrs["seconds_previous_sessions"]
                 write_netcdf(hist.assign_attrs(fingerprint=fingerprint),
                              folder / SEARCH_HISTORY)

@@ -15,7 +15,6 @@ import xarray as xr
 from pcm.config import PremaskConfig
 from pcm.phase import train_phase
 from pcm.rundir import RunDir
-from pcm.variables import output_labels
 
 __all__ = ["run_premask", "run_unconstrained"]
 
@@ -26,8 +25,9 @@ def _train(run: RunDir, config: PremaskConfig, *, premask: bool, progress: bool)
     t0 = time.perf_counter()
     l1 = float(config.l1) if premask else 0.0
     train = config.train_config(hidden_units=config.hidden, epochs=config.epochs, l1=l1)
-    model = StackedMLP(len(output_labels()), train.hidden_units, input_layer=premask,
-                       seed=config.seed, dtype=train.dtype_policy)
+    catalogue = run.catalogue
+    model = StackedMLP(catalogue.n_outputs, train.hidden_units, n_inputs=catalogue.n_inputs,
+                       input_layer=premask, seed=config.seed, dtype=train.dtype_policy)
     name = "premask" if premask else "unconstrained"
     return train_phase(run, name, name, model, train, l1=l1, progress=progress, t0=t0)
 

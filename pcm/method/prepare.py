@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pcm.config import DataConfig
+from pcm.data.cbrain import file_catalogue
 from pcm.data.checks import check_file
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import ParameterError
@@ -29,7 +30,8 @@ def prepare_data(run: RunDir, config: DataConfig) -> dict[str, Path | None]:
         ``data_steps``, ``data_n_lat``, ``data_n_lon``; see
         :func:`pcm.data.datasets.write_synthetic_dataset`); "spcam": use the files
         ``data_train data_valid data_test data_norm`` (+ optional ``data_plus4K
-        data_minus4K``).
+        data_minus4K``); "climsim": the files of ``data_dir`` written by ``pcm data
+        climsim`` (the catalogue they record sizes the whole run).
 
     Returns
     -------
@@ -46,15 +48,17 @@ def prepare_data(run: RunDir, config: DataConfig) -> dict[str, Path | None]:
         files = write_synthetic_dataset(run.data_dir, steps=config.data_steps, seed=config.seed,
                                         n_lat=config.data_n_lat, n_lon=config.data_n_lon)
         files = {k: Path(v) for k, v in files.items()}
-    elif source == "spcam":
+    elif source in ("spcam", "climsim"):
         files = {k: (None if v is None else Path(v)) for k, v in config.paths.items()}
         for key in ("train", "valid", "test", "norm"):
             if files.get(key) is None:
-                raise ParameterError(f"data.{key}", "required when data.source is spcam")
+                raise ParameterError("data.dir" if source == "climsim" else f"data.{key}",
+                                     f"required when data.source is {source}")
         for key, path in files.items():
             if path is not None and key != "norm":
                 check_file(path, norm=files["norm"])
     else:
-        raise ParameterError("data.source", f"must be synthetic or spcam, got {source!r}")
-    run.write_manifest(files, source=source)
+        raise ParameterError("data.source", f"must be synthetic, spcam or climsim, got "
+                             f"{source!r}")
+    run.write_manifest(files, source=source, catalogue=file_catalogue(files["train"]).name)
     return files

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,8 +92,8 @@ def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1) -
 
 def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: str,
                      config: TrainConfig, l1: float, n_train: int, n_val: int,
-                     resumed_from: int) -> xr.Dataset:
-    labels = output_labels()
+                     resumed_from: int, labels: Sequence[str] | None = None) -> xr.Dataset:
+    labels = output_labels() if labels is None else list(labels)
     n_epochs = len(lrs)
     loss = np.asarray(loss, dtype=np.float64).reshape(n_epochs, model.n_networks)
     val_loss = np.asarray(val_loss, dtype=np.float64).reshape(n_epochs, model.n_networks)
@@ -307,7 +307,8 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
                   checkpoint_dir: str | os.PathLike | None = None,
                   desc: str = "", progress: bool = False,
                   on_epoch_end: Callable[[int, xr.Dataset], None] | None = None,
-                  steps_per_call: int | None = None, first_epoch: int = 0) -> xr.Dataset:
+                  steps_per_call: int | None = None, first_epoch: int = 0,
+                  labels: Sequence[str] | None = None) -> xr.Dataset:
     """Train all networks of a stacked model together, in place.
 
     Parameters
@@ -347,6 +348,9 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         with their learning rates and sample orders, from the model's current weights
         (a fresh Adam state). Used by successive halving, whose rounds continue one
         schedule. The history holds the epochs trained here.
+    labels : sequence of str, optional
+        Output labels of the data's catalogue, naming each network's output in
+        the history (default: the SPCAM outputs).
 
     Returns
     -------
@@ -378,7 +382,7 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         return _history_dataset(model, state.loss, state.val_loss, state.lr, state.seconds,
                                 best, desc=label, config=config, l1=l1, n_train=len(x),
                                 n_val=0 if x_val is None else len(x_val),
-                                resumed_from=resumed_from)
+                                resumed_from=resumed_from, labels=labels)
 
     per_call = steps_per_call or max(1, math.ceil(engine.steps / 20))
     show_bar = _use_bar(progress)
