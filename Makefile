@@ -12,6 +12,10 @@ PRESET ?= tutorial
 BOOK_REPOSITORY ?=
 # Folder holding _config.yml, _toc.yml and book/ (the tests build a small copy elsewhere).
 BOOK_SRC ?= .
+# make book CLIMSIM=path/to/ClimSim_low-res: also convert ClimSim, run the climsim preset
+# and show it in the real-data chapter (README: how to fetch the files).
+CLIMSIM ?=
+CLIMSIM_RUN ?= runs/climsim
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
@@ -31,6 +35,10 @@ book: $(STAMP)
 	@start=$$(date +%s); \
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks && \
 	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks && \
+	$(if $(CLIMSIM),$(BIN)/pcm data climsim --src $(CLIMSIM) --out $(CLIMSIM_RUN)_data && \
+	$(BIN)/pcm run --preset climsim --set data.dir=$(CLIMSIM_RUN)_data --out $(CLIMSIM_RUN) && \)
+	$(BIN)/pcm real-data --book-dir book/notebooks --synthetic-run $(RUN) \
+		$(if $(CLIMSIM),--climsim-run $(CLIMSIM_RUN)) && \
 	$(MAKE) --no-print-directory html && \
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
@@ -39,6 +47,8 @@ html: $(STAMP)
 	@test -f $(BOOK_SRC)/book/notebooks/06_shap_drivers.ipynb || \
 		{ echo "no executed notebooks in $(BOOK_SRC)/book/notebooks: run 'make book' first" >&2; \
 		  exit 1; }
+	@test -f $(BOOK_SRC)/book/notebooks/07_real_data.ipynb || \
+		$(BIN)/pcm real-data --book-dir $(BOOK_SRC)/book/notebooks
 	$(BIN)/python -m pcm.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
 		--config $(BOOK_SRC)/_config.yml --write-config $(BOOK_SRC)/_build/_config.launch.yml
 	$(BIN)/jupyter-book build $(BOOK_SRC) --config $(BOOK_SRC)/_build/_config.launch.yml \

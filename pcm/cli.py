@@ -8,6 +8,7 @@ Usage (docs/architecture.md, "Command line")::
     pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
     pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
     pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
+    pcm real-data --book-dir DIR [--climsim-run RUN] [--synthetic-run RUN]
     pcm exercises --out DIR
 
 Errors that concern the user's input (:class:`pcm.errors.PCMError`) and the
@@ -31,7 +32,7 @@ from pcm.errors import PCMError
 from pcm.exercises import write_student_copies
 from pcm.experiments import NOTEBOOK, run_notebook
 from pcm.io import output_dir
-from pcm.pipeline import parse_override, run
+from pcm.pipeline import parse_override, run, run_real_data_chapter
 from pcm.presets import PARAMETERS
 from pcm.sweep import run_sweep
 
@@ -72,6 +73,11 @@ def _experiments(args: argparse.Namespace) -> None:
     dst = run_notebook(NOTEBOOK, args.run / "notebooks" / NOTEBOOK.name, parameters,
                        book_dir=args.book_dir)
     print(f"executed notebook: {dst}")
+
+
+def _real_data(args: argparse.Namespace) -> None:
+    print(run_real_data_chapter(args.book_dir, climsim_run=args.climsim_run,
+                                synthetic_run=args.synthetic_run))
 
 
 def _exercises(args: argparse.Namespace) -> None:
@@ -150,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--book-dir", type=Path, default=None,
                      help="also copy the executed notebook here (make book: book/notebooks)")
     exp.set_defaults(func=_experiments)
+
+    real = sub.add_parser("real-data", help="execute the real-data chapter (published SPCAM "
+                          "masks, and a ClimSim run if given) into the book")
+    real.add_argument("--book-dir", type=Path, required=True,
+                      help="where the executed notebook goes (book/notebooks)")
+    real.add_argument("--climsim-run", type=Path, default=None,
+                      help="run directory of pcm run --preset climsim")
+    real.add_argument("--synthetic-run", type=Path, default=None,
+                      help="a finished synthetic run (runs/tutorial), read side by side")
+    real.set_defaults(func=_real_data)
 
     ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
     ex.add_argument("--src", type=Path, default=Path("notebooks"), help="notebook sources")

@@ -42,11 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import yaml
 from filelock import FileLock, Timeout
 
 from pcm.baselines.causal.data import causal_feasibility
-from pcm.book import write_book
+from pcm.book import clean_notebook, write_book
 from pcm.errors import DataError, ParameterError, PCMError
 from pcm.io import output_dir, read_json, write_json
 from pcm.presets import PARAMETERS, flatten, notebook_name, validate
@@ -55,7 +56,8 @@ from pcm.rundir import RunDir
 
 __all__ = ["Step", "STEPS", "NotebookError", "NOTEBOOK_DIR", "run", "resolve_parameters",
            "parse_override", "declared_parameters", "step_parameters", "run_lock",
-           "check_causal_feasibility", "execute_notebook"]
+           "check_causal_feasibility", "execute_notebook", "REAL_DATA_NOTEBOOK",
+           "run_real_data_chapter"]
 
 #: Where the clean parameterized notebook sources live (repository checkout).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -126,6 +128,11 @@ STEPS: tuple[Step, ...] = (
     Step("06_shap_drivers", "SHAP and physical drivers", ("shap.nc", "summary.json"),
          phases=("shap",)),
 )
+
+
+#: The real-data chapter: not a step of the pipeline, it reads finished runs
+#: (:func:`run_real_data_chapter`).
+REAL_DATA_NOTEBOOK = Step("07_real_data", "real data: published SPCAM masks and ClimSim", ())
 
 
 class NotebookError(PCMError):
@@ -692,3 +699,61 @@ def _run_steps(root_abs: Path, plan: list[tuple[Step, Path, dict[str, Any]]], *,
         write_json(state, root_abs / STATE_FILE)
         print(f"[{i}/{n}] {step.title}: done in {seconds:.0f} s", flush=True)
     write_json(state, root_abs / STATE_FILE)
+
+
+def run_real_data_chapter(book_dir: str | os.PathLike, *,
+                          climsim_run: str | os.PathLike | None = None,
+                          synthetic_run: str | os.PathLike | None = None,
+                          notebooks_dir: str | os.PathLike | None = None,
+                          executor: Executor | None = None) -> Path:
+    """Execute the real-data chapter (``07_real_data.ipynb``) into the book folder.
+
+    Parameters
+    ----------
+    book_dir : path-like
+        Where the executed notebook goes (``book/notebooks``).
+    climsim_run : path-like, optional
+        Run directory of ``pcm run --preset climsim``; without it the chapter shows
+        the published SPCAM masks and says how to add ClimSim.
+    synthetic_run : path-like, optional
+        A finished synthetic run (``runs/tutorial``), read side by side.
+    notebooks_dir : path-like, optional
+        Folder of the notebook sources (default: ``notebooks/`` of the checkout).
+    executor : callable, optional
+        ``executor(src, dst, parameters, cwd)``; default papermill (for tests).
+
+    Returns
+    -------
+    Path
+        The executed notebook in ``book_dir``.
+
+    Raises
+    ------
+    PCMError
+        A given run directory has no ``masks.nc`` (the run has not finished).
+    NotebookError
+        The notebook failed (names the cell).
+    """
+    step = REAL_DATA_NOTEBOOK
+    params: dict[str, Any] = {}
+    for key, value in (("climsim_run", climsim_run), ("synthetic_run", synthetic_run)):
+        if value is not None and not (Path(value) / "masks.nc").is_file():
+            raise PCMError(f"--{key.replace('_', '-')} {value}: no masks.nc; finish that run "
+                           "first (pcm run)")
+        params[key] = None if value is None else str(Path(value).resolve())
+    src = (Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOK_DIR) / step.filename
+    if not src.is_file():
+        raise PCMError(f"notebook source not found: {src}")
+    book = Path(book_dir)
+    book.mkdir(parents=True, exist_ok=True)
+    dst = book / step.filename
+    print(f"[chapter] {step.title} ({step.filename}) ...", flush=True)
+    try:
+        (executor or execute_notebook)(src, dst, params, Path.cwd())
+    except PCMError:
+        raise
+    except Exception as err:  # papermill, kernel death, ...
+        raise NotebookError(_failure_message(step, err, dst)) from None
+    nbformat.write(clean_notebook(nbformat.read(dst, as_version=4)), dst)
+    return dst
+

@@ -157,6 +157,8 @@ class Catalogue:
     roles : mapping
         The variable playing each physical role of :data:`ROLES` (``"heating":
         "TPHYSTND"``), so that the book shows analogous quantities of any source.
+        ``"radiation"`` is the net shortwave flux at the surface (SPCAM FSNS,
+        ClimSim cam_out_NETSW).
     """
 
     name: str
@@ -358,7 +360,7 @@ SPCAM = Catalogue(
     grid="gaussian",
     description="SPCAM aquaplanet (Rasp et al. 2018; Kuehbacher et al. 2024), T42, 30 levels",
     roles={"temperature": "TBP", "humidity": "QBP", "wind": "VBP", "heating": "TPHYSTND",
-           "moistening": "PHQ", "radiation": "FSNT", "precipitation": "PRECT"},
+           "moistening": "PHQ", "radiation": "FSNS", "precipitation": "PRECT"},
 )
 
 #: SPCAM variables by name.

@@ -14,7 +14,7 @@ import yaml
 
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import book_config
-from pcm.pipeline import STEPS
+from pcm.pipeline import REAL_DATA_NOTEBOOK, STEPS
 from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,10 +64,11 @@ def test_mathjax_is_bundled_and_thebe_scripts_dropped():
     assert "mathjax_path" not in str(_config())  # a CDN path would override the bundled copy
 
 
-def test_toc_lists_chapters_and_the_six_notebooks():
+def test_toc_lists_chapters_and_the_seven_notebooks():
     files = _toc_files()
     assert [f for f in files if f.startswith("book/notebooks/")] == [
-        f"book/notebooks/{s.name}" for s in STEPS] + [f"book/notebooks/{EXPERIMENTS.stem}"]
+        f"book/notebooks/{s.name}" for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [
+        f"book/notebooks/{EXPERIMENTS.stem}"]
     for name in files:
         if not name.startswith("book/notebooks/"):
             assert (ROOT / f"{name}.md").is_file(), name
@@ -80,7 +81,8 @@ def test_every_citation_is_in_the_bibliography():
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     assert {"kuehbacher2024", "rasp2018", "iglesias2024", "lundberg2017", "runge2019"} <= keys
     texts = [p.read_text() for p in (ROOT / "book").glob("*.md")]
-    texts += [c.source for path in [*(ROOT / "notebooks" / s.filename for s in STEPS),
+    texts += [c.source for path in [*(ROOT / "notebooks" / s.filename
+                                      for s in (*STEPS, REAL_DATA_NOTEBOOK)),
                                     EXPERIMENTS]
               for c in nbformat.read(path, as_version=4).cells]
     cited = {k.strip() for t in texts for group in re.findall(r"\{cite[:\w]*\}`([^`]+)`", t)
@@ -103,7 +105,7 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     shutil.copytree(ROOT / "book", tmp_path / "book",
                     ignore=shutil.ignore_patterns("notebooks", "_build"))
     (tmp_path / "book" / "notebooks").mkdir()
-    for step in STEPS:
+    for step in (*STEPS, REAL_DATA_NOTEBOOK):
         shutil.copy(ROOT / "notebooks" / step.filename, tmp_path / "book" / "notebooks")
     shutil.copy(EXPERIMENTS, tmp_path / "book" / "notebooks")
     (tmp_path / "book" / "notebooks" / "results_tables.md").write_text("| a |\n|---|\n| 1 |\n")

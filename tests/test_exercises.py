@@ -12,7 +12,7 @@ from pcm.cli import main
 from pcm.errors import PCMError
 from pcm.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
-from pcm.pipeline import NOTEBOOK_DIR, STEPS
+from pcm.pipeline import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 
 
 def _notebook() -> nbformat.NotebookNode:
@@ -66,7 +66,7 @@ def test_write_student_copies_errors(tmp_path: Path):
 
 
 def test_every_book_notebook_has_an_exercise_with_solution(tmp_path: Path):
-    for step in STEPS:
+    for step in (*STEPS, REAL_DATA_NOTEBOOK):
         nb = nbformat.read(NOTEBOOK_DIR / step.filename, as_version=4)
         solutions = [c for c in nb.cells if SOLUTION_TAG in c.metadata.get("tags", [])]
         assert solutions, f"{step.filename} has no cell tagged {SOLUTION_TAG!r}"
@@ -77,5 +77,5 @@ def test_every_book_notebook_has_an_exercise_with_solution(tmp_path: Path):
 def test_cli_writes_the_copies(tmp_path: Path, capsys):
     assert main(["exercises", "--src", str(NOTEBOOK_DIR), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()
-    assert sorted(Path(p).name for p in printed) == [s.filename for s in STEPS] + [
-        EXPERIMENTS.name]
+    assert sorted(Path(p).name for p in printed) == [
+        s.filename for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [EXPERIMENTS.name]

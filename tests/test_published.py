@@ -122,3 +122,19 @@ def test_mask_overview_figure():
     widths = [p.get_width() for p in bars.patches]
     np.testing.assert_array_equal(widths, inputs_kept(ds).values)
     assert bars.get_title() == "2961 inputs in all"
+
+
+def test_real_data_chapter_runs_without_climsim(tmp_path, capsys):
+    """The seventh notebook, executed for real: published masks only (no ClimSim run)."""
+    import nbformat
+
+    from pcm.cli import main
+
+    assert main(["real-data", "--book-dir", str(tmp_path)]) == 0
+    nb = nbformat.read(tmp_path / "07_real_data.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    assert "2961 inputs kept in all, 45.6 per output (range 0-84 of 94)" in text
+    assert "phq-3.64" in text and "No ClimSim run given" in text
+    assert main(["real-data", "--book-dir", str(tmp_path), "--climsim-run", str(tmp_path)]) == 2
+    assert "no masks.nc" in capsys.readouterr().err
