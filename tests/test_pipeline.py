@@ -156,8 +156,11 @@ def test_climsim_preset_reads_the_converted_folder_and_skips_causal(tmp_path, ca
     with pytest.raises(ParameterError, match="lacks norm.nc .*pcm data climsim"):
         resolve_parameters("climsim", None, [f"data.dir={folder}"])
     (folder / "norm.nc").write_text("")
-    params = resolve_parameters("climsim", None, [f"data.dir={folder}", "causal=true"])
+    params = resolve_parameters("climsim", None, [f"data.dir={folder}"])
     assert params["data.dir"] == str(folder.resolve()) and params["causal"] is False
+    assert "snapshots" in pipeline.check_causal_feasibility(dict(params), explicit=False)
+    with pytest.raises(ParameterError, match="causal.*snapshots"):  # asked for explicitly
+        pipeline.check_causal_feasibility({**params, "causal": True}, explicit=True)
     with pytest.raises(ParameterError, match="data.train.*not used when data.source is climsim"):
         resolve_parameters("climsim", None, [f"data.dir={folder}", f"data.train={folder}/x"])
     with pytest.raises(ParameterError, match="data.dir.*only used when data.source is climsim"):
@@ -170,7 +173,8 @@ def test_climsim_preset_reads_the_converted_folder_and_skips_causal(tmp_path, ca
         pipeline.run(preset="climsim", overrides=[f"data.dir={folder}"], out=tmp_path / "run",
                      executor=_never)
     out = capsys.readouterr().out
-    assert out.index("causally-informed baseline is skipped") < out.index("[1/6]")
+    assert out.count("causally-informed baseline skipped") == 1
+    assert out.index("causally-informed baseline skipped") < out.index("[1/6]")
 
 
 def test_merge_order_preset_file_cli(tmp_path):

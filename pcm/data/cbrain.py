@@ -421,8 +421,8 @@ def validate_names(names: np.ndarray, require: Sequence[str], path,
     or present with the wrong number of levels (as ``catalogue`` declares them)."""
     for name in require:
         if name not in catalogue.by_name:
-            raise DataError(f"not a {catalogue.name} catalogue variable"
-                            f"{_hint(name, catalogue.by_name)} (known: "
+            raise DataError(f"not a catalogue variable{_hint(name, catalogue.by_name)} "
+                            f"(known in the {catalogue.name} catalogue: "
                             f"{', '.join(catalogue.by_name)})", variable=name)
         expected = catalogue.by_name[name].n_levels
         found = int(np.count_nonzero(names == name))
