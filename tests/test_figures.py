@@ -223,3 +223,23 @@ def test_training_history_of_one_epoch(tmp_path):
     assert all(line.get_marker() not in (None, "None", "") for line in lines.values())
     low, high = ax.get_ylim()
     assert 0 < low < 3.0 < 4.0 < high  # both points inside a finite log axis
+
+
+def test_r2_maps_on_an_unstructured_grid_draw_one_dot_per_column():
+    from pcm.analysis.r2 import r2_dataset
+    from pcm.variables import climsim_catalogue
+
+    cat = climsim_catalogue(np.linspace(1.0, 1000.0, 60))
+    rng = np.random.default_rng(4)
+    n_col = 12
+    t = rng.normal(size=(5 * n_col, cat.n_outputs))
+    ds = r2_dataset(t, t + 0.1 * rng.normal(size=t.shape), rng.uniform(-80, 80, n_col),
+                    rng.uniform(0, 360, n_col), area=np.ones(n_col), catalogue=cat)
+    r2 = ds.expand_dims(model=["unconstrained"], climate=["control"])
+    fig = figures.r2_maps(r2, "cam_out_precc")
+    _draw(fig)
+    dots = fig.axes[0].collections[0]
+    assert dots.get_offsets().shape == (n_col, 2)
+    fig = figures.r2_profiles(r2, ["ptend_t", "ptend_q0001"])
+    _draw(fig)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["PTEND_T", "PTEND_Q0001"]

@@ -147,3 +147,45 @@ def test_profile_cross_section_and_variable_means(grid, data):
     np.testing.assert_allclose(means.sel(var="PHQ"), ds["r2"].values[30:60].mean())
     assert list(ds["output"].values) == output_labels()
     assert np.isnan(ds["lev"].values[-1]) and ds["variable"].values[-1] == "PRECT"
+
+
+def test_unstructured_grid_uses_column_areas_and_latitude_bands():
+    from pcm.analysis.r2 import LAT_BAND_EDGES
+    from pcm.variables import climsim_catalogue
+
+    cat = climsim_catalogue(np.linspace(1.0, 1000.0, 60))
+    n_col, n_time, n_out = 7, 10, cat.n_outputs
+    rng = np.random.default_rng(3)
+    lat = np.array([-80.0, -45.0, -44.0, 0.5, 10.0, 45.0, 89.0])
+    lon = np.linspace(0.0, 300.0, n_col)
+    area = np.array([1.0, 3.0, 2.0, 5.0, 1.0, 2.0, 0.5])
+    t = rng.normal(size=(n_time, n_col, n_out)) + np.arange(n_col)[None, :, None]
+    p = t + 0.3 * rng.normal(size=t.shape)
+    ds = r2_dataset(t.reshape(-1, n_out), p.reshape(-1, n_out), lat, lon, area=area,
+                    catalogue=cat)
+    # per-column map over time
+    expected_map = 1 - ((p - t) ** 2).mean(0) / t.var(0)
+    assert ds["r2_map"].dims == ("output", "ncol")
+    np.testing.assert_allclose(ds["r2_map"].values, expected_map.T, rtol=1e-10)
+    np.testing.assert_array_equal(ds["column_lat"].values, lat)
+    # global: pooled over time and columns, area weighted
+    w = (area / area.sum())[None, :, None]
+    mse = ((p - t) ** 2 * w).sum(axis=(0, 1)) / n_time
+    var = (t ** 2 * w).sum(axis=(0, 1)) / n_time - ((t * w).sum(axis=(0, 1)) / n_time) ** 2
+    np.testing.assert_allclose(ds["r2"].values, 1 - mse / var, rtol=1e-9)
+    # zonal: the columns of each 10-degree band pooled; empty bands NaN
+    assert ds["r2_zonal"].sizes["lat"] == len(LAT_BAND_EDGES) - 1
+    band = ds["r2_zonal"].sel(lat=-45.0, method="nearest")  # columns at -45 and -44
+    sel = [1, 2]
+    wb = (area[sel] / area[sel].sum())[None, :, None]
+    tb, pb = t[:, sel], p[:, sel]
+    mse_b = ((pb - tb) ** 2 * wb).sum(axis=(0, 1)) / n_time
+    var_b = (tb ** 2 * wb).sum(axis=(0, 1)) / n_time - ((tb * wb).sum(axis=(0, 1)) / n_time) ** 2
+    np.testing.assert_allclose(band.values, 1 - mse_b / var_b, rtol=1e-9)
+    assert np.isnan(ds["r2_zonal"].sel(lat=25.0, method="nearest").values).all()
+    # labels, levels and profiles come from the catalogue
+    assert list(ds["output"].values) == cat.output_labels()
+    assert profile(ds, "ptend_t").sizes["lev"] == 60
+    with pytest.raises(ValueError, match="not a 3-D output variable"):
+        profile(ds, "cam_out_NETSW")
+    assert list(variable_means(ds["r2"])["var"].values) == list(cat.outputs)
