@@ -32,8 +32,9 @@ from pcm.errors import PCMError
 from pcm.exercises import write_student_copies
 from pcm.experiments import NOTEBOOK, run_notebook
 from pcm.io import output_dir
-from pcm.pipeline import parse_override, run, run_real_data_chapter
+from pcm.pipeline import run, run_real_data_chapter
 from pcm.presets import PARAMETERS
+from pcm.run_parameters import parse_override
 from pcm.sweep import run_sweep
 
 __all__ = ["main", "build_parser"]

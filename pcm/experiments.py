@@ -50,8 +50,9 @@ from pcm.method.masking import (
 )
 from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
-from pcm.pipeline import NOTEBOOK_DIR, NotebookError, declared_parameters, execute_notebook
+from pcm.pipeline import NotebookError, declared_parameters, execute_notebook
 from pcm.rundir import MODEL_KINDS, RunDir
+from pcm.steps import NOTEBOOK_DIR
 
 __all__ = ["threshold_strategies", "sparsity_validation", "stability_selection", "shift_test",
            "SHIFTS",

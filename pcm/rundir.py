@@ -18,20 +18,28 @@ every artefact's variables are listed in ``docs/architecture.md``)::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from filelock import FileLock, Timeout
 
 from pcm.data.datasets import load_split
 from pcm.data.normalization import Normalization
-from pcm.errors import DataError
+from pcm.errors import DataError, PCMError
 from pcm.io import file_problem, read_json, write_json
 from pcm.nn.saving import load_stacked
 from pcm.variables import SPCAM, Catalogue
 
 __all__ = ["RunDir", "DATA_SPLITS", "MODEL_KINDS", "MASK_FILES", "ARTEFACT_CONTENTS",
-           "read_mask_file", "read_masking_vectors"]
+           "read_mask_file", "read_masking_vectors", "run_lock", "LOCK_FILE", "PID_FILE"]
+
+#: Lock file that keeps a second ``pcm run`` (or ``pcm sweep``) off a run directory, and
+#: the file naming the process that holds it.
+LOCK_FILE = ".pcm-run.lock"
+PID_FILE = ".pcm-run.pid"
 
 #: Data splits a manifest may name; the first three are required.
 DATA_SPLITS = ("train", "valid", "test", "plus4K", "minus4K")
@@ -326,3 +334,36 @@ class RunDir:
             return None
         with xr.open_dataset(path) as ds:
             return ds["driver_strength"].load() if "driver_strength" in ds else None
+
+
+@contextmanager
+def run_lock(root: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of a run directory; refuse at once if another process holds it.
+
+    Parameters
+    ----------
+    root : path-like
+        An existing run directory.
+
+    Raises
+    ------
+    PCMError
+        ``another pcm run is using DIR (pid N)``.
+    """
+    root = Path(root)
+    lock = FileLock(root / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            pid = (root / PID_FILE).read_text().strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise PCMError(f"another pcm run is using {root} (pid {pid}); wait for it to finish "
+                       "or choose another --out") from None
+    try:
+        (root / PID_FILE).write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        (root / PID_FILE).unlink(missing_ok=True)
+        lock.release()

@@ -65,9 +65,9 @@ from pcm.method.prepare import prepare_data
 from pcm.method.summary import PCMASKING_PHASES, write_summary
 from pcm.nn.saving import save_stacked
 from pcm.phase import train_phase
-from pcm.pipeline import parse_override, resolve_parameters, run_lock
 from pcm.presets import PARAMETERS, validate
-from pcm.rundir import RunDir
+from pcm.run_parameters import parse_override, resolve_parameters
+from pcm.rundir import RunDir, run_lock
 from pcm.variables import OUTPUT_VARIABLES, output_labels
 
 __all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "sweep_table",

@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 
 from pcm.book import clean_notebook
-from pcm.pipeline import STEPS, run
+from pcm.pipeline import run
+from pcm.steps import STEPS
 
 HERE = Path(__file__).resolve().parent / "notebooks"
 RUN_NAME = "_nbval_run"

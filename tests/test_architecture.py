@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.phase",),
     ("pcm.baselines",),
     ("pcm.method",),
-    ("pcm.book", "pcm.launch"),
+    ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters"),
     ("pcm.pipeline",),
     ("pcm.sweep", "pcm.experiments"),
     ("pcm.cli", "pcm.__main__"),

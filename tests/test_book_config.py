@@ -14,8 +14,8 @@ import yaml
 
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import book_config
-from pcm.pipeline import REAL_DATA_NOTEBOOK, STEPS
 from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
+from pcm.steps import REAL_DATA_NOTEBOOK, STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from pcm.cli import main
 from pcm.errors import PCMError
 from pcm.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
-from pcm.pipeline import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
+from pcm.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 
 
 def _notebook() -> nbformat.NotebookNode:

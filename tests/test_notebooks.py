@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from pcm.config import STEP_CONFIGS, PremaskConfig
-from pcm.pipeline import NOTEBOOK_DIR, RUN_DIR_PARAMETER, STEPS
+from pcm.steps import NOTEBOOK_DIR, RUN_DIR_PARAMETER, STEPS
 
 
 def _parameters_cell(step) -> dict:

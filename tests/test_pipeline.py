@@ -16,22 +16,16 @@ import pytest
 import xarray as xr
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pcm import pipeline
+from pcm import pipeline, run_parameters
 from pcm.book import render_results_markdown
 from pcm.cli import main
 from pcm.config import DataConfig
 from pcm.errors import ParameterError, PCMError
 from pcm.method.prepare import prepare_data
-from pcm.pipeline import (
-    NOTEBOOK_DIR,
-    STEPS,
-    NotebookError,
-    declared_parameters,
-    parse_override,
-    resolve_parameters,
-    step_parameters,
-)
+from pcm.pipeline import NotebookError, declared_parameters, step_parameters
 from pcm.presets import PARAMETERS, PRESETS, preset, validate
+from pcm.run_parameters import parse_override, resolve_parameters
+from pcm.steps import NOTEBOOK_DIR, STEPS
 
 # Parameters each fake notebook declares (run_dir always).
 FAKE_DECLARED = {
@@ -158,9 +152,9 @@ def test_climsim_preset_reads_the_converted_folder_and_skips_causal(tmp_path, ca
     (folder / "norm.nc").write_text("")
     params = resolve_parameters("climsim", None, [f"data.dir={folder}"])
     assert params["data.dir"] == str(folder.resolve()) and params["causal"] is False
-    assert "snapshots" in pipeline.check_causal_feasibility(dict(params), explicit=False)
+    assert "snapshots" in run_parameters.check_causal_feasibility(dict(params), explicit=False)
     with pytest.raises(ParameterError, match="causal.*snapshots"):  # asked for explicitly
-        pipeline.check_causal_feasibility({**params, "causal": True}, explicit=True)
+        run_parameters.check_causal_feasibility({**params, "causal": True}, explicit=True)
     with pytest.raises(ParameterError, match="data.train.*not used when data.source is climsim"):
         resolve_parameters("climsim", None, [f"data.dir={folder}", f"data.train={folder}/x"])
     with pytest.raises(ParameterError, match="data.dir.*only used when data.source is climsim"):
@@ -347,7 +341,7 @@ def test_resume_skips_complete_steps_and_reruns_downstream(tmp_path, fake_notebo
 def test_code_change_reruns_everything(tmp_path, fake_notebooks, monkeypatch):
     out = tmp_path / "run"
     pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=FakeExecutor())
-    monkeypatch.setattr(pipeline, "_code_digest", lambda: "another version")
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "another version")
     again = FakeExecutor()
     pipeline.run(preset="ci", out=out, notebooks_dir=fake_notebooks, executor=again)
     assert again.names == [s.name for s in STEPS]
@@ -550,7 +544,7 @@ def test_truncated_or_incomplete_artefact_is_rerun_on_resume(tmp_path, fake_note
 
 _HOLD_LOCK = """
 import sys, time
-from pcm.pipeline import run_lock
+from pcm.rundir import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -637,7 +631,7 @@ def test_continuous_user_data_keeps_the_causal_baseline(tmp_path):
     params = validate({**preset("ci"), "data.source": "spcam", "data.train": str(files["train"]),
                        "data.valid": str(files["valid"]), "data.test": str(files["test"]),
                        "data.norm": str(files["norm"])})
-    assert pipeline.check_causal_feasibility(params, explicit=False) is None
+    assert run_parameters.check_causal_feasibility(params, explicit=False) is None
     assert params["causal"] is True
 
 
