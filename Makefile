@@ -32,14 +32,18 @@ install: $(STAMP)
 
 ## make book: install, run the pipeline on the embedded synthetic default, build the HTML book
 book: $(STAMP)
-	@start=$$(date +%s); \
-	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks && \
-	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks && \
-	$(if $(CLIMSIM),$(BIN)/pcm data climsim --src $(CLIMSIM) --out $(CLIMSIM_RUN)_data && \
-	$(BIN)/pcm run --preset climsim --set data.dir=$(CLIMSIM_RUN)_data --out $(CLIMSIM_RUN) && \)
-	$(BIN)/pcm real-data --book-dir book/notebooks --synthetic-run $(RUN) \
-		$(if $(CLIMSIM),--climsim-run $(CLIMSIM_RUN)) && \
-	$(MAKE) --no-print-directory html && \
+	@start=$$(date +%s); set -e; \
+	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks; \
+	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks; \
+	climsim_run=""; \
+	if [ -n "$(CLIMSIM)" ]; then \
+		$(BIN)/pcm data climsim --src "$(CLIMSIM)" --out "$(CLIMSIM_RUN)_data"; \
+		$(BIN)/pcm run --preset climsim --set data.dir="$(CLIMSIM_RUN)_data" \
+			--out "$(CLIMSIM_RUN)"; \
+		climsim_run="--climsim-run $(CLIMSIM_RUN)"; \
+	fi; \
+	$(BIN)/pcm real-data --book-dir book/notebooks --synthetic-run $(RUN) $$climsim_run; \
+	$(MAKE) --no-print-directory html; \
 	echo "make book: done in $$(( $$(date +%s) - start )) s. Open _build/html/index.html"
 
 ## make html [BOOK_REPOSITORY=owner/name]: build the HTML book from book/notebooks
