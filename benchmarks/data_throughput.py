@@ -3,7 +3,7 @@
 Prints samples/s for
 
 * generating the synthetic aquaplanet (``pcm.data.synthetic.generate``),
-* writing it in the CBRAIN layout (``pcm.data.cbrain.write_cbrain``),
+* writing it in the CBRAIN layout (``pcm.data.cbrain_write.write_cbrain``),
 * computing normalisation statistics (``pcm.data.normalization.compute_norm``),
 * streaming normalised batches of 1024 (``pcm.data.datasets.iter_batches``),
 * loading a whole split into memory (``pcm.data.datasets.load_split``),
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.data import cbrain, checks, datasets, synthetic
+from pcm.data import cbrain, cbrain_write, checks, datasets, synthetic
 from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 
 STEP = cbrain.SAMPLES_PER_T42_STEP
@@ -93,7 +93,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="pcm-bench-") as tmp:
         tmp = Path(tmp)
-        _, seconds = timed(cbrain.write_cbrain, fields, tmp / "small.nc")
+        _, seconds = timed(cbrain_write.write_cbrain, fields, tmp / "small.nc")
         print(f"  write_cbrain                {rate(steps_gen * STEP, seconds)}")
 
         # A big file: the generated block repeated (lazily, through dask).
@@ -111,7 +111,7 @@ def main() -> None:
         norm = None
         for i, (label, kwargs) in enumerate(variants):
             path = tmp / f"big{i}.nc"
-            _, seconds = timed(cbrain.write_cbrain, big_fields, path, **kwargs)
+            _, seconds = timed(cbrain_write.write_cbrain, big_fields, path, **kwargs)
             print(f"\nwrite_cbrain [{label}]  {rate(n, seconds)}")
             if norm is None:
                 stats, seconds = timed(compute_norm, path)

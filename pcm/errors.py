@@ -80,3 +80,9 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
         return same_case[0]
     close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def hint(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'QBP'?)"`` for :func:`did_you_mean`'s match, else ``""``."""
+    match = did_you_mean(name, known)
+    return f" (did you mean {match!r}?)" if match else ""

@@ -38,7 +38,8 @@ from pcm.analysis.scoring import (
 )
 from pcm.book import copy_notebooks
 from pcm.data import synthetic
-from pcm.data.cbrain import sample_grid, write_cbrain
+from pcm.data.cbrain import sample_grid
+from pcm.data.cbrain_write import write_cbrain
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pcm.data import cbrain, checks
+from pcm.data import cbrain, cbrain_write, checks
 from pcm.errors import DataError
 from pcm.variables import (
     INPUT_VARIABLES,
@@ -95,7 +95,7 @@ def fields():
 
 @pytest.fixture
 def own_file(tmp_path, fields):
-    return cbrain.write_cbrain(fields, tmp_path / "train.nc")
+    return cbrain_write.write_cbrain(fields, tmp_path / "train.nc")
 
 
 # --------------------------------------------------------------------------- writing
@@ -123,7 +123,7 @@ def test_write_records_grid_and_time(own_file, fields):
 
 
 def test_write_selected_variables_only(tmp_path, fields):
-    path = cbrain.write_cbrain(fields, tmp_path / "x.nc", variables=("PS", "TBP"))
+    path = cbrain_write.write_cbrain(fields, tmp_path / "x.nc", variables=("PS", "TBP"))
     names = cbrain.read_var_names(path)
     assert list(names) == ["PS"] + ["TBP"] * 30
     with pytest.raises(DataError, match="'QBP'.*missing"):
@@ -134,18 +134,18 @@ def test_write_selected_variables_only(tmp_path, fields):
 
 def test_write_rejects_bad_fields_and_leaves_nothing(tmp_path, fields):
     with pytest.raises(DataError, match="'PHQ'.*missing"):
-        cbrain.write_cbrain(fields.drop_vars("PHQ"), tmp_path / "a.nc")
+        cbrain_write.write_cbrain(fields.drop_vars("PHQ"), tmp_path / "a.nc")
     with pytest.raises(DataError, match="'QBP'.*29 levels, expected 30"):
-        cbrain.write_cbrain(fields.isel(lev=slice(0, 29)), tmp_path / "a.nc")
+        cbrain_write.write_cbrain(fields.isel(lev=slice(0, 29)), tmp_path / "a.nc")
     bad = fields.assign(TBP=fields["TBP"].isel(lev=0))
     with pytest.raises(DataError, match="'TBP'.*dims"):
-        cbrain.write_cbrain(bad, tmp_path / "a.nc")
+        cbrain_write.write_cbrain(bad, tmp_path / "a.nc")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_write_is_deterministic(tmp_path, fields):
-    a = cbrain.write_cbrain(fields, tmp_path / "a.nc")
-    b = cbrain.write_cbrain(fields, tmp_path / "b.nc")
+    a = cbrain_write.write_cbrain(fields, tmp_path / "a.nc")
+    b = cbrain_write.write_cbrain(fields, tmp_path / "b.nc")
     with cbrain.open_cbrain(a) as da, cbrain.open_cbrain(b) as db:
         np.testing.assert_array_equal(da["vars"].values, db["vars"].values)
 
@@ -257,7 +257,8 @@ def test_wrong_number_of_levels_is_named(tmp_path):
 def test_nonfinite_values_name_variable_and_level(tmp_path, fields, bad):
     tbp = fields["TBP"].values.copy()
     tbp[0, 5, 0, :3] = bad  # level 5 = 54.6 hPa
-    path = cbrain.write_cbrain(fields.assign(TBP=(fields["TBP"].dims, tbp)), tmp_path / "n.nc")
+    path = cbrain_write.write_cbrain(fields.assign(TBP=(fields["TBP"].dims, tbp)),
+                                     tmp_path / "n.nc")
     with pytest.raises(DataError, match=r"variable 'TBP': \(tbp-54.6\): 3 non-finite values"):
         checks.check_file(path)
 

@@ -13,13 +13,13 @@ import xarray as xr
 from test_cbrain import fake_fields, foreign_columns, write_foreign
 
 from pcm.cli import main
-from pcm.data import cbrain, datasets
+from pcm.data import cbrain, cbrain_write, datasets
 from pcm.data.normalization import compute_norm, write_norm
 
 
 @pytest.fixture
 def data(tmp_path):
-    path = cbrain.write_cbrain(fake_fields(), tmp_path / "train.nc")
+    path = cbrain_write.write_cbrain(fake_fields(), tmp_path / "train.nc")
     return path, write_norm(compute_norm(path), tmp_path / "norm.nc")
 
 

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 from test_cbrain import fake_fields, foreign_columns, stacked, write_foreign
 
-from pcm.data import cbrain, checks, datasets
+from pcm.data import cbrain, cbrain_write, checks, datasets
 from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.errors import DataError, ParameterError
 from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIABLES
@@ -20,7 +20,7 @@ from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIA
 @pytest.fixture
 def split(tmp_path):
     fields = fake_fields(steps=5, n_lat=4, n_lon=8, seed=3)
-    path = cbrain.write_cbrain(fields, tmp_path / "train.nc")
+    path = cbrain_write.write_cbrain(fields, tmp_path / "train.nc")
     norm = write_norm(compute_norm(path), tmp_path / "norm.nc")
     return path, norm, fields
 

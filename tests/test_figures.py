@@ -181,7 +181,8 @@ def test_threshold_search_marks_the_chosen_threshold():
 
 def test_snapshot_maps_and_mean_profiles_of_cbrain_data(tmp_path):
     from pcm.data import synthetic
-    from pcm.data.cbrain import open_cbrain, sample_grid, write_cbrain
+    from pcm.data.cbrain import open_cbrain, sample_grid
+    from pcm.data.cbrain_write import write_cbrain
     from pcm.variables import LEVELS_HPA
 
     path = write_cbrain(synthetic.generate(2, seed=0, n_lat=3, n_lon=4), tmp_path / "f.nc")

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from test_cbrain import fake_fields, stacked
 
-from pcm.data import cbrain, checks
+from pcm.data import cbrain, cbrain_write, checks
 from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
 from pcm.errors import DataError
 from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIABLES
@@ -22,7 +22,7 @@ REFERENCE_NORM = Path("/work/shared/reference/001_norm.nc")
 def data_file(tmp_path):
     fields = fake_fields(steps=4)
     fields["PHQ"][:, :2] = 0.0  # zero-variance moistening at the two top levels
-    return cbrain.write_cbrain(fields, tmp_path / "train.nc"), fields
+    return cbrain_write.write_cbrain(fields, tmp_path / "train.nc"), fields
 
 
 @pytest.fixture
@@ -174,7 +174,8 @@ def test_real_reference_norm_file():
 @pytest.mark.skipif(not REFERENCE_NORM.exists(), reason="reference norm file not present")
 def test_synthetic_data_fit_the_real_norm_file(tmp_path):
     synthetic = pytest.importorskip("pcm.data.synthetic")
-    path = cbrain.write_cbrain(synthetic.generate(2, seed=0, n_lat=4, n_lon=8), tmp_path / "s.nc")
+    path = cbrain_write.write_cbrain(synthetic.generate(2, seed=0, n_lat=4, n_lon=8),
+                                     tmp_path / "s.nc")
     report = checks.check_file(path, norm=REFERENCE_NORM)
     assert "001_norm.nc: matches" in report and "phq-3.64, phq-7.59" in report
 

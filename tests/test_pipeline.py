@@ -599,9 +599,9 @@ def test_user_data_without_time_series_skips_causal_before_training(tmp_path, fa
                                                                     capsys, steps, problem):
     from test_cbrain import fake_fields
 
-    from pcm.data import cbrain
+    from pcm.data import cbrain_write
 
-    train = cbrain.write_cbrain(fake_fields(steps=steps, n_lat=2, n_lon=4), tmp_path / "t.nc")
+    train = cbrain_write.write_cbrain(fake_fields(steps=steps, n_lat=2, n_lon=4), tmp_path / "t.nc")
     _write_notebook(fake_notebooks / "04_finetuning.ipynb", ["finetune_epochs", "causal"])
     params = _spcam_params(tmp_path, train)
     fake = FakeExecutor()

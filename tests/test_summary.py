@@ -44,7 +44,7 @@ def _fields(rng, n_time: int, shift: float = 0.0) -> xr.Dataset:
 
 
 def _make_run(root, *, drivers: bool) -> RunDir:
-    from pcm.data.cbrain import write_cbrain
+    from pcm.data.cbrain_write import write_cbrain
     from pcm.data.normalization import compute_norm, write_norm
     from pcm.nn.networks import StackedMLP
 

@@ -6,7 +6,7 @@ model like SPCAM, as ``LEAP/ClimSim_low-res``: 384 columns of the ne4pg2 grid,
 time step, and ``ClimSim_low-res_grid-info.nc`` (``lat lon area (ncol)``, hybrid
 coefficients ``hyam hybm``, ``P0``). :func:`convert_climsim` turns a chosen set of
 such files into what the pipeline reads: ``train.nc valid.nc test.nc`` in the
-CBRAIN layout (:class:`pcm.data.cbrain.CbrainWriter`, unstructured grid) and
+CBRAIN layout (:class:`pcm.data.cbrain_write.CbrainWriter`, unstructured grid) and
 ``norm.nc`` (statistics of the training split), streaming one time step at a
 time so that years of data never sit in memory.
 
@@ -47,7 +47,7 @@ import netCDF4
 import numpy as np
 from tqdm.auto import tqdm
 
-from pcm.data.cbrain import CbrainWriter
+from pcm.data.cbrain_write import CbrainWriter
 from pcm.data.datasets import split_steps
 from pcm.data.normalization import compute_norm, write_norm
 from pcm.errors import DataError

@@ -26,8 +26,8 @@ from pcm.data.cbrain import (
     nonfinite_error,
     open_nc,
     validate_names,
-    write_cbrain,
 )
+from pcm.data.cbrain_write import write_cbrain
 from pcm.data.normalization import Normalization, compute_norm, write_norm
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
