@@ -43,12 +43,8 @@ from pcm.data.cbrain_write import write_cbrain
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split
-from pcm.method.masking import (
-    choose_thresholds,
-    masks_from_thresholds,
-    proxy_losses,
-    threshold_table,
-)
+from pcm.method.masking import proxy_losses
+from pcm.method.thresholds import choose_thresholds, masks_from_thresholds, threshold_table
 from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
 from pcm.pipeline import NotebookError, declared_parameters, execute_notebook

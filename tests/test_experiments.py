@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pcm.analysis import figures  # noqa: E402
+from pcm.analysis import experiment_figures  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
 from pcm.experiments import shift_test, sparsity_validation, threshold_strategies  # noqa: E402
 from pcm.rundir import RunDir  # noqa: E402
@@ -47,7 +47,7 @@ def test_threshold_strategies(run):
     # a tolerance can only pick a sparser (or the same) mask
     assert (table["inputs_kept"].sel(strategy="proxy + tolerance 0.05")
             <= table["inputs_kept"].sel(strategy="proxy"))
-    figures.strategy_bars(table)
+    experiment_figures.strategy_bars(table)
 
 
 def test_sparsity_validation(run):
@@ -57,7 +57,7 @@ def test_sparsity_validation(run):
     assert ds["quantile"].sel(group="untrained", q=0.5) == pytest.approx(0.097, rel=0.1)
     assert not np.allclose(ds["untrained"].values, ds["masking_vector"].values)
     assert int(ds["drivers"].sum()) == 458
-    figures.sparsity_histograms(ds)
+    experiment_figures.sparsity_histograms(ds)
 
 
 def test_shift_test(run):
@@ -69,7 +69,7 @@ def test_shift_test(run):
     assert (run.root / "experiments" / "sst_+4K.nc").exists()
     # the shifted climate is a different test set: its R² differs from the control's
     assert not np.allclose(ds["r2_mean"].sel(shift=4.0), ds["r2_mean"].sel(shift=0.0))
-    figures.shift_curves(ds)
+    experiment_figures.shift_curves(ds)
     with pytest.raises(ParameterError, match="shifts"):
         shift_test(run, ())
 

@@ -12,14 +12,15 @@ from pcm.data.published import read_masking_vector_files
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json
 from pcm.method.finetune import run_finetune
-from pcm.method.masking import (
+from pcm.method.masking import compute_masking_vectors, search_thresholds
+from pcm.method.premask import run_premask, run_unconstrained
+from pcm.method.thresholds import (
+    better_half,
     choose_thresholds,
-    compute_masking_vectors,
+    halving_rounds,
     masks_from_thresholds,
-    search_thresholds,
     threshold_grid,
 )
-from pcm.method.premask import run_premask, run_unconstrained
 from pcm.nn.engine import predict_stacked
 from pcm.nn.saving import export_networks
 from pcm.rundir import RunDir
@@ -59,7 +60,6 @@ def test_choose_thresholds_ties_to_larger_and_skips_unused_slots():
 
 
 def test_halving_rounds_and_better_half():
-    from pcm.method.masking import better_half, halving_rounds
 
     assert halving_rounds(20, 9) == [1, 2, 2, 2, 2]  # ceil(log2 20) = 5 rounds, short first
     assert halving_rounds(10, 4) == [1, 1, 1, 1]

@@ -1,0 +1,113 @@
+"""Figures of the experiments chapter: sweeps, threshold strategies, sparsity, climate shift.
+
+Each function returns a :class:`matplotlib.figure.Figure` drawn from the tables of
+:mod:`pcm.experiments` and :mod:`pcm.sweep`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+__all__ = ["sweep_lines", "strategy_bars", "sparsity_histograms", "shift_curves"]
+
+
+def sweep_lines(table: xr.Dataset, x: str, columns: Sequence[str], *, logx: bool = False,
+                title: str = "") -> Figure:
+    """Scores of a sweep table (:func:`pcm.sweep.sweep_table`) against one grid key.
+
+    Parameters
+    ----------
+    table : xr.Dataset
+        The sweep table (dimension ``point``, grid keys as coordinates).
+    x : str
+        Grid key on the x axis.
+    columns : sequence of str
+        Table columns drawn as lines (missing ones are skipped).
+    logx : bool
+        Logarithmic x axis (λ).
+    """
+    order = np.argsort(table[x].values)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+    for column in columns:
+        if column in table:
+            ax.plot(table[x].values[order], table[column].values[order], "o-", label=column)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel("score")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(title)
+    return fig
+
+
+def strategy_bars(strategies: xr.Dataset,
+                  columns: Sequence[str] = ("f1", "strong_f1", "precision", "recall")) -> Figure:
+    """Driver scores of each threshold strategy (:func:`pcm.experiments.threshold_strategies`),
+    with the mean number of inputs kept on a second axis."""
+    names = [str(s) for s in strategies["strategy"].values]
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), layout="constrained")
+    width = 0.8 / len(columns)
+    for j, column in enumerate(columns):
+        ax.bar(np.arange(len(names)) + (j - (len(columns) - 1) / 2) * width,
+               strategies[column].values, width, label=column)
+    ax.set_xticks(np.arange(len(names)), names, rotation=40, ha="right", fontsize="small")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score (mean over outputs)")
+    kept = ax.twinx()
+    kept.plot(np.arange(len(names)), strategies["inputs_kept"].values, "k^", label="inputs kept")
+    kept.set_ylabel("inputs kept per output")
+    kept.set_ylim(0, 94)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title("Threshold strategies on the same masking vectors")
+    return fig
+
+
+def sparsity_histograms(validation: xr.Dataset) -> Figure:
+    """Distributions of masking-vector entries: drivers, non-drivers, untrained networks
+    (:func:`pcm.experiments.sparsity_validation`)."""
+    vectors = validation["masking_vector"].values
+    truth = validation["drivers"].values.astype(bool)
+    groups = {"true drivers": vectors[truth], "non-drivers": vectors[~truth],
+              "untrained networks": validation["untrained"].values.ravel()}
+    positive = np.concatenate([v[v > 0] for v in groups.values()])
+    bins = np.geomspace(positive.min(), positive.max(), 50)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+    for name, values in groups.items():
+        ax.hist(values[values > 0], bins=bins, density=True, histtype="step", lw=1.5, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("masking-vector entry (L2 norm of the input's row)")
+    ax.set_ylabel("density")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title("Sparsity validation")
+    return fig
+
+
+def shift_curves(shift: xr.Dataset, variables: Sequence[str] | None = None) -> Figure:
+    """R² against the SST shift of the test climate, per model kind
+    (:func:`pcm.experiments.shift_test`): the mean over variables and one panel each."""
+    variables = list(variables if variables is not None else shift["var"].values)
+    panels = ["mean", *variables]
+    ncol = min(4, len(panels))
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.6 * nrow), sharex=True,
+                             squeeze=False, layout="constrained")
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        for model in shift["model"].values:
+            data = (shift["r2_mean"] if panel == "mean" else shift["r2"].sel(var=panel))
+            ax.plot(shift["shift"].values, data.sel(model=model).values, "o-", ms=3,
+                    label=str(model))
+        ax.axvline(0, color="0.7", lw=0.8)
+        ax.set_title(panel, fontsize="small")
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("SST shift (K)")
+    axes[0, 0].set_ylabel("R²")
+    axes[0, 0].legend(loc="best", fontsize="x-small")
+    fig.suptitle("Climate-shift stress test")
+    return fig
