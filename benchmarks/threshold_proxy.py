@@ -25,6 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from common import mean_r2  # noqa: E402
 
 from pcm.analysis.scoring import mean_driver_scores  # noqa: E402
 from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig  # noqa: E402
@@ -34,14 +35,6 @@ from pcm.method.masking import compute_masking_vectors, search_thresholds  # noq
 from pcm.method.premask import run_premask  # noqa: E402
 from pcm.nn.engine import predict_stacked  # noqa: E402
 from pcm.rundir import RunDir  # noqa: E402
-
-
-def mean_r2(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean R2 over outputs whose test variance is not (nearly) zero."""
-    sst = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    sse = ((y - pred) ** 2).sum(axis=0)
-    ok = sst > 1e-6 * max(float(sst.mean()), 1e-30)
-    return float(np.mean(1.0 - sse[ok] / sst[ok]))
 
 
 def main(argv=None) -> dict:
