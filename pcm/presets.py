@@ -187,7 +187,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "causal": True, "causal_columns": 32, "causal_quantiles": 3, "causal_epochs": 8,
     },
     # Real data: the 99-step ClimSim sample converted by `pcm data climsim` (38,016
-    # samples of 184 inputs and 128 outputs); 14 minutes measured on 2 busy cores. The data are
+    # samples of 184 inputs and 128 outputs); 6.1 min measured on 2 idle cores. The data are
     # snapshots, so there is no causally-informed baseline (it needs time series).
     "climsim": {
         "data.source": "climsim",
