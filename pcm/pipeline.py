@@ -152,6 +152,16 @@ def _failure_message(step: Step, err: BaseException, dst: Path) -> str:
 Executor = Callable[[Path, Path, dict[str, Any], Path], None]
 
 
+def _notebook_path(path: Path, cwd: Path) -> str:
+    """``path`` as a notebook parameter: relative to the kernels' working directory where it
+    lies below it (so executed notebooks show no machine-specific paths), else absolute."""
+    try:
+        relative = os.path.relpath(path, cwd)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = None,
         overrides: Iterable[str] = (), out: str | os.PathLike | None = None,
         book_dir: str | os.PathLike | None = None,
@@ -196,12 +206,7 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
     root = Path(out) if out is not None else Path("runs") / preset
     cwd = Path.cwd()
     root_abs = root.resolve()
-    try:
-        run_dir_value = os.path.relpath(root_abs, cwd)
-    except ValueError:
-        run_dir_value = str(root_abs)
-    if run_dir_value.startswith(".."):
-        run_dir_value = str(root_abs)
+    run_dir_value = _notebook_path(root_abs, cwd)
 
     # Everything a notebook needs is checked before the first one runs.
     plan: list[tuple[Step, Path, dict[str, Any]]] = []
@@ -327,7 +332,7 @@ def run_real_data_chapter(book_dir: str | os.PathLike, *,
         if value is not None and not (Path(value) / "masks.nc").is_file():
             raise PCMError(f"--{key.replace('_', '-')} {value}: no masks.nc; finish that run "
                            "first (pcm run)")
-        params[key] = None if value is None else str(Path(value).resolve())
+        params[key] = None if value is None else _notebook_path(Path(value).resolve(), Path.cwd())
     src = (Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOK_DIR) / step.filename
     if not src.is_file():
         raise PCMError(f"notebook source not found: {src}")

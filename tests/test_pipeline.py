@@ -658,3 +658,24 @@ def test_out_below_a_file_is_one_error_line(tmp_path, capsys):
                    f"{afile} is a file, not a directory"]
     assert main(["run", "--preset", "ci", "--out", str(afile)]) == 2
     assert capsys.readouterr().err == f"pcm: error: --out {afile}: exists and is not a directory\n"
+
+
+def test_real_data_chapter_gets_run_paths_relative_to_the_kernel_directory(tmp_path,
+                                                                           monkeypatch):
+    """Executed chapters show no machine-specific paths: runs below the working directory
+    are passed relative to it, others stay absolute."""
+    run_below = tmp_path / "work" / "runs" / "tutorial"
+    run_outside = tmp_path / "elsewhere" / "climsim"
+    for run in (run_below, run_outside):
+        run.mkdir(parents=True)
+        (run / "masks.nc").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "work")
+    seen: dict = {}
+
+    def executor(src, dst, parameters, cwd):
+        seen.update(parameters)
+        nbformat.write(new_notebook(cells=[new_code_cell("pass")]), dst)
+
+    pipeline.run_real_data_chapter(tmp_path / "book", climsim_run=run_outside,
+                                   synthetic_run=run_below, executor=executor)
+    assert seen == {"synthetic_run": "runs/tutorial", "climsim_run": str(run_outside)}
