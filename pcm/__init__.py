@@ -1,8 +1,10 @@
 """pcm — PCMasking for climate-model parameterizations, as a re-executable book.
 
-The package is thin and modular; import what you need::
+The package is layered (``docs/architecture.md``); import what you need::
 
-    from pcm import variables, synthetic, cbrain, networks, training
+    from pcm.config import PremaskConfig
+    from pcm.method.premask import run_premask
+    from pcm.rundir import RunDir
 
 Importing :mod:`pcm` itself imports nothing heavy (no TensorFlow).
 """
