@@ -60,6 +60,11 @@ def _configuration_line(params: Mapping[str, Any], preset: str | None) -> str:
     return "**Configuration of this run**: " + "; ".join(parts) + ".\n"
 
 
+def _prf_cells(scores: Mapping[str, Any]) -> str:
+    """``precision | recall | F1`` cells of a table row."""
+    return " | ".join(_fmt(scores.get(key)) for key in ("precision", "recall", "f1"))
+
+
 def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any] | None = None,
                             preset: str | None = None) -> str:
     """Markdown tables of a run's ``summary.json`` (for the book's results chapter).
@@ -101,9 +106,7 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
         for model in dict.fromkeys([*drivers, *share]):
             scores = drivers.get(model, {})
             s = share.get(model)
-            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
-                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
-                         f"{_fmt(s)} |")
+            lines.append(f"| {model} | {_prf_cells(scores)} | {_fmt(s)} |")
         lines.append("")
     strong = summary.get("drivers_strong", {})
     if strong:
@@ -114,9 +117,7 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
                   "| model | precision | recall | F1 | outputs scored |",
                   "|---|---:|---:|---:|---:|"]
         for model, scores in strong.items():
-            lines.append(f"| {model} | {_fmt(scores.get('precision'))} | "
-                         f"{_fmt(scores.get('recall'))} | {_fmt(scores.get('f1'))} | "
-                         f"{scores.get('n_scored', '–')} |")
+            lines.append(f"| {model} | {_prf_cells(scores)} | {scores.get('n_scored', '–')} |")
         lines.append("")
     ranking = summary.get("masking_vector_ranking_by_variable", {})
     if ranking:

@@ -68,6 +68,15 @@ _SHIFT_SEED = 7919
 _SCORE_NAMES = ("precision", "recall", "f1")
 
 
+
+def _true_drivers(run: RunDir, experiment: str):
+    """The run's true drivers; a DataError naming the experiment for data without them."""
+    drivers = run.drivers()
+    if drivers is None:
+        raise DataError(f"{experiment}: needs the true drivers (synthetic data)",
+                        path=run.manifest_path)
+    return drivers
+
 def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
                 strength: xr.DataArray | None) -> dict[str, float]:
     means = mean_scores(driver_scores(mask, drivers, strength))
@@ -104,10 +113,7 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         (strategy)``, macro means over outputs (:mod:`pcm.analysis.scoring`).
     """
     run = RunDir.of(run)
-    drivers = run.drivers()
-    if drivers is None:
-        raise DataError("threshold strategies need the true drivers (synthetic data)",
-                        path=run.manifest_path)
+    drivers = _true_drivers(run, "threshold strategies")
     strength = run.driver_strength()
     vectors = run.masking_vectors()
     with xr.open_dataset(run.artefact("thresholds.nc")) as ds:
@@ -168,10 +174,7 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
     from pcm.nn.networks import StackedMLP
 
     run = RunDir.of(run)
-    drivers = run.drivers()
-    if drivers is None:
-        raise DataError("sparsity validation needs the true drivers (synthetic data)",
-                        path=run.manifest_path)
+    drivers = _true_drivers(run, "sparsity validation")
     vectors = run.masking_vectors()
     premask = run.load_model("premask")
     fresh = StackedMLP(premask.n_networks, premask.hidden_units, input_layer=True,
