@@ -157,6 +157,7 @@ class SearchConfig(TrainingStep):
     search_final: bool
     selection: str
     selection_tolerance: float
+    selection_ratio: float
 
 
 @dataclass(frozen=True)

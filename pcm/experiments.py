@@ -15,6 +15,9 @@ The figures are in :mod:`pcm.analysis.figures`; the notebook
 * :func:`stability_selection` trains B pre-masking networks per output with different
   initial weights, as one stack, and keeps an input selected in at least a share pi of
   the B runs; scored against the run's single-run mask.
+* :func:`ranking_diagnosis` says why the run's masking vectors do not rank every
+  strong driver above every non-driver: proxies of true drivers ranked ahead, and
+  strong drivers the networks left unused (:mod:`pcm.analysis.diagnosis`).
 * :func:`shift_test` generates test sets with the sea-surface temperature shifted
   (Clausius-Clapeyron moisture follows) and scores every trained model on each: R²
   against the shift.
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from pcm.analysis.diagnosis import PROXY_CUT, input_correlation, ranking_failures
 from pcm.analysis.r2 import variable_means
 from pcm.analysis.scoring import (
     driver_scores,
@@ -44,15 +48,20 @@ from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split
 from pcm.method.masking import proxy_losses
-from pcm.method.thresholds import choose_thresholds, masks_from_thresholds, threshold_table
+from pcm.method.thresholds import (
+    choose_thresholds,
+    masks_from_thresholds,
+    relative_thresholds,
+    threshold_table,
+)
 from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
 from pcm.pipeline import NotebookError, declared_parameters, execute_notebook
 from pcm.rundir import MODEL_KINDS, RunDir
 from pcm.steps import NOTEBOOK_DIR
 
-__all__ = ["threshold_strategies", "sparsity_validation", "stability_selection", "shift_test",
-           "SHIFTS",
+__all__ = ["threshold_strategies", "sparsity_validation", "stability_selection",
+           "ranking_diagnosis", "shift_test", "SHIFTS", "GOAL", "goal_check",
            "NOTEBOOK", "run_notebook"]
 
 #: The experiments notebook (repository checkout).
@@ -67,6 +76,10 @@ _SHIFT_SEED = 7919
 
 _SCORE_NAMES = ("precision", "recall", "f1")
 
+#: The goal the experiments chapter measures configurations against: strong-driver F1
+#: of the masks at least 0.9, share of PCMasking's mean |SHAP| on non-drivers at most
+#: 0.05, and mean R² at most 0.02 below the unconstrained network's.
+GOAL = {"strong_f1": 0.9, "shap_nondriver_share": 0.05, "r2_gap": 0.02}
 
 
 def _true_drivers(run: RunDir, experiment: str):
@@ -76,6 +89,7 @@ def _true_drivers(run: RunDir, experiment: str):
         raise DataError(f"{experiment}: needs the true drivers (synthetic data)",
                         path=run.manifest_path)
     return drivers
+
 
 def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
                 strength: xr.DataArray | None) -> dict[str, float]:
@@ -90,6 +104,7 @@ def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
 def threshold_strategies(run: RunDir | str | os.PathLike, *,
                          percentiles: tuple[float, ...] = (50.0, 70.0, 80.0, 90.0, 95.0),
                          tolerances: tuple[float, ...] = (0.01, 0.05),
+                         ratios: tuple[float, ...] = (0.1, 0.2, 0.3),
                          n_thresholds: int | None = None,
                          threshold_percentile: float | None = None) -> xr.Dataset:
     """Driver scores of the masks that each threshold rule picks from the run's vectors.
@@ -103,6 +118,9 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         Fixed rules: keep the inputs above this percentile of each masking vector.
     tolerances : tuple of float
         Parsimony tolerances applied to each loss criterion.
+    ratios : tuple of float
+        Relative rules: keep the inputs above this share of each output's largest entry
+        (:func:`pcm.method.thresholds.relative_thresholds`).
     n_thresholds, threshold_percentile : optional
         Candidate grid (default: the run's, from ``thresholds.nc``).
 
@@ -148,6 +166,10 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         cut = np.percentile(vectors.values, p, axis=1)
         rows[f"percentile {p:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
                                                 strength)
+    for r in ratios:
+        cut = relative_thresholds(vectors.values, r)
+        rows[f"relative {r:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
+                                              strength)
     names = list(rows)
     data = {k: ("strategy", np.array([rows[s][k] for s in names], dtype=float),
                 {"long_name": f"{k.replace('_', ' ')} (mean over outputs)"
@@ -193,6 +215,80 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
          "quantile": (("group", "q"), quantiles,
                       {"long_name": "quantiles of the masking-vector entries", "units": "1"})},
         coords={"group": list(groups), "q": q})
+
+
+def ranking_diagnosis(run: RunDir | str | os.PathLike, *, samples: int = 50_000,
+                      proxy_cut: float = PROXY_CUT) -> tuple[xr.Dataset, xr.Dataset]:
+    """Why the run's masking vectors miss: :func:`pcm.analysis.diagnosis.ranking_failures`.
+
+    Parameters
+    ----------
+    run : RunDir or path-like
+        A run with ground truth and driver strength (synthetic data) and
+        ``masking_vectors.nc``.
+    samples : int
+        Training samples that the input correlations are computed from.
+    proxy_cut : float
+        Smallest R² on the true drivers that makes a proxy (and on the used inputs a
+        stand-in).
+
+    Returns
+    -------
+    per_output, per_variable : xr.Dataset
+        The failures of every output with strong drivers, and their sums over the
+        outputs of each output variable (``outputs``: how many were summed).
+    """
+    run = RunDir.of(run)
+    drivers = _true_drivers(run, "ranking diagnosis")
+    strength = run.driver_strength()
+    if strength is None:
+        raise DataError("ranking diagnosis: the data's drivers file has no driver_strength "
+                        "(written before it existed); prepare the data again",
+                        path=run.data_path("drivers"))
+    x, _ = run.arrays("train", max_samples=samples, warn=False)
+    correlation = input_correlation(x, run.catalogue.input_labels())
+    per_output = ranking_failures(run.masking_vectors(), drivers, strength, correlation,
+                                  proxy_cut=proxy_cut)
+    counts = per_output[["n_strong", "n_strong_unused", "n_unused_stand_in", "n_ahead",
+                         "n_proxy_ahead"]]
+    variable = xr.DataArray([run.catalogue.variable_of_label(o)
+                             for o in per_output["output"].values], dims="output",
+                            name="variable")
+    per_variable = counts.groupby(variable).sum()
+    per_variable["outputs"] = per_output["n_strong"].groupby(variable).count()
+    order = [v for v in run.catalogue.outputs if v in per_variable["variable"].values]
+    return per_output, per_variable.sel(variable=order)
+
+
+def goal_check(table: xr.Dataset) -> xr.Dataset:
+    """The three scores of :data:`GOAL` per point of a sweep table, and whether each is met.
+
+    Parameters
+    ----------
+    table : xr.Dataset
+        :func:`pcm.sweep.sweep_table` or :func:`pcm.sweep.run_table` (dimension ``point``).
+
+    Returns
+    -------
+    xr.Dataset
+        ``strong_f1``, ``oracle_strong_f1`` (the best any threshold could reach on the
+        same vectors), ``shap_nondriver_share``, ``r2_gap`` (unconstrained minus
+        PCMasking mean R²) and ``meets_goal`` (all three targets met) on ``point``.
+    """
+    gap = table["r2_unconstrained_mean"] - table["r2_pcmasking_mean"]
+    out = xr.Dataset({
+        "strong_f1": table["strong_f1"],
+        "oracle_strong_f1": table["oracle_strong_f1"],
+        "shap_nondriver_share": table["shap_nondriver_share_pcmasking"],
+        "r2_gap": gap.assign_attrs(long_name="mean R² of the unconstrained network minus "
+                                   "PCMasking's", units="1"),
+    })
+    met = ((out["strong_f1"] >= GOAL["strong_f1"])
+           & (out["shap_nondriver_share"] <= GOAL["shap_nondriver_share"])
+           & (out["r2_gap"] <= GOAL["r2_gap"]))
+    out["meets_goal"] = met.assign_attrs(long_name="all three goal targets met", units="1")
+    out.attrs.update({f"goal_{k}": v for k, v in GOAL.items()})
+    return out
 
 
 def _premask_config(run: RunDir) -> TrainConfig:

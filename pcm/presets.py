@@ -118,11 +118,15 @@ PARAMETERS: dict[str, Parameter] = {
                               "the final masking network (no fine-tuning; the published "
                               "pipeline)"),
     "selection": Parameter("str", "val_loss", "criterion that picks the threshold "
-                           "(proxy: no training, score the pre-masking nets with inputs zeroed)",
-                           choices=("val_loss", "train_loss", "proxy")),
+                           "(proxy: no training, score the pre-masking nets with inputs zeroed; "
+                           "relative: no search, selection_ratio of the largest entry)",
+                           choices=("val_loss", "train_loss", "proxy", "relative")),
     "selection_tolerance": Parameter("float", 0.0, "parsimony: the largest threshold whose "
                                      "loss is within this relative tolerance of the best "
                                      "(0: the reference rule)", minimum=0.0, maximum=10.0),
+    "selection_ratio": Parameter("float", 0.3, "relative selection: keep the inputs whose "
+                                 "masking-vector entry exceeds this share of the output's "
+                                 "largest entry", minimum=0.0, maximum=1.0),
     # -- causally-informed comparison (PCMCI) -------------------------------
     "causal": Parameter("bool", True, "also train the causally-informed networks (PC1 of "
                         "PCMCI per column; needs >= 12 training time steps)"),

@@ -11,13 +11,15 @@ of the masking vectors, the SHAP share on non-drivers, inputs kept and seconds.
 Sharing (the costly parts run once):
 
 * points with the same data parameters share one data set (``OUT/data/<key>``);
-* points that differ only in values that change the loss (:data:`LOSS_ONLY`: λ)
-  share one pre-masking training: k λ values x 65 outputs train as ONE stack of
-  65 k networks (:meth:`pcm.nn.networks.StackedMLP.repeat` and a per-network L1
-  weight; every copy starts from the weights a separate run would start from, so
-  the result equals k separate runs), and one unconstrained baseline;
-  ``OUT/stacks/<key>`` holds them. Seeds are not stacked: the seed also orders
-  the mini-batches, which one stack shares.
+* points whose data and pre-masking parameters (:class:`~pcm.config.DataConfig`,
+  :class:`~pcm.config.PremaskConfig`) differ only in values that change the loss
+  (:data:`LOSS_ONLY`: λ) share one pre-masking training: k λ values x 65 outputs
+  train as ONE stack of 65 k networks (:meth:`pcm.nn.networks.StackedMLP.repeat` and
+  a per-network L1 weight; every copy starts from the weights a separate run would
+  start from, so the result equals k separate runs), and one unconstrained baseline;
+  ``OUT/stacks/<key>`` holds them. Points that differ only after the pre-masking
+  phase (threshold rule, fine-tuning, evaluation) use the same trained copy. Seeds
+  are not stacked: the seed also orders the mini-batches, which one stack shares.
 
 Each point is a run directory ``OUT/points/<id>`` with the artefacts of ``pcm run``
 (masks, models, ``summary.json``). Resume: a point whose ``sweep_point.json`` records
@@ -71,7 +73,7 @@ from pcm.rundir import RunDir, run_lock
 from pcm.variables import OUTPUT_VARIABLES, output_labels
 
 __all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "sweep_table",
-           "stack_seconds"]
+           "run_table", "stack_seconds"]
 
 #: Parameters that change only the loss of the pre-masking phase: points that differ in
 #: nothing else train as one stack.
@@ -195,23 +197,34 @@ def _use_data(run: RunDir, data: RunDir) -> None:
     run.write_manifest(manifest["files"], source=manifest["source"])
 
 
+def _premask_key(params: Mapping[str, Any]) -> str:
+    """Key of the pre-masking stack of a point: its data and pre-masking parameters but λ."""
+    shared = {**asdict(DataConfig.from_parameters(params)),
+              **asdict(PremaskConfig.from_parameters(params))}
+    return _key({k: v for k, v in shared.items() if k not in LOSS_ONLY})
+
+
+def _group_lambdas(group: list[dict[str, Any]]) -> list[float]:
+    """The distinct λ values of a group, in the order of their first point."""
+    return list(dict.fromkeys(float(p["l1"]) for p in group))
+
+
 def _train_group(out: Path, data: RunDir, group: list[dict[str, Any]], *,
                  progress: bool) -> tuple[RunDir, Any, xr.Dataset]:
     """Pre-masking networks of every λ of a group as ONE stack, and the unconstrained net."""
     from pcm.nn.networks import StackedMLP
 
     first = group[0]
-    shared = {k: v for k, v in first.items() if k not in LOSS_ONLY}
-    stack_run = RunDir(out / "stacks" / _key(shared))
+    stack_run = RunDir(out / "stacks" / _premask_key(first))
     _use_data(stack_run, data)
     config = PremaskConfig.from_parameters(first)
-    lambdas = np.array([float(p["l1"]) for p in group])
+    lambdas = np.array(_group_lambdas(group))
     n_out = len(output_labels())
     t0 = time.perf_counter()
     train = config.train_config(hidden_units=config.hidden, epochs=config.epochs,
                                 l1=tuple(np.repeat(lambdas, n_out)))
     model = StackedMLP(n_out, train.hidden_units, input_layer=True, seed=config.seed,
-                       dtype=train.dtype_policy).repeat(len(group))
+                       dtype=train.dtype_policy).repeat(len(lambdas))
     hist = train_phase(stack_run, "premask", "premask_stack", model, train,
                        l1=train.l1, progress=progress, t0=t0,
                        attrs={"lambdas": lambdas, "networks_per_lambda": n_out})
@@ -221,14 +234,17 @@ def _train_group(out: Path, data: RunDir, group: list[dict[str, Any]], *,
 
 
 def _split_into(run: RunDir, stack_run: RunDir, model, hist: xr.Dataset, j: int,
-                lam: float, k: int) -> None:
-    """Copy number ``j`` of the stack becomes this point's pre-masking model."""
+                lam: float, sharing: int) -> None:
+    """Copy number ``j`` of the stack becomes this point's pre-masking model.
+
+    ``sharing`` points use the stack: each is charged that share of its cost.
+    """
     n_out = len(output_labels())
     rows = np.arange(j * n_out, (j + 1) * n_out)
     run.model("premask").parent.mkdir(parents=True, exist_ok=True)
     save_stacked(model.select(rows), run.model("premask"))
     part = hist.isel(network=rows).assign_coords(network=np.arange(n_out))
-    part.attrs.update(l1=lam, stacked_with=k,
+    part.attrs.update(l1=lam, stacked_with=int(np.size(hist.attrs["lambdas"])),
                       stack_seconds=float(hist.attrs["phase_seconds"]),
                       model_file=str(run.model("premask")))
     part.attrs.pop("lambdas", None)
@@ -237,8 +253,7 @@ def _split_into(run: RunDir, stack_run: RunDir, model, hist: xr.Dataset, j: int,
     shutil.copy2(stack_run.artefact("history_unconstrained.nc"),
                  run.artefact("history_unconstrained.nc"))
     stack_seconds = read_json(stack_run.artefact("seconds.json"))
-    # the stack's cost is shared by its k points
-    run.record_seconds(premask=hist.attrs["phase_seconds"] / k,
+    run.record_seconds(premask=hist.attrs["phase_seconds"] / sharing,
                        unconstrained=stack_seconds["unconstrained"])
 
 
@@ -309,8 +324,7 @@ def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],
         runs = [RunDir(out / "points" / point_id(p)) for p in points]
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(params):
-            shared = _key({k: v for k, v in p.items() if k not in LOSS_ONLY})
-            groups.setdefault(shared, []).append(i)
+            groups.setdefault(_premask_key(p), []).append(i)
         n = len(points)
         for members in groups.values():
             todo = [i for i in members if not _is_done(runs[i], params[i])]
@@ -321,16 +335,16 @@ def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],
                 continue
             data = _prepare(out, params[members[0]])
             group_params = [params[i] for i in members]
-            print(f"pre-masking {len(members)} x 65 networks as one stack "
-                  f"(l1 = {', '.join(str(p['l1']) for p in group_params)}) ...", flush=True)
+            lambdas = _group_lambdas(group_params)
+            print(f"pre-masking {len(lambdas)} x 65 networks as one stack "
+                  f"(l1 = {', '.join(f'{lam:g}' for lam in lambdas)}) ...", flush=True)
             stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
-            for j, i in enumerate(members):
-                if i not in todo:
-                    continue
+            for i in todo:
                 print(f"[{i + 1}/{n}] {point_id(points[i])} ...", flush=True)
                 run = runs[i]
                 _use_data(run, data)
-                _split_into(run, stack_run, model, hist, j, float(params[i]["l1"]), len(members))
+                lam = float(params[i]["l1"])
+                _split_into(run, stack_run, model, hist, lambdas.index(lam), lam, len(members))
                 _finish_point(run, params[i], progress=progress)
                 write_json({"point": points[i], "params": _comparable(params[i]),
                             "row": _row(run)}, run.artefact(POINT_FILE))
@@ -403,6 +417,11 @@ def sweep_table(records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> xr
                      "units": _UNITS_ONE}
         data[column] = ("point", values, attrs)
     return xr.Dataset(data, coords=coords)
+
+
+def run_table(run: RunDir | str | os.PathLike) -> xr.Dataset:
+    """The columns of :func:`sweep_table` for one finished run (one point, ``default``)."""
+    return sweep_table([{"point": {}, "row": _row(RunDir.of(run))}], [])
 
 
 def stack_seconds(out: str | os.PathLike) -> list[tuple[int, float]]:

@@ -12,12 +12,19 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
 
 from pcm.analysis import experiment_figures  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
-from pcm.experiments import shift_test, sparsity_validation, threshold_strategies  # noqa: E402
+from pcm.experiments import (  # noqa: E402
+    goal_check,
+    ranking_diagnosis,
+    shift_test,
+    sparsity_validation,
+    threshold_strategies,
+)
 from pcm.rundir import RunDir  # noqa: E402
-from pcm.sweep import run_sweep  # noqa: E402
+from pcm.sweep import run_sweep, run_table  # noqa: E402
 
 TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hidden_units=4",
         "epochs=2", "finetune_epochs=1", "batch_size=64", "n_thresholds=3", "causal=false",
@@ -32,11 +39,18 @@ def run(tmp_path_factory):
 
 
 def test_threshold_strategies(run):
-    table = threshold_strategies(run, percentiles=(50.0, 95.0), tolerances=(0.05,))
+    table = threshold_strategies(run, percentiles=(50.0, 95.0), tolerances=(0.05,),
+                                 ratios=(0.0, 0.5))
     names = list(table["strategy"].values)
     assert names == ["val_loss", "val_loss + tolerance 0.05", "train_loss",
                      "train_loss + tolerance 0.05", "proxy", "proxy + tolerance 0.05",
-                     "percentile 50", "percentile 95"]
+                     "percentile 50", "percentile 95", "relative 0", "relative 0.5"]
+    # ratio 0 keeps every input with a positive entry; a larger ratio keeps fewer
+    vectors = run.masking_vectors().values
+    assert table["inputs_kept"].sel(strategy="relative 0") == pytest.approx(
+        (vectors > 0).sum(axis=1).mean())
+    assert (table["inputs_kept"].sel(strategy="relative 0.5")
+            < table["inputs_kept"].sel(strategy="relative 0"))
     # the run's own rule (val_loss, tolerance 0) gives the run's own masks
     kept = run.mask("pcmasking").values.sum(axis=1).mean()
     assert table["inputs_kept"].sel(strategy="val_loss") == pytest.approx(kept)
@@ -101,3 +115,39 @@ def test_cli_experiments_checks_parameters_and_run_before_executing(tmp_path, ca
     status = main(["experiments", "--run", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err
     assert status == 2 and "not a finished run" in err and "nowhere" in err
+
+
+def test_goal_check_needs_all_three_targets():
+    def column(values):
+        return ("point", np.asarray(values, dtype=float))
+    # point 0 meets all targets; 1 misses F1; 2 misses the SHAP share; 3 loses R²
+    table = xr.Dataset({
+        "strong_f1": column([0.92, 0.85, 0.95, 0.95]),
+        "oracle_strong_f1": column([0.95, 0.9, 0.97, 0.97]),
+        "shap_nondriver_share_pcmasking": column([0.04, 0.01, 0.08, 0.01]),
+        "r2_unconstrained_mean": column([0.80, 0.80, 0.80, 0.80]),
+        "r2_pcmasking_mean": column([0.79, 0.85, 0.80, 0.77]),
+    }, coords={"point": ["a", "b", "c", "d"]})
+    goal = goal_check(table)
+    assert goal["meets_goal"].values.tolist() == [True, False, False, False]
+    np.testing.assert_allclose(goal["r2_gap"].values, [0.01, -0.05, 0.0, 0.03], atol=1e-12)
+
+
+def test_run_table_has_the_sweep_columns(run):
+    table = run_table(run)
+    assert table.sizes["point"] == 1
+    assert {"strong_f1", "oracle_strong_f1", "shap_nondriver_share_pcmasking",
+            "r2_pcmasking_mean", "r2_unconstrained_mean"} <= set(table.data_vars)
+    assert bool(np.isfinite(goal_check(table)["r2_gap"]).all())
+
+
+def test_ranking_diagnosis_sums_per_variable(run):
+    per_output, per_variable = ranking_diagnosis(run, samples=500)
+    assert list(per_variable["variable"].values)[:2] == ["TPHYSTND", "PHQ"]
+    for name in ("n_strong", "n_ahead", "n_proxy_ahead", "n_strong_unused",
+                 "n_unused_stand_in"):
+        assert int(per_variable[name].sum()) == int(per_output[name].sum())
+    assert int(per_variable["outputs"].sum()) == per_output.sizes["output"]
+    assert (per_output["n_proxy_ahead"] <= per_output["n_ahead"]).all()
+    assert (per_output["n_strong_unused"] <= per_output["n_strong"]).all()
+    assert (per_output["n_unused_stand_in"] <= per_output["n_strong_unused"]).all()

@@ -19,6 +19,7 @@ from pcm.method.thresholds import (
     choose_thresholds,
     halving_rounds,
     masks_from_thresholds,
+    relative_thresholds,
     threshold_grid,
 )
 from pcm.nn.engine import predict_stacked
@@ -80,6 +81,16 @@ def test_masks_are_strictly_above_threshold():
                            coords={"output": ["a", "b"], "input": ["x", "y", "z"]})
     mask = masks_from_thresholds(vectors, [0.2, 0.5])
     np.testing.assert_array_equal(mask.values, [[False, False, True], [False, False, False]])
+
+
+def test_relative_thresholds_scale_with_each_outputs_largest_entry():
+    vectors = np.array([[0.1, 0.4, 0.02], [2.0, 0.5, 1.0]])
+    np.testing.assert_allclose(relative_thresholds(vectors, 0.3), [0.12, 0.6])
+    # the rule does not depend on the scale of the vectors
+    np.testing.assert_allclose(relative_thresholds(10 * vectors, 0.3),
+                               10 * relative_thresholds(vectors, 0.3))
+    with pytest.raises(ParameterError, match="selection_ratio"):
+        relative_thresholds(vectors, 1.5)
 
 
 def test_reference_masking_vector_files(tmp_path):
@@ -162,6 +173,12 @@ def test_phases_end_to_end(fake_run):
     proxy = searched(selection="proxy")
     assert proxy.attrs["criterion"] == "proxy"
     assert np.isnan(proxy.train_loss).all() and np.isfinite(proxy.threshold).all()
+
+    relative = searched(selection="relative", selection_ratio=0.25)
+    np.testing.assert_allclose(relative.threshold.values, 0.25 * vectors.values.max(axis=1))
+    assert relative.sizes["threshold_index"] == 1 and np.isnan(relative.loss).all()
+    np.testing.assert_array_equal(run.mask("pcmasking").values,
+                                  vectors.values > relative.threshold.values[:, None])
 
     ds = searched(selection="val_loss", search_epochs=1)
     stack = run.checkpoints("threshold_search") / "stack_000"

@@ -79,3 +79,16 @@ def test_cli_sweep_reports_bad_grid_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("pcm: error:") and "l1" in err
     assert not (tmp_path / "points").exists()  # checked before anything ran
+
+
+def test_points_differing_after_premasking_share_one_premasking_model(tmp_path):
+    out = tmp_path / "sweep"
+    grid = {"selection_ratio": [0.1, 0.95]}
+    table = run_sweep(preset="ci", grid=grid, out=out,
+                      overrides=[*TINY, "selection=relative"])
+    assert len(list((out / "stacks").iterdir())) == 1  # one pre-masking training
+    loose, tight = (out / "points" / f"selection_ratio-{r}" for r in (0.1, 0.95))
+    np.testing.assert_array_equal(
+        xr.load_dataset(loose / "masking_vectors.nc")["masking_vector"].values,
+        xr.load_dataset(tight / "masking_vectors.nc")["masking_vector"].values)
+    assert table["inputs_kept"].isel(point=0) > table["inputs_kept"].isel(point=1)

@@ -24,6 +24,11 @@ our default. Criteria:
     no training: the pre-masking networks themselves, with the inputs below the
     threshold zeroed (mask folded into the input kernel), scored on validation
     data. Seconds instead of a training run; see ``benchmarks/threshold_proxy.py``.
+``"relative"``
+    no search: the threshold is ``selection_ratio`` times the output's largest
+    masking-vector entry (:func:`~pcm.method.thresholds.relative_thresholds`); the
+    candidate table of ``thresholds.nc`` then holds that one threshold, without losses.
+    Not in the paper; the experiments chapter compares it with the search.
 
 Ties go to the larger threshold (the sparser mask). An empty mask is allowed:
 the network then predicts a constant.
@@ -76,6 +81,7 @@ from pcm.method.thresholds import (
     choose_thresholds,
     halving_rounds,
     masks_from_thresholds,
+    relative_thresholds,
     threshold_table,
 )
 from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state
@@ -94,7 +100,7 @@ __all__ = [
 ]
 
 #: Threshold criteria of :func:`search_thresholds`.
-CRITERIA = ("val_loss", "train_loss", "proxy")
+CRITERIA = ("val_loss", "train_loss", "proxy", "relative")
 
 #: Losses of a finished search stack (its weight checkpoint is deleted).
 SEARCH_HISTORY = "history.nc"
@@ -291,7 +297,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
         ``n_thresholds`` and ``threshold_percentile`` give the candidate grid (see
         :func:`threshold_grid`; reference 20 and 70); ``selection`` scores a
         candidate (module docstring); ``search_epochs`` trains each search network
-        (not used by "proxy"); ``search_stack`` trains the (output, threshold)
+        (not used by "proxy" and "relative"; ``selection_ratio`` is the share of the
+        largest entry that "relative" cuts at); ``search_stack`` trains the (output, threshold)
         networks in stacks of at most this many (default one stack; results do not
         depend on it); ``selection_tolerance`` > 0 picks the largest threshold whose
         loss is within that relative tolerance of the lowest (parsimony rule, see
@@ -313,14 +320,22 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     if not selection_tolerance >= 0:
         raise ParameterError("selection_tolerance", f"must be >= 0, got {selection_tolerance!r}")
     keep_final = bool(config.search_final)
-    if keep_final and (criterion == "proxy" or config.search_halving):
+    if keep_final and (criterion in ("proxy", "relative") or config.search_halving):
         raise ParameterError("search_final", "keeping the search networks needs a full "
                              "training search (selection val_loss or train_loss, "
                              "search_halving false)")
     t0 = time.perf_counter()
     vectors = run.masking_vectors() if run.artefact("masking_vectors.nc").exists() \
         else compute_masking_vectors(run)
-    table = threshold_table(vectors, n_thresholds, percentile)
+    if criterion == "relative":
+        relative = relative_thresholds(vectors.values, config.selection_ratio)
+        table = xr.DataArray(relative[:, None], dims=("output", "threshold_index"),
+                             coords={"output": vectors["output"].values, "threshold_index": [0]},
+                             name="threshold_value",
+                             attrs={"long_name": "the relative threshold (no candidates "
+                                                 "searched)", "units": "1"})
+    else:
+        table = threshold_table(vectors, n_thresholds, percentile)
     values = table.values
     out_idx, thr_idx = np.nonzero(~np.isnan(values))
     cand = values[out_idx, thr_idx]
@@ -332,10 +347,12 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     train = np.full(values.shape, np.nan)
     stacks: dict[int, tuple] = {}  # search_final: stack -> (model, history)
     epochs_trained = np.full(values.shape, np.nan)
-    halving = bool(config.search_halving) and criterion != "proxy"
+    halving = bool(config.search_halving) and criterion in ("val_loss", "train_loss")
     earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
     chunks = _chunks(len(cand), config.search_stack)
-    if criterion == "proxy":
+    if criterion == "relative":
+        pass  # no losses: the threshold is fixed by the ratio
+    elif criterion == "proxy":
         dtype = "float64" if compute_dtype == "float64" else "float32"
         xv, yv = run.arrays("valid", max_samples=config.max_samples, dtype=dtype)
         val[out_idx, thr_idx] = proxy_losses(premask, masks, net_idx, xv, yv,
@@ -430,7 +447,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
                "successive_halving": int(halving), "search_final": int(keep_final),
                "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
-                       "unique"},
+                       "unique" if criterion != "relative"
+                       else f"{config.selection_ratio:g} * max(vector) (relative rule)"},
     )
     write_netcdf(ds, run.artefact("thresholds.nc"))
     masks_ds = final.to_dataset()

@@ -19,7 +19,7 @@ import xarray as xr
 from pcm.errors import ParameterError
 
 __all__ = ["LOWER_BOUND", "threshold_grid", "threshold_table", "choose_thresholds",
-           "masks_from_thresholds", "halving_rounds", "better_half"]
+           "relative_thresholds", "masks_from_thresholds", "halving_rounds", "better_half"]
 
 #: Smallest threshold of the grid (reference).
 LOWER_BOUND = 1e-4
@@ -91,6 +91,25 @@ def choose_thresholds(loss: np.ndarray, values: np.ndarray, tolerance: float = 0
             ok = np.flatnonzero(row <= row.min() + tolerance * abs(row.min()))
             chosen[i] = ok[np.argmax(values[i, ok])]
     return chosen
+
+
+def relative_thresholds(vectors: np.ndarray, ratio: float) -> np.ndarray:
+    """Per output, ``ratio`` times its largest masking-vector entry (the relative rule).
+
+    The mask ``vector > ratio * max(vector)`` keeps the inputs whose entry is more than
+    that share of the output's strongest; it needs no training and does not depend on
+    the scale of the vector (which λ and the training length change).
+
+    Parameters
+    ----------
+    vectors : array ``(outputs, inputs)``
+        Masking vectors.
+    ratio : float
+        In [0, 1]; 0 keeps every input with a positive entry, 1 keeps none.
+    """
+    if not 0.0 <= float(ratio) <= 1.0:
+        raise ParameterError("selection_ratio", f"must lie in [0, 1], got {ratio!r}")
+    return float(ratio) * np.asarray(vectors, dtype=np.float64).max(axis=1)
 
 
 def masks_from_thresholds(vectors: xr.DataArray, thresholds) -> xr.DataArray:
