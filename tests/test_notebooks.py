@@ -3,6 +3,8 @@ defaults of :data:`pcm.presets.PARAMETERS` (one place for names and defaults).""
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -44,3 +46,13 @@ def test_config_from_parameters_takes_notebook_or_dotted_names_and_defaults():
     assert config.l1 == PremaskConfig.defaults()["l1"]
     train = config.train_config(hidden_units=config.hidden, epochs=config.epochs, l1=config.l1)
     assert (train.epochs, train.l1, train.max_train_samples) == (3, config.l1, None)
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_cells_have_unique_ids(path):
+    # read as plain JSON: nbformat's reader would add missing ids (with a warning)
+    cells = json.loads(path.read_text())["cells"]
+    missing = [i for i, cell in enumerate(cells) if "id" not in cell]
+    assert not missing, f"{path.name}: cells {missing} have no id (nbformat >= 4.5)"
+    ids = [cell["id"] for cell in cells]
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
