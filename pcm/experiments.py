@@ -47,7 +47,7 @@ from pcm.data.cbrain_write import write_cbrain
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split
-from pcm.method.masking import proxy_losses
+from pcm.method.masking import premask_index, proxy_losses
 from pcm.method.thresholds import (
     choose_thresholds,
     masks_from_thresholds,
@@ -56,7 +56,7 @@ from pcm.method.thresholds import (
 )
 from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
-from pcm.pipeline import NotebookError, declared_parameters, execute_notebook
+from pcm.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
 from pcm.rundir import MODEL_KINDS, RunDir
 from pcm.steps import NOTEBOOK_DIR
 
@@ -99,6 +99,16 @@ def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
     row.update({f"strong_{m}": strong.get(m, np.nan) for m in _SCORE_NAMES})
     row["inputs_kept"] = float(mask.values.sum(axis=1).mean())
     return row
+
+
+def _scores_table(rows: dict[str, dict[str, float]], dim: str) -> xr.Dataset:
+    """The rows of :func:`_scores_row` (one per rule) as a Dataset on dimension ``dim``."""
+    names = list(rows)
+    data = {k: (dim, np.array([rows[n][k] for n in names], dtype=float),
+                {"long_name": "mean inputs kept per output" if k == "inputs_kept"
+                 else f"{k.replace('_', ' ')} (mean over outputs)", "units": "1"})
+            for k in rows[names[0]]}
+    return xr.Dataset(data, coords={dim: names})
 
 
 def threshold_strategies(run: RunDir | str | os.PathLike, *,
@@ -150,8 +160,7 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
     xv, yv = run.arrays("valid", warn=False)
     proxy = np.full(values.shape, np.nan)
     premask = run.load_model("premask")
-    where = {t: n for n, t in enumerate(premask.targets)}
-    networks = np.array([where[int(o)] for o in out_idx])
+    networks = premask_index(premask, vectors.sizes["output"])[out_idx]
     proxy[out_idx, thr_idx] = proxy_losses(premask, masks, networks, xv, yv,
                                            stack=2 * vectors.sizes["output"])  # memory
     losses["proxy"] = proxy
@@ -170,14 +179,8 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         cut = relative_thresholds(vectors.values, r)
         rows[f"relative {r:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
                                               strength)
-    names = list(rows)
-    data = {k: ("strategy", np.array([rows[s][k] for s in names], dtype=float),
-                {"long_name": f"{k.replace('_', ' ')} (mean over outputs)"
-                 if k != "inputs_kept" else "mean inputs kept per output", "units": "1"})
-            for k in rows[names[0]]}
-    return xr.Dataset(data, coords={"strategy": names},
-                      attrs={"n_thresholds": n_thr, "percentile": pct,
-                             "run_criterion": searched.attrs["criterion"]})
+    return _scores_table(rows, "strategy").assign_attrs(
+        n_thresholds=n_thr, percentile=pct, run_criterion=searched.attrs["criterion"])
 
 
 def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
@@ -342,10 +345,7 @@ def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
     if not 0 < float(share) <= 1:
         raise ParameterError("share", f"must lie in (0, 1], got {share}")
     run = RunDir.of(run)
-    drivers = run.drivers()
-    if drivers is None:
-        raise DataError("stability selection is scored against the true drivers (synthetic "
-                        "data)", path=run.manifest_path)
+    drivers = _true_drivers(run, "stability selection")
     strength = run.driver_strength()
     single = run.mask("pcmasking")
     vectors = run.masking_vectors()
@@ -372,11 +372,7 @@ def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
             "stability": _scores_row(stable, drivers, strength)}
     rows["single run"]["auc"] = mean_ranking_scores(ranking_scores(vectors, drivers))["auc"]
     rows["stability"]["auc"] = mean_ranking_scores(ranking_scores(mean_vector, drivers))["auc"]
-    names = list(rows)
-    data = {k: ("rule", np.array([rows[m][k] for m in names], dtype=float),
-                {"long_name": f"{k.replace('_', ' ')} (mean over outputs)", "units": "1"})
-            for k in rows[names[0]]}
-    out = xr.Dataset(data, coords={"rule": names})
+    out = _scores_table(rows, "rule")
     out["stable_mask"] = stable.assign_attrs(long_name="input kept by stability selection",
                                              units="1")
     out["selection_frequency"] = frequency.assign_attrs(
@@ -466,12 +462,7 @@ def run_notebook(src: str | os.PathLike, dst: str | os.PathLike, parameters: dic
     try:
         execute_notebook(Path(src), dst, dict(parameters), Path.cwd())
     except Exception as err:  # papermill, kernel death, ...
-        cell = getattr(err, "cell_index", None)
-        evalue = (getattr(err, "evalue", None) or str(err)).strip().splitlines()
-        raise NotebookError(f"notebook {Path(src).name} failed"
-                            + (f" in cell {cell}" if cell is not None else "")
-                            + f": {evalue[-1] if evalue else type(err).__name__}; partial "
-                            f"output saved to {dst}") from None
+        raise NotebookError(failure_message(Path(src).name, err, dst)) from None
     if book_dir is not None:
         copy_notebooks(Path(book_dir), [dst])
     return dst

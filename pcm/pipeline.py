@@ -134,7 +134,9 @@ def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], cwd: Path
     )
 
 
-def _failure_message(step: Step, err: BaseException, dst: Path) -> str:
+def failure_message(notebook: str, err: BaseException, dst: Path) -> str:
+    """One line naming the notebook, the failed cell (index and first code line), the error
+    and where the partial output was saved."""
     cell = getattr(err, "cell_index", None)
     source = (getattr(err, "source", "") or "").strip().splitlines()
     first = next((line for line in source if line.strip() and not line.startswith("#")),
@@ -143,7 +145,7 @@ def _failure_message(step: Step, err: BaseException, dst: Path) -> str:
     evalue = (getattr(err, "evalue", None) or str(err)).strip().splitlines()
     evalue = evalue[-1] if evalue else ""
     where = f"cell {cell} ({first.strip()[:60]!r})" if cell is not None else "kernel"
-    return (f"notebook {step.filename} failed in {where}: {ename}: {evalue}; "
+    return (f"notebook {notebook} failed in {where}: {ename}: {evalue}; "
             f"partial output saved to {dst}")
 
 
@@ -279,7 +281,7 @@ def _run_steps(root_abs: Path, plan: list[tuple[Step, Path, dict[str, Any]]], *,
         except Exception as err:  # papermill, kernel death, ...
             state["steps"][step.name]["status"] = "failed"
             write_json(state, root_abs / STATE_FILE)
-            raise NotebookError(_failure_message(step, err, dst)) from None
+            raise NotebookError(failure_message(step.filename, err, dst)) from None
         seconds = time.perf_counter() - start
         missing = [a for a in step.artefacts if not (root_abs / a).exists()]
         if missing:
@@ -345,7 +347,7 @@ def run_real_data_chapter(book_dir: str | os.PathLike, *,
     except PCMError:
         raise
     except Exception as err:  # papermill, kernel death, ...
-        raise NotebookError(_failure_message(step, err, dst)) from None
+        raise NotebookError(failure_message(step.filename, err, dst)) from None
     nbformat.write(clean_notebook(nbformat.read(dst, as_version=4)), dst)
     return dst
 

@@ -96,6 +96,7 @@ __all__ = [
     "masking_vectors_from_model",
     "compute_masking_vectors",
     "proxy_losses",
+    "premask_index",
     "search_thresholds",
 ]
 
@@ -140,7 +141,8 @@ def compute_masking_vectors(run: RunDir) -> xr.DataArray:
     return vectors
 
 
-def _premask_index(premask, n_outputs: int) -> np.ndarray:
+def premask_index(premask, n_outputs: int) -> np.ndarray:
+    """Position in the stacked pre-masking model of the network of each output ``0..n-1``."""
     where = {t: n for n, t in enumerate(premask.targets)}
     missing = [o for o in range(n_outputs) if o not in where]
     if missing:
@@ -340,25 +342,25 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     out_idx, thr_idx = np.nonzero(~np.isnan(values))
     cand = values[out_idx, thr_idx]
     masks = vectors.values[out_idx] > cand[:, None]
-    premask = run.load_model("premask")
-    net_idx = _premask_index(premask, vectors.sizes["output"])[out_idx]
+    training = criterion in ("val_loss", "train_loss")
+    if criterion != "relative":  # the relative rule needs neither the model nor losses
+        premask = run.load_model("premask")
+        net_idx = premask_index(premask, vectors.sizes["output"])[out_idx]
 
     val = np.full(values.shape, np.nan)
     train = np.full(values.shape, np.nan)
     stacks: dict[int, tuple] = {}  # search_final: stack -> (model, history)
     epochs_trained = np.full(values.shape, np.nan)
-    halving = bool(config.search_halving) and criterion in ("val_loss", "train_loss")
+    halving = bool(config.search_halving) and training
     earlier = 0.0  # training seconds spent by earlier (interrupted) sessions
     chunks = _chunks(len(cand), config.search_stack)
-    if criterion == "relative":
-        pass  # no losses: the threshold is fixed by the ratio
-    elif criterion == "proxy":
+    if criterion == "proxy":
         dtype = "float64" if compute_dtype == "float64" else "float32"
         xv, yv = run.arrays("valid", max_samples=config.max_samples, dtype=dtype)
         val[out_idx, thr_idx] = proxy_losses(premask, masks, net_idx, xv, yv,
                                              compute_dtype=compute_dtype,
                                              stack=config.search_stack)
-    else:
+    elif training:
         train_config = config.train_config(hidden_units=premask.hidden_units,
                                            epochs=config.search_epochs)
         x, y, xv, yv = run.training_arrays(config.max_samples, compute_dtype)
