@@ -17,10 +17,12 @@ import yaml
 
 from pcm.baselines.causal.data import causal_feasibility
 from pcm.errors import DataError, ParameterError
-from pcm.presets import PARAMETERS, flatten, validate
+from pcm.presets import PARAMETERS, flatten, notebook_name, validate
 from pcm.presets import preset as preset_values
+from pcm.steps import STATE_FILE, STEPS, load_state
 
-__all__ = ["parse_override", "resolve_parameters", "user_keys", "check_causal_feasibility"]
+__all__ = ["parse_override", "resolve_parameters", "user_keys", "check_causal_feasibility",
+           "SCRATCH_RUN", "standalone_parameters"]
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -168,3 +170,56 @@ def resolve_parameters(preset: str = "tutorial", params_file: str | os.PathLike 
     values.update(from_file)
     values.update(from_cli)
     return validate(values)
+
+
+#: Where a notebook opened on its own (``run_dir = None``) keeps its run, relative to
+#: the kernel's working directory: a scratch run, never the book's.
+SCRATCH_RUN = "runs/scratch-ci"
+
+
+def standalone_parameters(step: str, namespace: Mapping[str, Any], *,
+                          scratch: str | os.PathLike = SCRATCH_RUN) -> dict[str, Any]:
+    """The parameters of a notebook opened on its own, outside ``pcm run``.
+
+    ``pcm run`` always injects ``run_dir``; a notebook whose ``run_dir`` is None was
+    opened by hand (Jupyter's "Run all"). It then works in the scratch run
+    ``scratch``, with the parameters recorded there by an earlier run
+    (``pipeline_state.json``) or else those of the ``ci`` preset, so that it never
+    overwrites another run and trains small networks.
+
+    Parameters
+    ----------
+    step : str
+        The notebook's name (``"03_masking_vectors_thresholds"``).
+    namespace : mapping
+        The notebook's globals: only the names its ``parameters`` cell declares
+        (those in ``namespace``) are returned.
+    scratch : path-like
+        The scratch run directory.
+
+    Returns
+    -------
+    dict
+        Notebook names -> values, ``run_dir`` included (update the globals with it).
+
+    Raises
+    ------
+    DataError
+        The scratch run lacks the artefacts of the steps before ``step``: the message
+        says which notebook to run first.
+    """
+    root = Path(scratch)
+    state = load_state(root) if (root / STATE_FILE).exists() else {}
+    params = dict(state.get("params") or preset_values("ci"))
+    names = [s.name for s in STEPS]
+    earlier = STEPS[:names.index(step)] if step in names else STEPS
+    for previous in earlier:
+        missing = [a for a in previous.artefacts if not (root / a).exists()]
+        if missing:
+            raise DataError(f"the scratch run of a notebook opened on its own (run_dir = "
+                            f"None) lacks {missing[0]}: run notebook {previous.name} first "
+                            f"the same way, or `pcm run --preset ci --out {root}`",
+                            path=root)
+    out = {notebook_name(k): v for k, v in params.items() if notebook_name(k) in namespace}
+    out["run_dir"] = str(root)
+    return out

@@ -56,3 +56,31 @@ def test_notebook_cells_have_unique_ids(path):
     assert not missing, f"{path.name}: cells {missing} have no id (nbformat >= 4.5)"
     ids = [cell["id"] for cell in cells]
     assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
+
+
+def test_a_notebook_opened_on_its_own_uses_a_scratch_run_at_ci_size(tmp_path):
+    from pcm.errors import DataError
+    from pcm.io import write_json
+    from pcm.presets import preset
+    from pcm.run_parameters import standalone_parameters
+
+    scratch = tmp_path / "scratch"
+    data = _parameters_cell(STEPS[0])
+    assert data[RUN_DIR_PARAMETER] is None  # pcm run injects it; None: opened by hand
+    got = standalone_parameters("01_data", data, scratch=scratch)
+    ci = preset("ci")
+    assert got["run_dir"] == str(scratch)
+    assert got["data_n_lat"] == ci["data.n_lat"] != data["data_n_lat"]
+    assert set(got) == set(data)  # only the names the parameters cell declares
+    # a later notebook needs the earlier steps' artefacts in the scratch run
+    premask = _parameters_cell(STEPS[1])
+    with pytest.raises(DataError, match="run notebook 01_data first"):
+        standalone_parameters("02_premasking", premask, scratch=scratch)
+    (scratch / "data").mkdir(parents=True)
+    (scratch / "data" / "manifest.json").write_text("{}")
+    got = standalone_parameters("02_premasking", premask, scratch=scratch)
+    assert got["hidden_units"] == ci["hidden_units"] != premask["hidden_units"]
+    # the parameters recorded for the scratch run win over the preset
+    write_json({"steps": {}, "preset": "ci", "params": {**ci, "hidden_units": 7}},
+               scratch / "pipeline_state.json")
+    assert standalone_parameters("02_premasking", premask, scratch=scratch)["hidden_units"] == 7
