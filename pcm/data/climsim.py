@@ -3,12 +3,12 @@
 ClimSim (Yu et al. 2023, data CC-BY-4.0) publishes E3SM-MMF, a superparameterized
 model like SPCAM, as ``LEAP/ClimSim_low-res``: 384 columns of the ne4pg2 grid,
 60 levels, 20-minute steps, one ``mli`` (input) and one ``mlo`` (output) file per
-time step, and ``ClimSim_low-res_grid-info.nc`` (``lat lon area (ncol)``, hybrid
-coefficients ``hyam hybm``, ``P0``). :func:`convert_climsim` turns a chosen set of
-such files into what the pipeline reads: ``train.nc valid.nc test.nc`` in the
-CBRAIN layout (:class:`pcm.data.cbrain_write.CbrainWriter`, unstructured grid) and
-``norm.nc`` (statistics of the training split), streaming one time step at a
-time so that years of data never sit in memory.
+time step (``E3SM-MMF.mli.YYYY-MM-DD-SSSSS.nc``), and
+``ClimSim_low-res_grid-info.nc`` (``lat lon area (ncol)``, hybrid coefficients
+``hyam hybm``, ``P0``). :func:`convert_climsim` turns a chosen set of such files
+into what the pipeline reads: ``train.nc valid.nc test.nc`` in the CBRAIN layout
+(:class:`pcm.data.cbrain_write.CbrainWriter`, unstructured grid, HDF5 chunks of
+whole time steps) and ``norm.nc`` (statistics of the training split).
 
 The catalogue (:func:`pcm.variables.climsim_catalogue`) is the PCMasking
 analogue of the SPCAM set:
@@ -25,22 +25,46 @@ Feature labels name each level by its pressure at the reference surface
 pressure, ``(hyam * P0 + hybm * P0) / 100`` hPa from the grid-info file
 (``state_t-992.64``). Other variables of the files are ignored.
 
-Split: the time steps, sorted by date, are dealt to train, valid and test
-with the counts of :func:`pcm.data.datasets.split_steps` (70/15/15 %, each at
-least one step) but *interleaved*: step ``i`` goes to the split that is
-furthest behind its share after ``i + 1`` steps (ties to train, then valid). Each
-split therefore samples the whole period (every season of a year of
-snapshots), and consecutive steps land in different splits as little as the
-shares allow. ``conversion.json`` lists every step with its split.
+Selection: ``include`` globs, a month range (``months=("0001-02", "0008-01")``,
+both ends included) and a ``stride`` (every n-th step of the sorted selection,
+ClimSim's ``stride_sample``), all read off the file names.
+
+Split: either explicit month ranges per split (``split_months``; ClimSim's
+subset: train 0001-02...0008-01, valid 0008-02...0009-01, each every 7th step),
+or the selected steps, sorted by date, dealt to train, valid and test with the
+counts of :func:`pcm.data.datasets.split_steps` (70/15/15 %, each at least one
+step) but *interleaved*: step ``i`` goes to the split that is furthest behind
+its share after ``i + 1`` steps (ties to train, then valid). Each split then
+samples the whole period, and consecutive steps land in different splits as
+little as the shares allow. ``conversion.json`` lists every step with its split.
+
+Execution (dask.distributed): the steps of each split are cut into chunks of
+``chunk_steps`` consecutive steps; one task per chunk reads its ``mli``/``mlo``
+pairs, writes a netCDF shard ``.chunks/<split>/chunk-NNNNN.nc`` and returns the
+chunk's moments (count, mean, sum of squared deviations, min, max per column),
+which the driver records in ``chunk-NNNNN.json``. Tasks run on a local cluster of
+processes (``workers``) or on any running scheduler (``scheduler``, workers that
+see the same file system); at most ``2 x workers`` chunks are in flight, so
+memory stays at a few chunks whatever the number of files. A chunk whose record
+and shard exist and match its plan is not redone: an interrupted conversion
+resumes with the missing chunks only. The split files are then assembled from
+the shards in order (one shard in memory at a time), the norm file is built by
+merging the training chunks' moments (Chan's update, in chunk order: one
+streaming pass, no re-read), and the shards are removed (``keep_chunks``).
+The result does not depend on the number of workers. Why netCDF shards rather
+than a zarr store: ``benchmarks/convert.py`` (figures in ``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
+import logging
 import os
+import re
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import netCDF4
@@ -49,9 +73,9 @@ from tqdm.auto import tqdm
 
 from pcm.data.cbrain_write import CbrainWriter
 from pcm.data.datasets import split_steps
-from pcm.data.normalization import compute_norm, write_norm
-from pcm.errors import DataError
-from pcm.io import write_json
+from pcm.data.normalization import norm_from_moments, write_norm
+from pcm.errors import DataError, ParameterError
+from pcm.io import atomic_path, read_json, write_json
 from pcm.variables import CLIMSIM_TIME_STEP_SECONDS, Catalogue, climsim_catalogue
 
 __all__ = [
@@ -59,9 +83,15 @@ __all__ = [
     "MLI_INPUTS",
     "MLO_OUTPUTS",
     "TENDENCIES",
+    "CLIMSIM_SUBSET",
     "find_pairs",
+    "step_stamp",
+    "parse_months",
+    "select_steps",
     "read_grid",
     "interleaved_split",
+    "plan_chunks",
+    "read_chunk",
     "convert_climsim",
 ]
 
@@ -83,6 +113,24 @@ MLO_OUTPUTS = ("cam_out_NETSW", "cam_out_FLWDS", "cam_out_PRECC", "cam_out_PRECS
 _DAYS_BEFORE_MONTH = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])
 
 TIME_UNITS = "days since 0001-01-01 00:00:00"
+
+#: ClimSim's training and validation subset (Yu et al. 2023, ``climsim_utils``):
+#: every 7th step of the month ranges (both ends included). The test months are
+#: those of ClimSim's test set (0009-03...0010-02).
+CLIMSIM_SUBSET = {
+    "stride": 7,
+    "split_months": {"train": ("0001-02", "0008-01"), "valid": ("0008-02", "0009-01"),
+                     "test": ("0009-03", "0010-02")},
+}
+
+#: ``...mli.YYYY-MM-DD-SSSSS.nc``: the date and second of day of a step's files.
+_STAMP = re.compile(r"\.mli\.(\d{4})-(\d{2})-(\d{2})-(\d{5})\.nc$")
+
+#: Steps per chunk (one task, one shard, one HDF5 chunk of the split file).
+CHUNK_STEPS = 8
+
+#: Version of the chunk records: a record of another version is redone.
+_RECORD_VERSION = 1
 
 
 def _open(path: Path, what: str):
@@ -160,6 +208,7 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
         if include and not any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(mli.name, g)
                                for g in include):
             continue
+        step_stamp(mli)  # the published naming, or one line naming the file
         mlo = mli.with_name(mli.name.replace(".mli.", ".mlo.", 1))
         if not mlo.is_file():
             raise DataError(f"no matching output file {mlo.name} beside it", path=mli)
@@ -167,7 +216,69 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
     if not pairs:
         what = f" matching {list(include)}" if include else ""
         raise DataError(f"no ClimSim input files (*.mli.*.nc){what}", path=src)
-    return sorted(pairs, key=lambda p: p[0].name)
+    pairs.sort(key=lambda p: step_stamp(p[0]))
+    for a, b in zip(pairs, pairs[1:], strict=False):
+        if step_stamp(a[0]) == step_stamp(b[0]):
+            raise DataError(f"the same time step as {a[0]} (each step once, please)",
+                            path=b[0], variable="ymd")
+    return pairs
+
+
+def step_stamp(path: str | os.PathLike) -> tuple[int, int, int, int]:
+    """``(year, month, day, second)`` of a step from its file name.
+
+    Raises
+    ------
+    DataError
+        The name is not ``*.mli.YYYY-MM-DD-SSSSS.nc`` (ClimSim's naming) or not a date.
+    """
+    path = Path(path)
+    m = _STAMP.search(path.name.replace(".mlo.", ".mli.", 1))
+    if m is None:
+        raise DataError("not named like a ClimSim step (*.mli.YYYY-MM-DD-SSSSS.nc)", path=path)
+    year, month, day, second = (int(g) for g in m.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and second < 86400):
+        raise DataError("the file name holds no valid date", path=path)
+    return year, month, day, second
+
+
+def _stamp_days(stamp: tuple[int, int, int, int]) -> float:
+    year, month, day, second = stamp
+    return (year - 1) * 365 + float(_DAYS_BEFORE_MONTH[month - 1]) + day - 1 + second / 86400.0
+
+
+def parse_months(text: str | Sequence[str], key: str = "--months") -> tuple[str, str]:
+    """``"0001-02:0008-01"`` (or a pair) -> ``("0001-02", "0008-01")``, both ends included.
+
+    Raises
+    ------
+    ParameterError
+        Not ``YYYY-MM:YYYY-MM`` with the first not after the second.
+    """
+    parts = text.split(":") if isinstance(text, str) else list(text)
+    ok = len(parts) == 2 and all(re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", p) for p in parts)
+    if not ok or parts[0] > parts[1]:
+        raise ParameterError(key, f"expected a month range YYYY-MM:YYYY-MM (first <= last), "
+                                  f"e.g. 0001-02:0008-01, got {text!r}")
+    return parts[0], parts[1]
+
+
+def select_steps(pairs: Sequence[tuple[Path, Path]], months: tuple[str, str] | None = None,
+                 stride: int = 1) -> list[tuple[Path, Path]]:
+    """The pairs whose month lies in ``months`` (inclusive), then every ``stride``-th.
+
+    Examples
+    --------
+    >>> ps = [(Path(f"x.mli.0001-0{m}-01-00000.nc"), None) for m in (1, 2, 3, 4)]
+    >>> [p[0].name[6:13] for p in select_steps(ps, ("0001-02", "0001-04"), stride=2)]
+    ['0001-02', '0001-04']
+    """
+    if int(stride) < 1:
+        raise ParameterError("--stride", f"must be >= 1, got {stride}")
+    if months is not None:
+        lo, hi = months
+        pairs = [p for p in pairs if lo <= "{:04d}-{:02d}".format(*step_stamp(p[0])[:2]) <= hi]
+    return list(pairs)[::int(stride)]
 
 
 def interleaved_split(n_steps: int) -> list[str]:
@@ -257,8 +368,165 @@ def _step_rows(mli: Path, mlo: Path, catalogue: Catalogue, n_col: int) -> tuple[
     return rows, t_in
 
 
+def plan_chunks(steps: dict[str, list[tuple[Path, Path]]], chunk_steps: int = CHUNK_STEPS
+                ) -> list[dict]:
+    """Cut each split's steps (in order) into chunks of ``chunk_steps`` consecutive steps.
+
+    Returns
+    -------
+    list of dict
+        Per chunk, in split then step order: ``split``, ``index`` (within the
+        split), ``first`` (its first step within the split), ``pairs``.
+    """
+    if int(chunk_steps) < 1:
+        raise ParameterError("--chunk-steps", f"must be >= 1, got {chunk_steps}")
+    chunks = []
+    for split, pairs in steps.items():
+        for k, first in enumerate(range(0, len(pairs), int(chunk_steps))):
+            chunks.append({"split": split, "index": k, "first": first,
+                           "pairs": list(pairs[first:first + int(chunk_steps)])})
+    return chunks
+
+
+def _chunk_key(chunk: dict, levels_hpa: np.ndarray, n_col: int) -> str:
+    """Digest of what a chunk is made of: its files (name, size, mtime) and the grid."""
+    digest = hashlib.sha256(f"v{_RECORD_VERSION} {n_col} {np.asarray(levels_hpa).tobytes().hex()}"
+                            .encode())
+    for mli, mlo in chunk["pairs"]:
+        for path in (mli, mlo):
+            st = path.stat()
+            digest.update(f"{path.name} {st.st_size} {st.st_mtime_ns};".encode())
+    return digest.hexdigest()[:24]
+
+
+def read_chunk(pairs: Sequence[tuple[Path, Path]], levels_hpa: Sequence[float], n_col: int
+               ) -> np.ndarray:
+    """Rows of consecutive steps: float32 ``[len(pairs) * n_col, n_inputs + n_outputs]``.
+
+    Each pair's ``ymd``/``tod`` must match its file name (the time axis is
+    read off the names).
+
+    Raises
+    ------
+    DataError
+        As :func:`convert_climsim`.
+    """
+    catalogue = climsim_catalogue(np.asarray(levels_hpa, dtype="f8"))
+    n = len(catalogue.expand_var_names(catalogue.all_variables))
+    out = np.empty((len(pairs) * n_col, n), dtype="f4")
+    for k, (mli, mlo) in enumerate(pairs):
+        rows, t = _step_rows(Path(mli), Path(mlo), catalogue, n_col)
+        named = _stamp_days(step_stamp(mli))
+        if abs(t - named) > 1e-6:
+            raise DataError(f"ymd/tod ({t:.4f} days since 0001-01-01) differ from the date in "
+                            f"the file name ({named:.4f})", path=mli, variable="ymd")
+        out[k * n_col:(k + 1) * n_col] = rows
+    return out
+
+
+def _moments(rows: np.ndarray) -> dict:
+    x = rows.astype(np.float64)
+    mean = x.mean(axis=0)
+    return {"count": int(x.shape[0]), "mean": mean.tolist(),
+            "m2": ((x - mean) ** 2).sum(axis=0).tolist(),
+            "min": x.min(axis=0).tolist(), "max": x.max(axis=0).tolist()}
+
+
+def _merge(total: dict | None, part: dict) -> dict:
+    """Chan's parallel update of two sets of moments."""
+    if total is None:
+        return {"count": int(part["count"]),
+                **{k: np.asarray(part[k], dtype="f8") for k in ("mean", "m2", "min", "max")}}
+    n_a, n_b = total["count"], part["count"]
+    n = n_a + n_b
+    delta = np.asarray(part["mean"]) - total["mean"]
+    return {"count": n, "mean": total["mean"] + delta * (n_b / n),
+            "m2": total["m2"] + np.asarray(part["m2"]) + delta**2 * (n_a * n_b / n),
+            "min": np.minimum(total["min"], part["min"]),
+            "max": np.maximum(total["max"], part["max"])}
+
+
+def _convert_chunk(pairs: list[tuple[str, str]], levels_hpa: list[float], n_col: int,
+                   shard: str) -> dict:
+    """The task: read a chunk, write its shard, return its moments (or the error)."""
+    try:
+        rows = read_chunk([(Path(a), Path(b)) for a, b in pairs], levels_hpa, n_col)
+    except DataError as err:  # travels as text: exceptions with keywords do not pickle
+        return {"error": str(err)}
+    with atomic_path(shard) as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.createDimension("sample", rows.shape[0])
+            nc.createDimension("var_names", rows.shape[1])
+            v = nc.createVariable("vars", "f4", ("sample", "var_names"))
+            v.long_name = "stacked input and output variables of one chunk of steps"
+            v[:] = rows
+    return _moments(rows)
+
+
+def _read_shard(path: Path) -> np.ndarray:
+    with netCDF4.Dataset(path, "r") as nc:
+        nc.set_auto_mask(False)
+        return np.asarray(nc.variables["vars"][...], dtype="f4")
+
+
+def _client(scheduler: str | None, n_workers: int):
+    """A dask client: of ``scheduler``, or of a new local cluster of processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _run_tasks(todo: list[tuple[dict, tuple]], finish, *, workers: int,
+               scheduler: str | None) -> None:
+    """Run ``_convert_chunk(*args)`` for each ``(chunk, args)``; ``finish(chunk, result)``.
+
+    Serial in this process for one worker and no scheduler; else dask.distributed
+    with at most ``2 x workers`` tasks in flight (memory bounded).
+    """
+    if not todo:
+        return
+    if scheduler is None and (workers == 1 or len(todo) == 1):
+        for chunk, args in todo:
+            finish(chunk, _convert_chunk(*args))
+        return
+    from distributed import as_completed
+
+    client, cluster = _client(scheduler, min(workers, len(todo)))
+    try:
+        window = 2 * max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        pending = iter(todo)
+        futures = {}
+        for chunk, args in pending:
+            futures[client.submit(_convert_chunk, *args, pure=False)] = chunk
+            if len(futures) >= window:
+                break
+        queue = as_completed(list(futures))
+        for future in queue:
+            chunk = futures.pop(future)
+            result = future.result()
+            future.release()
+            finish(chunk, result)
+            nxt = next(pending, None)
+            if nxt is not None:
+                new = client.submit(_convert_chunk, *nxt[1], pure=False)
+                futures[new] = nxt[0]
+                queue.add(new)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
                     include: Sequence[str] | None = None, grid: str | os.PathLike | None = None,
+                    months: str | tuple[str, str] | None = None, stride: int = 1,
+                    split_months: dict[str, str | tuple[str, str]] | None = None,
+                    chunk_steps: int = CHUNK_STEPS, workers: int | None = None,
+                    scheduler: str | None = None, keep_chunks: bool = False,
                     progress: bool = True) -> dict[str, Path]:
     """Convert ClimSim low-res ``mli``/``mlo`` pairs into the pipeline's data layout.
 
@@ -268,14 +536,35 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         Folder with the files as published (searched recursively), e.g. the
         ``ClimSim_low-res`` folder of the Hugging Face data set.
     out : path-like
-        Output folder: ``train.nc valid.nc test.nc norm.nc conversion.json``.
+        Output folder: ``train.nc valid.nc test.nc norm.nc conversion.json`` (and,
+        while converting, ``.chunks/``).
     include : sequence of str, optional
         Glob patterns selecting ``mli`` files (see :func:`find_pairs`).
     grid : path-like, optional
         The grid-info file; default: ``ClimSim_low-res_grid-info.nc`` found
         under ``src`` (or in its parent folders).
+    months : str or (str, str), optional
+        Month range ``"YYYY-MM:YYYY-MM"`` (both included) of the steps dealt to
+        the three splits (interleaved); not with ``split_months``.
+    stride : int
+        Keep every ``stride``-th step of each selection (ClimSim: 7).
+    split_months : dict, optional
+        ``train valid test`` -> month range: explicit splits (each every
+        ``stride``-th step of its months); :data:`CLIMSIM_SUBSET` holds ClimSim's.
+    chunk_steps : int
+        Steps per chunk: one task, one shard, one HDF5 chunk (``chunk_steps x
+        ncol`` rows) of the split files.
+    workers : int, optional
+        Processes of the local dask cluster (default ``os.cpu_count()``); 1 and no
+        ``scheduler``: serial in this process. The files do not depend on it.
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``) whose workers
+        see ``src`` and ``out``; None: a local cluster.
+    keep_chunks : bool
+        Keep the shards after assembling the split files (default: removed; the
+        chunk records stay).
     progress : bool
-        Show a progress bar (tqdm) over the time steps.
+        Show a progress bar (tqdm) over the chunks.
 
     Returns
     -------
@@ -287,59 +576,162 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
     DataError
         One line naming the file and the variable: an ``mli`` without its
         ``mlo``, ``ncol``/``lev`` different from the grid-info file, a missing
-        variable, NaN/Inf, a file that is not ClimSim.
+        variable, NaN/Inf, a file that is not ClimSim, a date in the file that
+        differs from its name.
+    ParameterError
+        A bad month range, stride, chunk size or number of workers.
     """
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ParameterError("--workers", f"must be >= 1, got {workers}")
     grid_path = Path(grid) if grid is not None else _find_grid(src)
     info = read_grid(grid_path)
     catalogue = climsim_catalogue(info["levels_hpa"])
     pairs = find_pairs(src, include)
-    if len(pairs) < 3:
-        raise DataError(f"{len(pairs)} time steps found, need at least 3 (train, valid, "
-                        "test)", path=src)
-    splits = interleaved_split(len(pairs))
-    times = []
-    for mli, _ in pairs:  # all times first: each split file records its time axis
-        with _open(mli, "input (mli)") as nc:
-            _check_climsim(nc, mli, "input (mli)", info["n_col"], catalogue.n_levels)
-            times.append(_step_time(nc, mli))
-    seen: dict[float, Path] = {}
-    for (mli, _), t in zip(pairs, times, strict=True):
-        if t in seen:
-            raise DataError(f"the same time step as {seen[t]} (each step once, please)",
-                            path=mli, variable="ymd")
-        seen[t] = mli
-    index = {k: [i for i, s in enumerate(splits) if s == k] for k in ("train", "valid", "test")}
-    position = {i: j for idx in index.values() for j, i in enumerate(idx)}
+    steps = _split_steps(pairs, months, stride, split_months, src)
+    chunks = plan_chunks(steps, chunk_steps)
+    n_col, levels = info["n_col"], [float(v) for v in info["levels_hpa"]]
+    folder = out / ".chunks"
+    for chunk in chunks:
+        chunk["key"] = _chunk_key(chunk, info["levels_hpa"], n_col)
+        base = folder / chunk["split"] / f"chunk-{chunk['index']:05d}"
+        chunk["shard"], chunk["record"] = base.with_suffix(".nc"), base.with_suffix(".json")
+    plan_key = hashlib.sha256(json.dumps([c["key"] for c in chunks]
+                                         + [chunk_steps, str(grid_path)]).encode()
+                              ).hexdigest()[:24]
+    paths = {k: out / f"{k}.nc" for k in ("train", "valid", "test", "norm")}
+    paths["manifest"] = out / "conversion.json"
+    if _up_to_date(paths, plan_key):
+        return paths
+
+    def stored(chunk: dict) -> bool:
+        if not (chunk["record"].is_file() and chunk["shard"].is_file()):
+            return False
+        try:
+            return read_json(chunk["record"]).get("key") == chunk["key"]
+        except (OSError, ValueError):
+            return False
+
+    todo = [(c, ([(str(a), str(b)) for a, b in c["pairs"]], levels, n_col, str(c["shard"])))
+            for c in chunks if not stored(c)]
+    bar = tqdm(total=len(chunks), desc="pcm data climsim", unit="chunk", disable=not progress)
+    bar.update(len(chunks) - len(todo))
+    computed = []
+
+    def finish(chunk: dict, result: dict) -> None:
+        if "error" in result:
+            raise DataError(result["error"])
+        write_json({"version": _RECORD_VERSION, "key": chunk["key"], "split": chunk["split"],
+                    "index": chunk["index"], "first_step": chunk["first"],
+                    "steps": [a.name for a, _ in chunk["pairs"]], **result}, chunk["record"])
+        computed.append(f"{chunk['split']}/{chunk['index']}")
+        bar.update(1)
+
+    try:
+        _run_tasks(todo, finish, workers=workers, scheduler=scheduler)
+    finally:
+        bar.close()
     provenance = {"source": "ClimSim low-res (E3SM-MMF; Yu et al. 2023; data CC-BY-4.0)",
                   "converted_from": str(src), "grid_info": str(grid_path)}
-    paths = {k: out / f"{k}.nc" for k in index}
-    with ExitStack() as stack:
-        writers = {k: stack.enter_context(CbrainWriter(
-            paths[k], catalogue, lat=info["lat"], lon=info["lon"], area=info["area"],
-            time=[times[i] for i in idx], time_units=TIME_UNITS, calendar="noleap",
-            attrs={**provenance, "split": k})) for k, idx in index.items()}
-        bar = tqdm(pairs, desc="pcm data climsim", unit="step", disable=not progress)
-        for i, (mli, mlo) in enumerate(bar):
-            rows, _ = _step_rows(mli, mlo, catalogue, info["n_col"])
-            writers[splits[i]].write_step(position[i], rows)
-    paths["norm"] = write_norm(compute_norm(paths["train"]), out / "norm.nc")
+    moments = _assemble(chunks, steps, paths, catalogue, info, provenance, chunk_steps)
+    names = np.array(catalogue.expand_var_names(catalogue.all_variables), dtype=object)
+    norm = norm_from_moments(names, catalogue, moments["count"], moments["mean"],
+                             moments["m2"], moments["min"], moments["max"],
+                             source=str(paths["train"]))
+    write_norm(norm, paths["norm"])
+    if not keep_chunks:
+        for chunk in chunks:
+            chunk["shard"].unlink(missing_ok=True)
     manifest = {
         **provenance,
         "catalogue": catalogue.name,
         "n_inputs": catalogue.n_inputs,
         "n_outputs": catalogue.n_outputs,
-        "n_columns": info["n_col"],
+        "n_columns": n_col,
         "n_levels": catalogue.n_levels,
-        "split_rule": "interleaved: counts of pcm.data.datasets.split_steps (70/15/15 %), "
-                      "step i to the split furthest behind its share",
-        "steps": [{"mli": str(mli.relative_to(src)), "split": s, "time_days": t}
-                  for (mli, _), s, t in zip(pairs, splits, times, strict=True)],
+        "selection": {"include": list(include or []), "stride": int(stride),
+                      "months": None if months is None else list(parse_months(months)),
+                      "split_months": None if split_months is None else
+                      {k: list(parse_months(v)) for k, v in split_months.items()}},
+        "split_rule": ("explicit month ranges" if split_months else
+                       "interleaved: counts of pcm.data.datasets.split_steps (70/15/15 %), "
+                       "step i to the split furthest behind its share"),
+        "splits": {k: {"steps": len(v), "samples": len(v) * n_col} for k, v in steps.items()},
+        "chunk_steps": int(chunk_steps),
+        "chunk_rows": int(chunk_steps) * n_col,
+        "plan_key": plan_key,
+        "chunks": len(chunks),
+        "chunks_computed": computed,
+        "workers": "scheduler " + scheduler if scheduler else workers,
+        "steps": [{"mli": str(mli.relative_to(src)), "split": split,
+                   "time_days": _stamp_days(step_stamp(mli))}
+                  for split, ps in steps.items() for mli, _ in ps],
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    paths["manifest"] = write_json(manifest, out / "conversion.json")
+    manifest["steps"].sort(key=lambda s: s["time_days"])
+    write_json(manifest, paths["manifest"])
     return paths
+
+
+def _split_steps(pairs, months, stride, split_months, src) -> dict[str, list]:
+    if split_months is not None:
+        if months is not None:
+            raise ParameterError("--months", "give either --months (interleaved splits) or "
+                                             "month ranges per split, not both")
+        if sorted(split_months) != ["test", "train", "valid"]:
+            raise ParameterError("--train-months", "month ranges needed for train, valid and "
+                                 f"test, got {sorted(split_months)}")
+        steps = {k: select_steps(pairs, parse_months(split_months[k], f"--{k}-months"), stride)
+                 for k in ("train", "valid", "test")}
+        for k, v in steps.items():
+            if not v:
+                raise DataError(f"no time step in the {k} months {split_months[k]} (stride "
+                                f"{stride})", path=src)
+        return steps
+    chosen = select_steps(pairs, None if months is None else parse_months(months), stride)
+    if len(chosen) < 3:
+        raise DataError(f"{len(chosen)} time steps found, need at least 3 (train, valid, "
+                        "test)", path=src)
+    labels = interleaved_split(len(chosen))
+    return {k: [p for p, s in zip(chosen, labels, strict=True) if s == k]
+            for k in ("train", "valid", "test")}
+
+
+def _up_to_date(paths: dict[str, Path], plan_key: str) -> bool:
+    """The split files exist and ``conversion.json`` records this plan."""
+    if not all(p.is_file() for p in paths.values()):
+        return False
+    try:
+        return read_json(paths["manifest"]).get("plan_key") == plan_key
+    except (OSError, ValueError):
+        return False
+
+
+def _iter_split(chunks: list[dict], split: str) -> Iterator[tuple[dict, np.ndarray]]:
+    for chunk in chunks:
+        if chunk["split"] == split:
+            yield chunk, _read_shard(chunk["shard"])
+
+
+def _assemble(chunks, steps, paths, catalogue, info, provenance, chunk_steps) -> dict:
+    """Write the split files from the shards (in order); the training moments, merged."""
+    n_col = info["n_col"]
+    moments = None
+    for split, pairs in steps.items():
+        times = [_stamp_days(step_stamp(mli)) for mli, _ in pairs]
+        with CbrainWriter(paths[split], catalogue, lat=info["lat"], lon=info["lon"],
+                          area=info["area"], time=times, time_units=TIME_UNITS,
+                          calendar="noleap", attrs={**provenance, "split": split,
+                                                    "pcm_chunk_rows": chunk_steps * n_col},
+                          chunk_rows=chunk_steps * n_col) as writer:
+            for chunk, rows in _iter_split(chunks, split):
+                for k in range(len(chunk["pairs"])):
+                    writer.write_step(chunk["first"] + k, rows[k * n_col:(k + 1) * n_col])
+                if split == "train":
+                    moments = _merge(moments, read_json(chunk["record"]))
+    return moments
 
 
 def _find_grid(src: Path) -> Path:

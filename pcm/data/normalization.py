@@ -51,6 +51,7 @@ __all__ = [
     "ZeroVarianceWarning",
     "MAX_ABS_NORMALIZED",
     "compute_norm",
+    "norm_from_moments",
     "write_norm",
     "read_norm",
     "Normalization",
@@ -120,6 +121,31 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
         vmax = np.maximum(vmax, x.max(axis=0))
     if count == 0:
         raise DataError("no samples to compute normalisation statistics from", path=path)
+    return norm_from_moments(names, catalogue, count, mean, m2, vmin, vmax, source=str(path))
+
+
+def norm_from_moments(names: np.ndarray, catalogue: Catalogue, count: int, mean: np.ndarray,
+                      m2: np.ndarray, vmin: np.ndarray, vmax: np.ndarray, *,
+                      source: str) -> xr.Dataset:
+    """The norm dataset of :func:`compute_norm` from per-column moments.
+
+    For statistics accumulated elsewhere in one streaming pass (the ClimSim
+    converter merges per-chunk moments with Chan's update).
+
+    Parameters
+    ----------
+    names : np.ndarray
+        Variable name of every column (``var_names``).
+    catalogue : Catalogue
+        The catalogue recorded in the result.
+    count : int
+        Samples.
+    mean, m2, vmin, vmax : np.ndarray
+        float64 ``[n_columns]``: mean, sum of squared deviations from it, minimum, maximum.
+    source : str
+        Where the samples came from (attribute ``source``).
+    """
+    names = np.asarray(names, dtype=object)
     std = np.sqrt(m2 / count)
 
     singles = list(dict.fromkeys(names.tolist()))
@@ -145,8 +171,8 @@ def compute_norm(path: str | os.PathLike, *, block: int = 65536) -> xr.Dataset:
         },
         coords={"var_names": ("var_names", names_str), "var_names_single":
                 ("var_names_single", np.array(singles, dtype=str))},
-        attrs={"title": "normalisation statistics (CBRAIN layout)", "source": str(path),
-               "n_samples": count,
+        attrs={"title": "normalisation statistics (CBRAIN layout)", "source": source,
+               "n_samples": int(count),
                "units_by_variable": "; ".join(f"{n}: {catalogue.by_name[n].units}"
                                               for n in singles if n in catalogue.by_name),
                **catalogue.attrs()},
