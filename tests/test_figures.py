@@ -106,10 +106,17 @@ def test_feature_matrix_and_shap_matrix():
     ax = fig.axes[0]
     assert ax.get_title() == "Masks"
     assert ax.images[0].get_array().shape == (65, 94)
-    xt = [t.get_text() for t in ax.get_xticklabels()]
-    assert xt == ["QBP", "TBP", "VBP", "2-D"]
-    yt = [t.get_text() for t in ax.get_yticklabels()]
-    assert yt == ["TPHYSTND", "PHQ", "2-D"]
+    top, right = ax.child_axes  # the variables, outside the levels
+    assert [t.get_text() for t in top.get_xticklabels()] == ["QBP", "TBP", "VBP", "2-D"]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["TPHYSTND", "PHQ", "2-D"]
+    # the inner ticks name levels (hPa) and the 2-D inputs, at their columns
+    xt = {int(pos): t.get_text() for pos, t in zip(ax.get_xticks(), ax.get_xticklabels(),
+                                                    strict=True)}
+    assert xt[0] == "3.6" and xt[29] == "993" and xt[60 + 20] == "691"  # VBP at 691 hPa
+    assert [xt[i] for i in range(90, 94)] == ["PS", "SOLIN", "SHFLX", "LHFLX"]
+    yt = {int(pos): t.get_text() for pos, t in zip(ax.get_yticks(), ax.get_yticklabels(),
+                                                    strict=True)}
+    assert yt[59] == "993" and yt[64] == "PRECT"
     # separators between groups: 3 on inputs (4 groups), 2 on outputs (3 groups)
     assert len(ax.get_lines()) == 5
     shap = xr.Dataset({"shap": (("model", "output", "input"), rng.uniform(size=(2, 65, 94)))},
@@ -146,7 +153,7 @@ def test_masking_vector_plot():
     data_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 94]
     assert len(data_lines) == 1
     np.testing.assert_allclose(data_lines[0].get_ydata(), vectors.sel(output="prect").values)
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # outside the axes
     assert labels[0] == "masking vector" and labels[1].startswith("threshold 0.5")
 
 
@@ -201,7 +208,7 @@ def test_snapshot_maps_and_mean_profiles_of_cbrain_data(tmp_path):
     assert meshes[0].get_array().size == 3 * 4  # one time step of the 3 x 4 grid
     fig = figures.mean_profiles(data, ["TBP", "PHQ"], LEVELS_HPA)
     _draw(fig)
-    assert [ax.get_xlabel() for ax in fig.axes] == ["TBP", "PHQ"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["TBP (K)", "PHQ (kg/kg/s)"]
     assert len(fig.axes[0].lines[0].get_ydata()) == len(LEVELS_HPA)
 
 
@@ -244,3 +251,84 @@ def test_r2_maps_on_an_unstructured_grid_draw_one_dot_per_column():
     fig = figures.r2_profiles(r2, ["ptend_t", "ptend_q0001"])
     _draw(fig)
     assert [ax.get_title() for ax in fig.axes[:2]] == ["PTEND_T", "PTEND_Q0001"]
+
+
+def test_masks_are_drawn_in_two_colours_with_a_two_entry_colour_bar():
+    rng = np.random.default_rng(5)
+    fig = figures.feature_matrix(_matrix(rng.uniform(size=(65, 94)) > 0.7).astype(int))
+    _draw(fig)
+    image = fig.axes[0].images[0]
+    assert image.cmap.N == 2  # two colours, not a continuous ramp
+    bar = fig.axes[1]
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["dropped (0)", "kept (1)"]
+    # a masking vector (floats) keeps a continuous scale
+    fig = figures.feature_matrix(_matrix(rng.uniform(size=(65, 94))), log=True)
+    assert fig.axes[0].images[0].cmap.N > 2
+
+
+def test_shap_panels_share_one_colour_range():
+    rng = np.random.default_rng(6)
+    values = rng.uniform(size=(3, 65, 94)) * np.array([1.0, 10.0, 100.0])[:, None, None]
+    shap = xr.Dataset({"shap": (("model", "output", "input"), values)},
+                      coords={"model": ["unconstrained", "causal", "pcmasking"], "output": OUT,
+                              "input": INP})
+    fig = figures.shap_matrices(shap)
+    _draw(fig)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 3
+    limits = {(im.norm.vmin, im.norm.vmax) for im in images}
+    assert len(limits) == 1  # one colour range for the three panels
+    vmin, vmax = limits.pop()
+    assert vmin == pytest.approx(values.min()) and vmax == pytest.approx(values.max())
+    assert sum(ax.get_label() == "<colorbar>" for ax in fig.axes) == 1
+    assert "(" in [ax for ax in fig.axes if ax.get_label() == "<colorbar>"][0].get_ylabel()
+
+
+def test_epoch_axis_has_integer_ticks_and_the_legend_sits_outside_the_data():
+    history = xr.Dataset(
+        {"loss": (("epoch", "network"), np.array([[2.0, 4.0], [1.0, 2.0], [0.5, 1.0]])),
+         "val_loss": (("epoch", "network"), np.array([[3.0, 5.0], [2.0, 3.0], [1.0, 2.0]]))},
+        coords={"epoch": [1, 2, 3], "network": [0, 1]})
+    fig = figures.training_history(history, "pre-masking")
+    _draw(fig)
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    legend = fig.legends[0].get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent())
+
+
+def test_colour_bars_and_axes_name_their_units(tmp_path, r2):
+    from pcm.data import synthetic
+    from pcm.data.cbrain import open_cbrain, sample_grid
+    from pcm.data.cbrain_write import write_cbrain
+    from pcm.variables import LEVELS_HPA
+
+    path = write_cbrain(synthetic.generate(2, seed=0, n_lat=3, n_lon=4), tmp_path / "f.nc")
+    with open_cbrain(path) as ds:
+        data = ds.load()
+    grid = sample_grid(data)
+    fig = figures.snapshot_maps(data, grid["lat"], grid["lon"], {"TBP": -1, "PRECT": 0})
+    bars = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bars == ["TBP (K)", "PRECT (m/s)"]
+    assert "993 hPa" in fig.axes[0].get_title()
+    fig = figures.mean_profiles(data, ["TBP", "PHQ"], LEVELS_HPA)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["TBP (K)", "PHQ (kg/kg/s)"]
+    for fig in (figures.r2_maps(r2, "prect"), figures.r2_cross_sections(r2, "phq")):
+        labels = [ax.get_ylabel() or ax.get_xlabel() for ax in fig.axes
+                  if ax.get_label() == "<colorbar>"]
+        assert labels == ["R² (1)"]
+
+
+def test_sweep_lines_of_whole_numbers_have_integer_ticks_and_an_outside_legend():
+    from pcm.analysis import experiment_figures
+
+    table = xr.Dataset({"f1": ("point", [0.2, 0.3, 0.25]), "auc": ("point", [0.6, 0.7, 0.65])},
+                       coords={"hidden_layers": ("point", [1, 2, 3])})
+    fig = experiment_figures.sweep_lines(table, "hidden_layers", ["f1", "auc", "missing"])
+    _draw(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3"]
+    assert ax.get_ylabel() == "score (1)" and ax.get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["f1", "auc"]

@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.colors import LogNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pcm.analysis.r2 import cross_section, profile
 from pcm.analysis.scoring import mean_scores
 from pcm.data.cbrain import column_index
-from pcm.variables import split_label
+from pcm.variables import SPCAM, Catalogue, split_label
 
 __all__ = [
     "training_history",
@@ -29,6 +30,7 @@ __all__ = [
     "r2_cross_sections",
     "feature_matrix",
     "shap_matrix",
+    "shap_matrices",
     "driver_score_bars",
     "masking_vector_plot",
     "mask_overview",
@@ -38,6 +40,12 @@ __all__ = [
 ]
 
 R2_CMAP = "Spectral_r"
+#: Label of every R² axis and colour bar (R² is a ratio of squared errors: no unit).
+R2_LABEL = "R² (1)"
+#: Two colours of binary masks (0: dropped, 1: kept).
+MASK_CMAP = ListedColormap(["#f2f2f2", "#1a1a1a"])
+#: Width (inches) of a figure that fills the book's text column at its full size.
+BOOK_WIDTH = 8.0
 
 
 def _models(ds: xr.Dataset | xr.DataArray, models: Sequence[str] | None) -> list[str]:
@@ -73,7 +81,8 @@ def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
 
     kinds = _models(r2, models)
     proj = {"robinson": ccrs.Robinson(), "platecarree": ccrs.PlateCarree()}[projection]
-    fig = plt.figure(figsize=(4.5 * len(kinds), 3.2), layout="constrained")
+    width = min(BOOK_WIDTH * 1.5, 4.5 * len(kinds))
+    fig = plt.figure(figsize=(width, 3.4 * width / (4.5 * len(kinds))), layout="constrained")
     mesh = None
     for k, kind in enumerate(kinds):
         ax = fig.add_subplot(1, len(kinds), k + 1, projection=proj)
@@ -93,9 +102,11 @@ def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
         ax.gridlines(draw_labels=False, linewidth=0.3, color="grey")
         glob = float(r2["r2"].sel(model=kind, climate=climate, output=output))
         ax.set_title(f"{kind}: {output} (R² = {glob:.2f})")
-    fig.colorbar(mesh, ax=fig.axes, orientation="horizontal", shrink=0.6, label="R²",
+    fig.colorbar(mesh, ax=fig.axes, orientation="horizontal", shrink=0.6, label=R2_LABEL,
                  extend="min")
-    fig.suptitle(f"R² per grid point, {climate}")
+    n_time = r2.attrs.get("n_time")
+    per_point = f" ({n_time} test steps per point: a noisy estimate)" if n_time else ""
+    fig.suptitle(f"R² per grid point over time, {climate}{per_point}")
     return fig
 
 
@@ -111,13 +122,13 @@ def r2_profiles(r2: xr.Dataset, variables: Sequence[str] = ("TPHYSTND", "PHQ"), 
             line = prof.sel(model=kind)
             ax.plot(line.values, line["lev"].values, marker=".", label=kind)
         ax.set_title(f"{var.upper()}")
-        ax.set_xlabel("R²")
+        ax.set_xlabel(R2_LABEL)
         # Very negative R² (levels with almost no variance) would squash the rest.
         ax.set_xlim(max(-1.0, min(0.0, float(np.nanmin(prof.values, initial=0.0)))), 1.0)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("Pressure (hPa)")
     axes[0, 0].invert_yaxis()
-    axes[0, -1].legend(loc="best")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper")
     fig.suptitle(f"Global R² by level, {climate}")
     return fig
 
@@ -138,7 +149,7 @@ def r2_cross_sections(r2: xr.Dataset, variable: str, *, climate: str = "control"
         ax.set_xlabel("Latitude (°N)")
     axes[0, 0].set_ylabel("Pressure (hPa)")
     axes[0, 0].invert_yaxis()
-    fig.colorbar(mesh, ax=list(axes[0]), label="R²", extend="min")
+    fig.colorbar(mesh, ax=list(axes[0]), label=R2_LABEL, extend="min")
     fig.suptitle(f"Zonal R², {climate}")
     return fig
 
@@ -164,60 +175,144 @@ def _group_ticks(labels: Sequence[str]) -> tuple[list, list, list]:
     return ticks, texts, seps
 
 
-def feature_matrix(data: xr.DataArray, *, title: str = "", cmap: str = "viridis",
-                   label: str = "", log: bool = False, ax=None) -> Figure:
-    """Heatmap of an ``(output, input)`` array, inputs and outputs grouped by variable.
+def _level_ticks(labels: Sequence[str], every: int = 5) -> tuple[list[int], list[str]]:
+    """Positions and labels of the inner ticks: the pressure (hPa) of every ``every``-th
+    level of each 3-D variable and of its lowest level, and the name of each 2-D one."""
+    ticks, texts = [], []
+    parsed = [split_label(lab) for lab in labels]
+    start = 0
+    for i, (name, level) in enumerate(parsed):
+        if i > 0 and parsed[i - 1][0] != name:
+            start = i
+        if level is None:
+            ticks.append(i)
+            texts.append(name.upper())
+            continue
+        last = i == len(parsed) - 1 or parsed[i + 1][0] != name
+        on_grid = (i - start) % every == 0
+        if on_grid or (last and (i - start) % every >= every // 2):
+            ticks.append(i)
+            texts.append(f"{level:.0f}" if level >= 10 else f"{level:.2g}")
+    return ticks, texts
 
-    Used for masks (bool), masking vectors and SHAP matrices. Separators mark
-    variable boundaries; ticks name the variables (QBP, TBP, VBP, 2-D ones).
+
+def _is_binary(values: np.ndarray, data: xr.DataArray) -> bool:
+    """A 0/1 (or boolean) array: a mask."""
+    finite = values[np.isfinite(values)]
+    return (data.dtype.kind in "biu" and finite.size > 0
+            and bool(np.isin(finite, (0.0, 1.0)).all()))
+
+
+def _label_axis(ax, labels: Sequence[str], axis: str) -> None:
+    """Variable names (outer, with separators) and level pressures (inner ticks)."""
+    group_pos, group_names, seps = _group_ticks(labels)
+    level_pos, level_names = _level_ticks(labels)
+    for sep in seps:
+        (ax.axvline if axis == "x" else ax.axhline)(sep, color="tab:red", linewidth=0.6)
+    if axis == "x":
+        ax.set_xticks(level_pos, level_names, rotation=90, fontsize=6)
+        outer = ax.secondary_xaxis("top")
+        outer.set_xticks(group_pos, group_names, fontsize="small")
+        ax.set_xlabel("Input (variable on top; level in hPa, 2-D inputs by name)")
+    else:
+        ax.set_yticks(level_pos, level_names, fontsize=6)
+        outer = ax.secondary_yaxis("right")
+        outer.set_yticks(group_pos, group_names, fontsize="small", rotation=90,
+                         va="center")
+        ax.set_ylabel("Output (level in hPa; variable on the right)")
+    outer.tick_params(length=0)
+
+
+def feature_matrix(data: xr.DataArray, *, title: str = "", cmap: str = "viridis",
+                   label: str = "", log: bool = False, binary: bool | None = None,
+                   norm: Normalize | None = None, colorbar: bool = True, ax=None) -> Figure:
+    """Heatmap of an ``(output, input)`` array, inputs and outputs labelled by variable and level.
+
+    Used for masks (0/1), masking vectors and SHAP matrices. Red lines separate the
+    variables; the outer ticks name them (QBP, TBP, VBP, the 2-D ones), the inner ticks
+    give the pressure of every fifth level (hPa) and the names of 2-D variables.
 
     Parameters
     ----------
     data : xr.DataArray ``(output, input)``
         With feature-label coordinates.
     title, label : str
-        Axes title and colour-bar label.
+        Axes title and colour-bar label (with units).
     log : bool
         Logarithmic colour scale (positive values only).
+    binary : bool, optional
+        Draw two colours (dropped, kept) with a two-entry colour bar; None: when the
+        data are boolean or integer zeros and ones.
+    norm : matplotlib Normalize, optional
+        Colour scale to use (side-by-side panels share one).
+    colorbar : bool
+        Draw a colour bar beside the axes.
     ax : matplotlib Axes, optional
         Draw into this axes instead of a new figure.
     """
     da = data.transpose("output", "input")
     values = np.asarray(da.values, dtype=float)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+        fig, ax = plt.subplots(figsize=(BOOK_WIDTH, 5.6), layout="constrained")
     else:
         fig = ax.figure
-    norm = None
-    if log:
+    binary = _is_binary(values, da) if binary is None else binary
+    if binary:
+        cmap, norm = MASK_CMAP, BoundaryNorm([-0.5, 0.5, 1.5], MASK_CMAP.N)
+    elif log:
         positive = values[np.isfinite(values) & (values > 0)]
-        vmin = positive.min() if positive.size else 1e-6
-        vmax = positive.max() if positive.size else 1.0
-        norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10))
+        if norm is None:
+            vmin = positive.min() if positive.size else 1e-6
+            vmax = positive.max() if positive.size else 1.0
+            norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10))
         values = np.where(values > 0, values, np.nan)
     image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm)
-    inputs = [str(s) for s in da["input"].values]
-    outputs = [str(s) for s in da["output"].values]
-    xt, xl, xs = _group_ticks(inputs)
-    yt, yl, ys = _group_ticks(outputs)
-    for x in xs:
-        ax.axvline(x, color="tab:red", linewidth=0.6)
-    for y in ys:
-        ax.axhline(y, color="tab:red", linewidth=0.6)
-    ax.set_xticks(xt, xl, rotation=90)
-    ax.set_yticks(yt, yl)
-    ax.set_xlabel("Input")
-    ax.set_ylabel("Output")
+    _label_axis(ax, [str(s) for s in da["input"].values], "x")
+    _label_axis(ax, [str(s) for s in da["output"].values], "y")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label=label)
+    if colorbar:
+        bar = fig.colorbar(image, ax=ax, label=label, pad=0.06)
+        if binary:
+            bar.set_ticks([0, 1], labels=["dropped (0)", "kept (1)"])
     return fig
 
 
 def shap_matrix(shap: xr.Dataset | xr.DataArray, model: str, *, log: bool = True) -> Figure:
     """Mean |SHAP| matrix ``(output, input)`` of one model kind (``shap.nc``)."""
+    return shap_matrices(shap, [model], log=log)
+
+
+def shap_matrices(shap: xr.Dataset | xr.DataArray, models: Sequence[str] | None = None, *,
+                  log: bool = True) -> Figure:
+    """Mean |SHAP| matrices of several model kinds, one panel each, one colour scale.
+
+    Parameters
+    ----------
+    shap : xr.Dataset or xr.DataArray
+        ``shap.nc`` (``shap(model, output, input)``).
+    models : sequence of str, optional
+        Model kinds, one panel each (default: all in the file).
+    log : bool
+        Logarithmic colour scale, shared by the panels.
+    """
     da = shap["shap"] if isinstance(shap, xr.Dataset) else shap
-    return feature_matrix(da.sel(model=model), title=f"Mean |SHAP|: {model}", cmap="magma",
-                          label="mean |SHAP| (energy units)", log=log)
+    kinds = _models(da, models)
+    values = np.asarray(da.sel(model=kinds).values, dtype=float)
+    finite = values[np.isfinite(values) & ((values > 0) if log else True)]
+    vmin = float(finite.min()) if finite.size else 1e-6
+    vmax = float(finite.max()) if finite.size else 1.0
+    norm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)) if log else Normalize(vmin, vmax)
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(BOOK_WIDTH, 4.6 * len(kinds)),
+                             squeeze=False, layout="constrained")
+    images = []
+    for ax, kind in zip(axes[:, 0], kinds, strict=True):
+        feature_matrix(da.sel(model=kind), title=f"Mean |SHAP|: {kind}", cmap="magma",
+                       log=log, norm=norm, colorbar=False, ax=ax)
+        images.append(ax.images[0])
+    units = da.attrs.get("units", "scaled output units")
+    fig.colorbar(images[0], ax=list(axes[:, 0]), label=f"mean |SHAP| ({units})",
+                 shrink=0.8 if len(kinds) > 1 else 1.0)
+    return fig
 
 
 def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> Figure:
@@ -240,7 +335,8 @@ def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> 
         panels = {g: {k: means[k]["by_input_group"][g] for k in kinds} for g in groups}
     else:
         raise ValueError(f"by must be 'overall' or 'group', got {by!r}")
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 3.2),
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)) + 1.8,
+                                                             3.2),
                              sharey=True, squeeze=False, layout="constrained")
     width = 0.8 / max(1, len(kinds))
     for ax, (name, per_kind) in zip(axes[0], panels.items(), strict=False):
@@ -251,9 +347,9 @@ def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> 
         ax.set_xticks(np.arange(len(metrics)), metrics)
         ax.set_ylim(0, 1)
         ax.set_title(name)
-    axes[0, 0].set_ylabel("score (mean over outputs)")
+    axes[0, 0].set_ylabel("score (1, mean over outputs)")
     if kinds:
-        axes[0, -1].legend(loc="best")
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper")
     fig.suptitle("Recovery of the true drivers")
     return fig
 
@@ -276,7 +372,7 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
     """
     vec = vectors.sel(output=output)
     inputs = [str(s) for s in vec["input"].values]
-    fig, ax = plt.subplots(figsize=(10, 3.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(BOOK_WIDTH, 3.6), layout="constrained")
     x = np.arange(len(inputs))
     ax.plot(x, vec.values, marker=".", linewidth=0.8, label="masking vector")
     if threshold is not None:
@@ -285,14 +381,10 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
     if drivers is not None:
         truth = drivers.sel(output=output, input=inputs).values.astype(bool)
         ax.plot(x[truth], vec.values[truth], "o", mfc="none", color="k", label="true driver")
-    ticks, names, seps = _group_ticks(inputs)
-    for s in seps:
-        ax.axvline(s, color="grey", linewidth=0.5)
-    ax.set_xticks(ticks, names)
-    ax.set_xlabel("Input")
-    ax.set_ylabel("L2 norm of input-layer row")
+    _label_axis(ax, inputs, "x")
+    ax.set_ylabel("L2 norm of the input-layer row (1)")
     ax.set_title(f"Masking vector of {output}")
-    ax.legend(loc="best")
+    fig.legend(loc="outside lower center", ncols=3)
     return fig
 
 
@@ -315,18 +407,19 @@ def mask_overview(masks: xr.Dataset | xr.DataArray, *, title: str = "") -> Figur
         "output", "input")
     kept = mask.sum("input").values
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 6.5), width_ratios=(4, 1), layout="constrained")
+        1, 2, figsize=(BOOK_WIDTH * 1.25, 6.5), width_ratios=(4, 1), layout="constrained")
     feature_matrix(mask.astype(int), title="mask: input kept (1) or dropped (0)",
-                   cmap="Greys", label="kept", ax=left)
+                   label="mask", binary=True, ax=left)
     rows = np.arange(kept.size)
     right.barh(rows, kept, height=0.8, color="tab:blue")
     right.axvline(kept.mean(), color="tab:red", linestyle="--",
                   label=f"mean {kept.mean():.1f} of {mask.sizes['input']}")
     right.set_ylim(rows[-1] + 0.5, rows[0] - 0.5)  # the matrix's row order, top first
     right.set_yticks([])
-    right.set_xlabel("inputs kept")
+    right.set_xlabel("inputs kept (count)")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title(f"{int(kept.sum())} inputs in all")
-    right.legend(loc="lower right")
+    right.legend(loc="outside lower center")
     fig.suptitle(title)
     return fig
 
@@ -345,16 +438,17 @@ def training_history(history: xr.Dataset, title: str, *,
     ylabel : str
         Label of the loss axis (log scale).
     """
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     for name, label, style in (("loss", "training", "-o"), ("val_loss", "validation", "--s")):
         if name in history:
             mean = history[name].mean("network")
             ax.plot(mean["epoch"].values, mean.values, style, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    fig.legend(loc="outside right upper")
     return fig
 
 
@@ -372,19 +466,24 @@ def threshold_search(thresholds: xr.Dataset, outputs: Sequence[str], *,
     ylabel : str
         Label of the loss axis (the criterion).
     """
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4), layout="constrained")
     for label in outputs:
         row = thresholds.sel(output=label)
         ax.plot(row["threshold_value"], row["loss"], marker=".", label=label)
-        ax.plot(row["threshold"], row["loss"].min(), "k*")
-    ax.set_xlabel("candidate threshold")
+        chosen = int(np.nanargmin(np.abs(row["threshold_value"].values
+                                          - float(row["threshold"]))))
+        ax.plot(row["threshold"], row["loss"].values[chosen], "k*", ms=10,
+                label="selected" if label == outputs[0] else "_nolegend_")
+    ax.set_xlabel("candidate threshold (masking-vector units, 1)")
     ax.set_ylabel(ylabel)
-    ax.legend()
+    fig.legend(loc="outside right upper")
     return fig
 
 
 def snapshot_maps(data: xr.Dataset, lat: np.ndarray, lon: np.ndarray,
-                  panels: Mapping[str, int], *, unstructured: bool = False) -> Figure:
+                  panels: Mapping[str, int], *, unstructured: bool = False,
+                  catalogue: Catalogue = SPCAM, levels_hpa: Sequence[float] | None = None
+                  ) -> Figure:
     """Maps of the first time step of a CBRAIN-layout data set.
 
     Parameters
@@ -399,19 +498,29 @@ def snapshot_maps(data: xr.Dataset, lat: np.ndarray, lon: np.ndarray,
         Variable name -> level index (-1: the lowest level; 0 for 2-D variables).
     unstructured : bool
         The grid is unstructured (ClimSim): one dot per column.
+    catalogue : Catalogue
+        The data's variables: units of the colour bars, level pressures of the titles.
+    levels_hpa : sequence of float, optional
+        Level pressures (default: the catalogue's).
     """
+    levels = list(catalogue.levels_hpa if levels_hpa is None else levels_hpa)
     per_step = len(lat) if unstructured else len(lat) * len(lon)
     first = np.asarray(data["vars"][:per_step].values)
     rows = (len(panels) + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(10, 2.5 * rows), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, 2, figsize=(BOOK_WIDTH * 1.25, 2.8 * rows), sharex=True,
+                             sharey=True, squeeze=False, layout="constrained")
     for ax, (name, level) in zip(axes.flat, panels.items(), strict=False):
-        field = first[:, column_index(data, [name])[level]]
+        columns = column_index(data, [name])
+        field = first[:, columns[level]]
         if unstructured:
             mesh = ax.scatter(lon, lat, c=field, s=10)
         else:
             mesh = ax.pcolormesh(lon, lat, field.reshape(len(lat), len(lon)), shading="auto")
-        fig.colorbar(mesh, ax=ax, label=name)
+        var = catalogue.by_name.get(name)
+        where = (f" at {levels[level]:.0f} hPa" if len(columns) > 1 and len(levels) == len(columns)
+                 else "")
+        ax.set_title(f"{name}{where}" + (f": {var.long_name}" if var else ""), fontsize="small")
+        fig.colorbar(mesh, ax=ax, label=f"{name} ({var.units})" if var else name)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     fig.supxlabel("longitude (°E)")
@@ -420,7 +529,7 @@ def snapshot_maps(data: xr.Dataset, lat: np.ndarray, lon: np.ndarray,
 
 
 def mean_profiles(data: xr.Dataset, variables: Sequence[str],
-                  levels_hpa: np.ndarray) -> Figure:
+                  levels_hpa: np.ndarray, *, catalogue: Catalogue = SPCAM) -> Figure:
     """Vertical profiles of the sample mean of 3-D variables, one panel per variable.
 
     Parameters
@@ -431,13 +540,18 @@ def mean_profiles(data: xr.Dataset, variables: Sequence[str],
         Variables with one column per level.
     levels_hpa : array
         Pressure of the levels (top to bottom), the vertical axis.
+    catalogue : Catalogue
+        The data's variables (units of the horizontal axes).
     """
     mean = data["vars"].mean("sample").values
-    fig, axes = plt.subplots(1, len(variables), figsize=(3 * len(variables), 4), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(variables), figsize=(min(BOOK_WIDTH, 2.4 * len(variables)),
+                                                         4), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax, name in zip(axes[0], variables, strict=True):
         ax.plot(mean[column_index(data, [name])], levels_hpa)
-        ax.set_xlabel(name)
+        var = catalogue.by_name.get(name)
+        ax.set_xlabel(f"{name} ({var.units})" if var else name)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     axes[0, 0].set_ylabel("pressure (hPa)")
     axes[0, 0].invert_yaxis()
     return fig
