@@ -17,7 +17,12 @@ import nbformat
 from pcm.io import read_json
 from pcm.presets import parameters_markdown
 
-__all__ = ["clean_notebook", "copy_notebooks", "render_results_markdown", "write_book"]
+__all__ = ["clean_notebook", "copy_notebooks", "drop_cells", "render_results_markdown",
+           "write_book", "CLIMSIM_TAG"]
+
+#: Tag of the real-data chapter's cells that show ClimSim results: a build without a
+#: ClimSim run drops them, so that the chapter shows nothing about ClimSim but how to add it.
+CLIMSIM_TAG = "climsim"
 
 _NOISY_METADATA = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 
@@ -32,6 +37,12 @@ def clean_notebook(nb: Any) -> Any:
     for cell in nb.cells:
         for key in _NOISY_METADATA:
             cell.metadata.pop(key, None)
+    return nb
+
+
+def drop_cells(nb: Any, tag: str) -> Any:
+    """Remove every cell tagged ``tag`` (in place; returns ``nb``)."""
+    nb.cells = [c for c in nb.cells if tag not in c.metadata.get("tags", [])]
     return nb
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import nbformat
 
-from pcm.book import clean_notebook, write_book
+from pcm.book import CLIMSIM_TAG, clean_notebook, drop_cells, write_book
 from pcm.errors import PCMError
 from pcm.io import output_dir, write_json
 from pcm.presets import notebook_name
@@ -348,6 +348,9 @@ def run_real_data_chapter(book_dir: str | os.PathLike, *,
         raise
     except Exception as err:  # papermill, kernel death, ...
         raise NotebookError(failure_message(step.filename, err, dst)) from None
-    nbformat.write(clean_notebook(nbformat.read(dst, as_version=4)), dst)
+    executed = clean_notebook(nbformat.read(dst, as_version=4))
+    if climsim_run is None:  # no ClimSim result to show: only how to add it stays
+        drop_cells(executed, CLIMSIM_TAG)
+    nbformat.write(executed, dst)
     return dst
 

@@ -118,7 +118,8 @@ def test_mask_overview_figure():
     fig.canvas.draw()
     matrix, bars = fig.axes[0], fig.axes[1]
     assert matrix.images[0].get_array().shape == (65, 94)
-    assert [t.get_text() for t in matrix.get_xticklabels()] == ["QBP", "TBP", "VBP", "2-D"]
+    assert [t.get_text() for t in matrix.child_axes[0].get_xticklabels()] == [
+        "QBP", "TBP", "VBP", "2-D"]
     widths = [p.get_width() for p in bars.patches]
     np.testing.assert_array_equal(widths, inputs_kept(ds).values)
     assert bars.get_title() == "2961 inputs in all"
@@ -136,5 +137,12 @@ def test_real_data_chapter_runs_without_climsim(tmp_path, capsys):
                    for o in c.get("outputs", []))
     assert "2961 inputs kept in all, 45.6 per output (range 0-84 of 94)" in text
     assert "phq-3.64" in text and "No ClimSim run given" in text
+    # without a ClimSim run, nothing about ClimSim but how to add it
+    assert not [c for c in nb.cells if "climsim" in c.metadata.get("tags", [])]
+    source = "\n".join(c.source for c in nb.cells)
+    assert "climsim_mask" not in source and "E3SM-MMF hardly ever moistens" not in source
+    markdown = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells
+                       for o in c.get("outputs", []))
+    assert "This build ran no ClimSim data" in markdown
     assert main(["real-data", "--book-dir", str(tmp_path), "--climsim-run", str(tmp_path)]) == 2
     assert "no masks.nc" in capsys.readouterr().err

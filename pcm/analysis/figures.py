@@ -419,7 +419,7 @@ def mask_overview(masks: xr.Dataset | xr.DataArray, *, title: str = "") -> Figur
     right.set_xlabel("inputs kept (count)")
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title(f"{int(kept.sum())} inputs in all")
-    right.legend(loc="outside lower center")
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize="small")  # below
     fig.suptitle(title)
     return fig
 

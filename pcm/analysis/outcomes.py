@@ -113,8 +113,8 @@ def threshold_outcome(thresholds: xr.Dataset, masks: xr.DataArray,
 
 
 def _r2_means(summary: Mapping[str, Any], model: str, climate: str) -> dict[str, float]:
-    return {k: v for k, v in summary.get("r2", {}).get(model, {}).get(climate, {}).items()
-            if v is not None}
+    return {k: float(v) for k, v in summary.get("r2", {}).get(model, {}).get(climate, {}).items()
+            if v is not None and np.isfinite(v)}
 
 
 def skill_outcome(summary: Mapping[str, Any], *, model: str = "pcmasking",
