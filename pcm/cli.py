@@ -2,9 +2,11 @@
 
 Usage (docs/architecture.md, "Command line")::
 
-    pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N]
+    pcm data synthetic --out DIR [--steps N] [--seed S] [--lat N] [--lon N] [--world W]
     pcm data check FILE [--norm NORM]
     pcm data climsim --src DIR --out DIR [--include GLOB ...] [--grid FILE]
+        [--months A:B | --climsim-subset | --train-months A:B --valid-months A:B
+         --test-months A:B] [--stride N] [--workers N | --scheduler ADDRESS]
     pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
     pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
     pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
@@ -26,9 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pcm.data.checks import check_file
-from pcm.data.climsim import convert_climsim
+from pcm.data.climsim import CHUNK_STEPS, CLIMSIM_SUBSET, convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
-from pcm.errors import PCMError
+from pcm.errors import ParameterError, PCMError
 from pcm.exercises import write_student_copies
 from pcm.experiments import NOTEBOOK, run_notebook
 from pcm.io import output_dir
@@ -43,7 +45,7 @@ __all__ = ["main", "build_parser"]
 def _data_synthetic(args: argparse.Namespace) -> None:
     output_dir(args.out)
     paths = write_synthetic_dataset(args.out, steps=args.steps, seed=args.seed,
-                                    n_lat=args.lat, n_lon=args.lon)
+                                    n_lat=args.lat, n_lon=args.lon, world=args.world)
     for name, path in paths.items():
         print(f"{name:8s} {path}")
 
@@ -53,8 +55,22 @@ def _data_check(args: argparse.Namespace) -> None:
 
 
 def _data_climsim(args: argparse.Namespace) -> None:
+    split_months = None
+    if args.train_months or args.valid_months or args.test_months:
+        split_months = {"train": args.train_months, "valid": args.valid_months,
+                        "test": args.test_months}
+        missing = [k for k, v in split_months.items() if v is None]
+        if missing:
+            raise ParameterError(f"--{missing[0]}-months", "needed too: month ranges are "
+                                 "given for all three splits or none")
+    if args.climsim_subset:
+        split_months = split_months or dict(CLIMSIM_SUBSET["split_months"])
+        args.stride = args.stride or CLIMSIM_SUBSET["stride"]
     paths = convert_climsim(args.src, args.out, include=args.include or None, grid=args.grid,
-                            progress=not args.quiet)
+                            months=args.months, stride=args.stride or 1,
+                            split_months=split_months, chunk_steps=args.chunk_steps,
+                            workers=args.workers, scheduler=args.scheduler,
+                            keep_chunks=args.keep_chunks, progress=not args.quiet)
     for name, path in paths.items():
         print(f"{name:8s} {path}")
 
@@ -103,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("--lat", type=int, default=None, help="number of latitudes (default 64)")
     synth.add_argument("--lon", type=int, default=None, help="number of longitudes (default 128)")
+    synth.add_argument("--world", type=int, default=0,
+                       help="the physics: 0 the aquaplanet (default), 1-99 development and "
+                       "100-199 held-out worlds drawn from this seed")
     synth.set_defaults(func=_data_synthetic)
     check = data_sub.add_parser("check", help="validate a CBRAIN-layout file")
     check.add_argument("file", type=Path)
@@ -120,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeatable), e.g. 'train/0008-0[1-3]/*'")
     climsim.add_argument("--grid", type=Path, default=None,
                          help="ClimSim_low-res_grid-info.nc (default: found under --src)")
+    climsim.add_argument("--months", default=None, metavar="YYYY-MM:YYYY-MM",
+                         help="only steps of these months (both included), dealt to the "
+                         "three splits interleaved")
+    for split in ("train", "valid", "test"):
+        climsim.add_argument(f"--{split}-months", default=None, metavar="YYYY-MM:YYYY-MM",
+                             help=f"explicit months of the {split} split (give all three)")
+    climsim.add_argument("--climsim-subset", action="store_true",
+                         help="ClimSim's subset: every 7th step, train 0001-02:0008-01, valid "
+                         "0008-02:0009-01, test 0009-03:0010-02")
+    climsim.add_argument("--stride", type=int, default=None,
+                         help="every n-th step of each selection (ClimSim: 7)")
+    climsim.add_argument("--chunk-steps", type=int, default=CHUNK_STEPS,
+                         help=f"steps per chunk, task and HDF5 chunk (default {CHUNK_STEPS})")
+    climsim.add_argument("--workers", type=int, default=None,
+                         help="processes of the local dask cluster (default: all cores; 1: "
+                         "serial)")
+    climsim.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="a running dask scheduler (tcp://host:8786) instead of a local "
+                         "cluster; its workers must see --src and --out")
+    climsim.add_argument("--keep-chunks", action="store_true",
+                         help="keep the per-chunk shards (.chunks/) after assembling")
     climsim.add_argument("--quiet", action="store_true", help="no progress bar")
     climsim.set_defaults(func=_data_climsim)
 

@@ -1,0 +1,154 @@
+"""The ClimSim converter on dask.distributed: selection, chunks, resume, workers.
+
+Runs on a small ClimSim-layout tree written here (pcm.data.climsim_sample), so it
+never needs the real sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import netCDF4
+import numpy as np
+import pytest
+
+from pcm.cli import main
+from pcm.data.climsim import (
+    CLIMSIM_SUBSET,
+    convert_climsim,
+    find_pairs,
+    parse_months,
+    select_steps,
+)
+from pcm.data.climsim_sample import write_climsim_tree
+from pcm.data.datasets import load_split
+from pcm.data.normalization import Normalization, compute_norm, read_norm
+from pcm.errors import DataError, ParameterError
+
+N_COL, N_LEV = 6, 4
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """22 steps, six hours apart, from 0001-01-31 to 0001-02-05."""
+    return write_climsim_tree(tmp_path_factory.mktemp("cs"), 22, start=(1, 1, 31),
+                              every_s=21600, n_col=N_COL, n_lev=N_LEV, seed=3)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _values(path) -> np.ndarray:
+    with netCDF4.Dataset(path) as nc:
+        return np.asarray(nc.variables["vars"][...])
+
+
+def test_month_range_and_stride_select_by_file_name(tree):
+    pairs = find_pairs(tree)
+    assert len(pairs) == 22
+    feb = select_steps(pairs, ("0001-02", "0001-02"))
+    assert len(feb) == 18 and all(".0001-02-" in p[0].name for p in feb)
+    every7 = select_steps(pairs, stride=7)
+    assert [p[0].name for p in every7] == [pairs[i][0].name for i in (0, 7, 14, 21)]
+    assert parse_months("0001-02:0008-01") == ("0001-02", "0008-01")
+    for bad in ("0001-13:0002-01", "0002-01:0001-01", "0001-02"):
+        with pytest.raises(ParameterError, match="month range"):
+            parse_months(bad)
+    assert CLIMSIM_SUBSET["stride"] == 7
+    assert CLIMSIM_SUBSET["split_months"]["valid"] == ("0008-02", "0009-01")
+
+
+def test_explicit_split_months(tree, tmp_path):
+    paths = convert_climsim(tree, tmp_path / "o", workers=1, progress=False, stride=2,
+                            split_months={"train": "0001-01:0001-02", "valid": "0001-02:0001-02",
+                                          "test": ("0001-01", "0001-01")})
+    manifest = json.loads(paths["manifest"].read_text())
+    # every 2nd of 22 steps (all months), of 18 February steps, of 4 January steps
+    assert {k: v["steps"] for k, v in manifest["splits"].items()} == {
+        "train": 11, "valid": 9, "test": 2}
+    assert manifest["splits"]["train"]["samples"] == 11 * N_COL
+    with netCDF4.Dataset(paths["train"]) as nc:  # HDF5 chunks of whole steps
+        assert nc.pcm_n_time == 11 and nc.pcm_chunk_rows == 8 * N_COL
+        assert nc.variables["vars"].chunking() == [8 * N_COL, 5 * N_LEV + 12]
+
+
+def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
+    serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=3, progress=False)
+    parallel = convert_climsim(tree, tmp_path / "w2", workers=2, chunk_steps=3, progress=False)
+    for split in ("train", "valid", "test"):
+        assert _digest(serial[split]) == _digest(parallel[split]), split
+    a, b = read_norm(serial["norm"]), read_norm(parallel["norm"])  # attrs name out/
+    for stat in ("mean", "std", "min", "max", "std_by_var"):
+        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+    np.testing.assert_array_equal(_values(serial["train"]), _values(parallel["train"]))
+    manifest = json.loads(parallel["manifest"].read_text())
+    assert manifest["workers"] == 2 and manifest["chunks"] == len(manifest["chunks_computed"])
+    # the merged chunk moments are the statistics of the training file itself
+    merged, direct = read_norm(serial["norm"]), compute_norm(serial["train"])
+    for stat in ("mean", "std", "min", "max", "std_by_var"):
+        np.testing.assert_allclose(merged[stat].values, direct[stat].values, rtol=1e-9,
+                                   atol=1e-15, err_msg=stat)
+    assert not list((tmp_path / "w1" / ".chunks").rglob("*.nc"))  # shards removed
+    x, y = load_split(serial["train"], Normalization.from_file(serial["norm"], warn=False))
+    assert x.shape == (manifest["splits"]["train"]["samples"], 3 * N_LEV + 4)
+
+
+def test_restart_recomputes_only_the_missing_chunk(tree, tmp_path):
+    out = tmp_path / "o"
+    first = convert_climsim(tree, out, workers=1, chunk_steps=3, keep_chunks=True,
+                            progress=False)
+    before = {k: _digest(first[k]) for k in ("train", "valid", "test", "norm")}
+    assert json.loads(first["manifest"].read_text())["chunks_computed"][:2] == ["train/0",
+                                                                             "train/1"]
+    (out / ".chunks" / "train" / "chunk-00002.nc").unlink()
+    (out / "train.nc").unlink()
+    again = convert_climsim(tree, out, workers=1, chunk_steps=3, keep_chunks=True,
+                            progress=False)
+    assert json.loads(again["manifest"].read_text())["chunks_computed"] == ["train/2"]
+    assert {k: _digest(again[k]) for k in before} == before
+    # nothing to do: the files are up to date
+    convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
+    assert json.loads(again["manifest"].read_text())["chunks_computed"] == ["train/2"]
+
+
+def test_interrupted_conversion_resumes_after_the_last_finished_chunk(tmp_path):
+    src = write_climsim_tree(tmp_path / "t", 9, n_col=N_COL, n_lev=N_LEV, seed=5)
+    pairs = find_pairs(src)
+    bad = pairs[7][1]  # an output file of a later chunk
+    good = bad.read_bytes()
+    with netCDF4.Dataset(bad, "a") as nc:
+        nc.variables["cam_out_SOLS"][2] = np.nan
+    with pytest.raises(DataError, match="cam_out_SOLS.*non-finite"):
+        convert_climsim(src, tmp_path / "o", workers=1, chunk_steps=2, progress=False)
+    done = sorted(p.name for p in (tmp_path / "o" / ".chunks").rglob("*.json"))
+    assert done and not (tmp_path / "o" / "train.nc").exists()
+    bad.write_bytes(good)  # repaired; the other files are untouched
+    paths = convert_climsim(src, tmp_path / "o", workers=1, chunk_steps=2, progress=False)
+    manifest = json.loads(paths["manifest"].read_text())
+    assert len(manifest["chunks_computed"]) == manifest["chunks"] - len(done)
+
+
+def test_a_bad_file_in_a_worker_is_one_line(tmp_path, capsys):
+    src = write_climsim_tree(tmp_path / "t", 4, n_col=N_COL, n_lev=N_LEV, seed=1)
+    bad = find_pairs(src)[3][0]
+    with netCDF4.Dataset(bad, "a") as nc:
+        nc.variables["state_t"][0, 0] = np.inf
+    code = main(["data", "climsim", "--src", str(src), "--out", str(tmp_path / "o"),
+                 "--workers", "2", "--chunk-steps", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("pcm: error: ") and bad.name in err and "'state_t'" in err
+
+
+def test_cli_month_options(tree, tmp_path, capsys):
+    code = main(["data", "climsim", "--src", str(tree), "--out", str(tmp_path / "o"),
+                 "--train-months", "0001-02:0001-02", "--quiet"])
+    assert code == 2 and "--valid-months" in capsys.readouterr().err
+    code = main(["data", "climsim", "--src", str(tree), "--out", str(tmp_path / "o"),
+                 "--months", "0001-02:0001-02", "--stride", "2", "--workers", "1", "--quiet"])
+    assert code == 0
+    manifest = json.loads((tmp_path / "o" / "conversion.json").read_text())
+    assert sum(v["steps"] for v in manifest["splits"].values()) == 9
+    assert manifest["selection"]["months"] == ["0001-02", "0001-02"]
