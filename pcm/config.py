@@ -74,6 +74,7 @@ class DataConfig(StepConfig):
     data_steps: int
     data_n_lat: int | None
     data_n_lon: int | None
+    data_world: int
     data_train: str | None
     data_valid: str | None
     data_test: str | None
@@ -107,15 +108,37 @@ class TrainingStep(StepConfig):
     lr_every: int
     max_samples: int | None
     compute_dtype: str
+    data_in_memory: str
+    data_memory_budget_mb: float
+    devices: int | None
+    schedule: str
+    plateau_patience: int
+    plateau_min_delta: float
+    stop_patience: int
+    max_epochs: int
 
     def train_config(self, *, hidden_units: tuple[int, ...], epochs: int,
-                     l1: float = 0.0) -> TrainConfig:
-        """The engine's :class:`~pcm.nn.config.TrainConfig` for one phase of this step."""
-        return TrainConfig(hidden_units=hidden_units, epochs=epochs,
+                     l1: float = 0.0, fixed: bool = False) -> TrainConfig:
+        """The engine's :class:`~pcm.nn.config.TrainConfig` for one phase of this step.
+
+        Under ``schedule: plateau`` every phase trains to convergence: at most
+        ``max_epochs`` epochs (``epochs`` is not used), early stopping after
+        ``stop_patience``. ``fixed=True`` (the threshold-search networks) keeps the
+        step schedule for ``epochs`` epochs whatever the run's schedule.
+        """
+        plateau = self.schedule == "plateau" and not fixed
+        return TrainConfig(hidden_units=hidden_units,
+                           epochs=self.max_epochs if plateau else epochs,
                            batch_size=self.batch_size, learning_rate=self.learning_rate,
                            lr_divisor=self.lr_divisor, lr_every=self.lr_every, l1=l1,
+                           patience=self.stop_patience if plateau else None,
+                           schedule="plateau" if plateau else "step",
+                           plateau_patience=self.plateau_patience,
+                           plateau_min_delta=self.plateau_min_delta,
                            seed=self.seed, compute_dtype=self.compute_dtype,
-                           max_train_samples=self.max_samples)
+                           max_train_samples=self.max_samples,
+                           in_memory=self.data_in_memory,
+                           memory_budget_mb=self.data_memory_budget_mb, devices=self.devices)
 
 
 @dataclass(frozen=True)
@@ -158,6 +181,18 @@ class SearchConfig(TrainingStep):
     selection: str
     selection_tolerance: float
     selection_ratio: float
+    ranking: str
+    ranking_samples: int
+    ranking_steps: int
+    adaptive_gamma: float
+    stability_runs: int
+    stability_weakness: float
+    stability_share: float
+    knockoff_fdr: float
+    knockoff_plus: bool
+    screen: str
+    screen_alpha: float
+    screen_samples: int
 
 
 @dataclass(frozen=True)
@@ -191,6 +226,8 @@ class EvaluationConfig(StepConfig):
     """Step 5: R² on the test splits."""
 
     eval_samples: int | None
+    data_in_memory: str = PARAMETERS["data.in_memory"].default
+    data_memory_budget_mb: float = PARAMETERS["data.memory_budget_mb"].default
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
     model : pcm.nn.networks.StackedMLP
         Trained in place.
     config : TrainConfig
-        Hyper-parameters; ``config.max_train_samples`` caps train and validation data.
+        Hyper-parameters; ``config.max_train_samples`` caps train and validation data;
+        ``config.in_memory`` and ``config.memory_budget_mb`` decide whether each split
+        is loaded or streamed from disk (:meth:`pcm.rundir.RunDir.training_data`).
     l1 : float
         L1 weight on the input kernel (pre-masking only, else 0).
     progress : bool
@@ -60,8 +62,11 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
     xarray.Dataset
         The training history.
     """
-    x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
-    check_training_set(y, config.batch_size, path=run.data_path("train"))
+    x, y, xv, yv = run.training_data(config.max_train_samples, config.compute_dtype,
+                                     in_memory=config.in_memory,
+                                     memory_budget_mb=config.memory_budget_mb)
+    if y is not None:  # a streamed split (larger than the memory budget) is not checked
+        check_training_set(y, config.batch_size, path=run.data_path("train"))
     hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv, l1=l1,
                          checkpoint_dir=run.checkpoints(phase), desc=phase, progress=progress,
                          labels=run.catalogue.output_labels())

@@ -75,6 +75,9 @@ PARAMETERS: dict[str, Parameter] = {
                             maximum=64, optional=True),
     "data.n_lon": Parameter("int", None, "synthetic: longitudes (default 128, T42)", minimum=2,
                             maximum=128, optional=True),
+    "data.world": Parameter("int", 0, "synthetic: the physics (0: the aquaplanet; 1-99 "
+                            "development and 100-199 held-out worlds, each drawn from its "
+                            "seed: pcm.data.synthetic.worlds)", minimum=0, maximum=199),
     "data.train": Parameter("path", None, "spcam: training file (CBRAIN layout)", optional=True),
     "data.valid": Parameter("path", None, "spcam: validation file", optional=True),
     "data.test": Parameter("path", None, "spcam: test file", optional=True),
@@ -85,6 +88,17 @@ PARAMETERS: dict[str, Parameter] = {
                           "valid.nc test.nc norm.nc)", optional=True),
     "max_samples": Parameter("int", None, "cap on training samples (null: all)", minimum=1,
                              optional=True),
+    "data.in_memory": Parameter("str", "auto", "hold a split in memory (true), stream it from "
+                                "disk in shuffled windows (false), or stream only the splits "
+                                "larger than data.memory_budget_mb (auto)",
+                                choices=("auto", "true", "false")),
+    "data.memory_budget_mb": Parameter("float", 8192.0, "memory budget of a split's "
+                                       "normalised arrays (MB): auto streams larger splits, "
+                                       "and it sizes the shuffle windows of a streamed one",
+                                       minimum=1.0, check=_finite),
+    "devices": Parameter("int", None, "devices of one training (tf.distribute."
+                         "MirroredStrategy when > 1; null: every GPU, one device without)",
+                         minimum=1, optional=True),
     # -- networks and training ---------------------------------------------
     "hidden_layers": Parameter("int", 9, "hidden layers per network", minimum=1, maximum=64),
     "hidden_units": Parameter("int", 256, "units per hidden layer", minimum=1, maximum=4096),
@@ -97,6 +111,20 @@ PARAMETERS: dict[str, Parameter] = {
                                maximum=1.0, check=_finite),
     "lr_divisor": Parameter("float", 5.0, "learning rate divided by this ...", minimum=1.0),
     "lr_every": Parameter("int", 3, "... every this many epochs", minimum=1),
+    "schedule": Parameter("str", "step", "learning-rate schedule of every trained model "
+                          "(step: lr_divisor every lr_every epochs for the phase's epochs; "
+                          "plateau: lr_divisor after plateau_patience epochs without a lower "
+                          "validation loss, early stopping after stop_patience, at most "
+                          "max_epochs)", choices=("step", "plateau")),
+    "plateau_patience": Parameter("int", 2, "plateau: epochs without a lower validation loss "
+                                  "before the learning rate is divided", minimum=1),
+    "plateau_min_delta": Parameter("float", 1e-3, "plateau: relative decrease of the summed "
+                                   "validation loss that counts as lower", minimum=0.0,
+                                   maximum=1.0),
+    "stop_patience": Parameter("int", 5, "plateau: a network has converged (and stops) after "
+                               "this many epochs without a lower validation loss", minimum=1),
+    "max_epochs": Parameter("int", 60, "plateau: epoch cap of every phase (pre-masking, "
+                            "unconstrained, fine-tuning, causally-informed)", minimum=1),
     "compute_dtype": Parameter("str", "float32", "compute precision of training",
                                choices=("float32", "bfloat16")),
     "l1": Parameter("float", 1e-3, "lambda, weight of the L1 penalty on the input layer",
@@ -120,13 +148,47 @@ PARAMETERS: dict[str, Parameter] = {
     "selection": Parameter("str", "val_loss", "criterion that picks the threshold "
                            "(proxy: no training, score the pre-masking nets with inputs zeroed; "
                            "relative: no search, selection_ratio of the largest entry)",
-                           choices=("val_loss", "train_loss", "proxy", "relative")),
+                           choices=("val_loss", "train_loss", "proxy", "relative",
+                                    "stability", "knockoff")),
     "selection_tolerance": Parameter("float", 0.0, "parsimony: the largest threshold whose "
                                      "loss is within this relative tolerance of the best "
                                      "(0: the reference rule)", minimum=0.0, maximum=10.0),
     "selection_ratio": Parameter("float", 0.3, "relative selection: keep the inputs whose "
                                  "masking-vector entry exceeds this share of the output's "
                                  "largest entry", minimum=0.0, maximum=1.0),
+    "ranking": Parameter("str", "row_norm", "what ranks the inputs (the masking vector): L2 "
+                         "norm of the input-kernel row, |gradient x input| or |integrated "
+                         "gradients| of the pre-masking network, reweighted (adaptive) L1, or "
+                         "the selection frequency of stability selection",
+                         choices=("row_norm", "gradient_input", "integrated_gradients",
+                                  "adaptive_l1", "stability")),
+    "ranking_samples": Parameter("int", 2048, "gradient rankings: validation samples "
+                                 "averaged", minimum=1),
+    "ranking_steps": Parameter("int", 16, "integrated gradients: steps of the path from the "
+                               "baseline (0, the normalised mean)", minimum=1, maximum=256),
+    "adaptive_gamma": Parameter("float", 1.0, "adaptive L1: penalty weight of an input "
+                                "(largest row norm / its row norm) ** gamma", minimum=0.0,
+                                maximum=4.0),
+    "stability_runs": Parameter("int", 8, "stability: pre-masking networks per output (one "
+                                "stack, own initial weights and random penalty weights)",
+                                minimum=2, maximum=64),
+    "stability_weakness": Parameter("float", 0.5, "stability: penalty weights are drawn "
+                                    "uniformly in [weakness, 1] per input and run "
+                                    "(randomised lasso; 1: no reweighting)", minimum=0.05,
+                                    maximum=1.0),
+    "stability_share": Parameter("float", 0.6, "selection stability: keep the inputs selected "
+                                 "(relative rule at selection_ratio) in at least this share "
+                                 "of the runs", minimum=0.0, maximum=1.0),
+    "knockoff_fdr": Parameter("float", 0.1, "selection knockoff: target false-discovery rate "
+                              "of the model-X knockoff filter", minimum=0.001, maximum=0.9),
+    "knockoff_plus": Parameter("bool", True, "selection knockoff: the knockoff+ threshold "
+                               "(offset 1, controls the FDR; false: offset 0, more power)"),
+    "screen": Parameter("str", "none", "conditional screen after the selection: drop a kept "
+                        "input whose quadratic partial F-test given the other kept inputs is "
+                        "not significant", choices=("none", "partial_correlation")),
+    "screen_alpha": Parameter("float", 0.01, "screen: significance level of the partial "
+                              "F-test", minimum=1e-12, maximum=0.5),
+    "screen_samples": Parameter("int", 20000, "screen: training samples used", minimum=10),
     # -- causally-informed comparison (PCMCI) -------------------------------
     "causal": Parameter("bool", True, "also train the causally-informed networks (PC1 of "
                         "PCMCI per column; needs >= 12 training time steps)"),

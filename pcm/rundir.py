@@ -26,8 +26,10 @@ import numpy as np
 import xarray as xr
 from filelock import FileLock, Timeout
 
+from pcm.data.cbrain import header, open_nc
 from pcm.data.datasets import load_split
 from pcm.data.normalization import Normalization
+from pcm.data.streaming import DiskSplit, choose_in_memory, split_nbytes
 from pcm.errors import DataError, PCMError
 from pcm.io import file_problem, read_json, write_json
 from pcm.nn.saving import load_stacked
@@ -268,6 +270,57 @@ class RunDir:
             raise DataError("the data manifest names no 'norm' file", path=self.manifest_path)
         return load_split(path, Normalization.from_file(norm, warn=warn),
                           max_samples=max_samples, dtype=dtype)
+
+    def split_path(self, split: str) -> Path:
+        """Path of a data split the manifest must name (one error line if it does not)."""
+        path = self.data_path(split)
+        if path is None:
+            raise DataError(f"the data manifest names no {split!r} file", path=self.manifest_path)
+        return path
+
+    def split_samples(self, split: str) -> int:
+        """Samples of a split, from its header (nothing is read)."""
+        path = self.split_path(split)
+        with open_nc(path) as nc:
+            return header(nc, path)[1]
+
+    def split_data(self, split: str, *, max_samples: int | None = None,
+                   dtype: str = "float32", in_memory: str = "auto",
+                   memory_budget_mb: float = 8192.0, warn: bool = True
+                   ) -> tuple[np.ndarray | DiskSplit, np.ndarray | None]:
+        """``(x, y)`` arrays of a split when it fits the memory budget, else ``(DiskSplit, None)``.
+
+        ``in_memory`` and ``memory_budget_mb`` are ``data.in_memory`` and
+        ``data.memory_budget_mb`` (:func:`pcm.data.streaming.choose_in_memory`).
+        """
+        n = self.split_samples(split)
+        n = n if max_samples is None else min(n, int(max_samples))
+        catalogue = self.catalogue
+        nbytes = split_nbytes(n, catalogue.n_inputs + catalogue.n_outputs, dtype)
+        if choose_in_memory(in_memory, nbytes, memory_budget_mb):
+            return self.arrays(split, max_samples=max_samples, dtype=dtype, warn=warn)
+        return DiskSplit(self.split_path(split), self.norm(), max_samples=max_samples,
+                         dtype=dtype, budget_mb=memory_budget_mb), None
+
+    def training_data(self, max_samples: int | None, compute_dtype: str, *,
+                      in_memory: str = "auto", memory_budget_mb: float = 8192.0) -> tuple:
+        """``(x, y, x_valid, y_valid)``: :meth:`training_arrays`, or streamed splits.
+
+        A split larger than the budget (or every split, ``in_memory="false"``) comes as a
+        :class:`~pcm.data.streaming.DiskSplit` with ``y`` None, which
+        :func:`pcm.nn.trainer.train_stacked` streams.
+        """
+        dtype = "float64" if compute_dtype == "float64" else "float32"
+        x, y = self.split_data("train", max_samples=max_samples, dtype=dtype,
+                               in_memory=in_memory, memory_budget_mb=memory_budget_mb)
+        xv, yv = self.split_data("valid", max_samples=max_samples, dtype=dtype,
+                                 in_memory=in_memory, memory_budget_mb=memory_budget_mb)
+        n_out = self.catalogue.n_outputs
+        for name, arr in (("train", y), ("valid", yv)):
+            if arr is not None and arr.shape[1] != n_out:
+                raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
+                                path=self.data_path(name))
+        return x, y, xv, yv
 
     def training_arrays(self, max_samples: int | None, compute_dtype: str
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

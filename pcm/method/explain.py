@@ -18,6 +18,7 @@ import xarray as xr
 from pcm.analysis import attribution
 from pcm.analysis.scoring import driver_scores, nondriver_share, ranking_scores
 from pcm.config import ShapConfig
+from pcm.data.streaming import DiskSplit
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.rundir import MODEL_KINDS, RunDir
@@ -38,9 +39,18 @@ def _attributions(model, x_explain, x_background, method: str) -> np.ndarray:
                      for n in range(model.n_networks)])
 
 
-def _sample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    n = min(int(n), len(x))
-    return x[np.sort(rng.choice(len(x), size=n, replace=False))]
+def _sample(run: RunDir, split: str, n: int, max_samples: int | None,
+            rng: np.random.Generator) -> np.ndarray:
+    """``n`` normalised inputs drawn without replacement from the first ``max_samples``
+    rows of ``split``; only the drawn rows are read (memory bounded by ``n``)."""
+    total = run.split_samples(split)
+    total = total if max_samples is None else min(total, int(max_samples))
+    index = np.sort(rng.choice(total, size=min(int(n), total), replace=False))
+    source = DiskSplit(run.split_path(split), run.norm(), max_samples=total)
+    try:
+        return source.read_rows(index)[0]
+    finally:
+        source.close()
 
 
 def run_shap(run: RunDir | str | os.PathLike, config: ShapConfig, *, method: str = "deep",
@@ -86,10 +96,8 @@ def run_shap(run: RunDir | str | os.PathLike, config: ShapConfig, *, method: str
         raise DataError(f"no trained model of kinds {kinds}; run the training notebooks first",
                         path=run.root / "models")
     rng = np.random.default_rng(seed)
-    x_background = _sample(run.arrays("train", max_samples=max_samples, warn=False)[0],
-                           n_background, rng)
-    x_explain = _sample(run.arrays("test", max_samples=max_samples, warn=False)[0], n_explain,
-                        rng)
+    x_background = _sample(run, "train", n_background, max_samples, rng)
+    x_explain = _sample(run, "test", n_explain, max_samples, rng)
     catalogue = run.catalogue
     n_out, n_in = catalogue.n_outputs, catalogue.n_inputs
     values = np.full((len(models), n_out, n_in), np.nan)

@@ -76,6 +76,7 @@ import xarray as xr
 from pcm.config import SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.method.ranked_selection import knockoff_masks, ranking_vectors, screen_masks
 from pcm.method.thresholds import (
     better_half,
     choose_thresholds,
@@ -101,7 +102,10 @@ __all__ = [
 ]
 
 #: Threshold criteria of :func:`search_thresholds`.
-CRITERIA = ("val_loss", "train_loss", "proxy", "relative")
+CRITERIA = ("val_loss", "train_loss", "proxy", "relative", "stability", "knockoff")
+
+#: Criteria that search no candidate thresholds (one threshold per output, no losses).
+NO_SEARCH = ("relative", "stability", "knockoff")
 
 #: Losses of a finished search stack (its weight checkpoint is deleted).
 SEARCH_HISTORY = "history.nc"
@@ -132,10 +136,23 @@ def masking_vectors_from_model(model, catalogue: Catalogue = SPCAM) -> xr.DataAr
                          catalogue.input_labels(), "pre-masking model")
 
 
-def compute_masking_vectors(run: RunDir) -> xr.DataArray:
-    """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``."""
+def compute_masking_vectors(run: RunDir, config: SearchConfig | None = None, *,
+                            progress: bool = False) -> xr.DataArray:
+    """Masking vectors of ``models/premask.keras``; written to ``RUN/masking_vectors.nc``.
+
+    ``config.ranking`` (default ``row_norm``, the L2 row norms of the input kernel)
+    chooses what ranks the inputs (:mod:`pcm.method.ranking`; the other rankings are
+    computed by :func:`pcm.method.ranked_selection.ranking_vectors`). The attribute
+    ``ranking`` of the file names it.
+    """
     t0 = time.perf_counter()
+    ranking = "row_norm" if config is None else config.ranking
     vectors = masking_vectors_from_model(run.load_model("premask"), run.catalogue)
+    if ranking != "row_norm":
+        values = ranking_vectors(run, config, progress=progress)
+        vectors = vectors.copy(data=values).assign_attrs(
+            long_name=f"input ranking ({ranking}) of each output", source=ranking)
+    vectors.attrs["ranking"] = ranking
     write_netcdf(vectors.to_dataset(), run.artefact("masking_vectors.nc"))
     run.record_seconds(masking_vectors=time.perf_counter() - t0)
     return vectors
@@ -322,28 +339,50 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     if not selection_tolerance >= 0:
         raise ParameterError("selection_tolerance", f"must be >= 0, got {selection_tolerance!r}")
     keep_final = bool(config.search_final)
-    if keep_final and (criterion in ("proxy", "relative") or config.search_halving):
+    if keep_final and (criterion in ("proxy", *NO_SEARCH) or config.search_halving):
         raise ParameterError("search_final", "keeping the search networks needs a full "
                              "training search (selection val_loss or train_loss, "
                              "search_halving false)")
+    if criterion == "stability" and config.ranking != "stability":
+        raise ParameterError("selection", "selection stability cuts the selection frequency: "
+                             "it needs ranking: stability")
     t0 = time.perf_counter()
-    vectors = run.masking_vectors() if run.artefact("masking_vectors.nc").exists() \
-        else compute_masking_vectors(run)
-    if criterion == "relative":
-        relative = relative_thresholds(vectors.values, config.selection_ratio)
-        table = xr.DataArray(relative[:, None], dims=("output", "threshold_index"),
+    vectors = None
+    if run.artefact("masking_vectors.nc").exists():
+        vectors = run.masking_vectors()
+        if vectors.attrs.get("ranking", "row_norm") != config.ranking:
+            vectors = None  # another ranking: compute the one asked for
+    if vectors is None:
+        vectors = compute_masking_vectors(run, config, progress=progress)
+    knockoff = None
+    if criterion in NO_SEARCH:
+        if criterion == "relative":
+            single = relative_thresholds(vectors.values, config.selection_ratio)
+            note = "the relative threshold"
+        elif criterion == "stability":  # keep frequency >= share
+            single = np.full(vectors.sizes["output"], float(config.stability_share) - 1e-9)
+            note = "stability_share on the selection frequency"
+        else:
+            knockoff = knockoff_masks(run, config, progress=progress)
+            single = np.full(vectors.sizes["output"], np.nan)
+            note = "none on the masking vector (knockoff cut on W in knockoff_threshold)"
+        table = xr.DataArray(single[:, None], dims=("output", "threshold_index"),
                              coords={"output": vectors["output"].values, "threshold_index": [0]},
                              name="threshold_value",
-                             attrs={"long_name": "the relative threshold (no candidates "
-                                                 "searched)", "units": "1"})
+                             attrs={"long_name": f"{note} (no candidates searched)",
+                                    "units": "1"})
     else:
         table = threshold_table(vectors, n_thresholds, percentile)
     values = table.values
+    if knockoff is not None:  # one candidate per output, its mask the knockoff selection
+        values = np.where(np.isnan(values), -np.inf, values)
     out_idx, thr_idx = np.nonzero(~np.isnan(values))
     cand = values[out_idx, thr_idx]
     masks = vectors.values[out_idx] > cand[:, None]
     training = criterion in ("val_loss", "train_loss")
-    if criterion != "relative":  # the relative rule needs neither the model nor losses
+    if knockoff is not None:
+        masks = knockoff[0][out_idx]
+    if criterion not in NO_SEARCH:  # these rules need neither the model nor losses
         premask = run.load_model("premask")
         net_idx = premask_index(premask, vectors.sizes["output"])[out_idx]
 
@@ -356,14 +395,18 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     chunks = _chunks(len(cand), config.search_stack)
     if criterion == "proxy":
         dtype = "float64" if compute_dtype == "float64" else "float32"
-        xv, yv = run.arrays("valid", max_samples=config.max_samples, dtype=dtype)
+        xv, yv = run.split_data("valid", max_samples=config.max_samples, dtype=dtype,
+                                in_memory=config.data_in_memory,
+                                memory_budget_mb=config.data_memory_budget_mb)
         val[out_idx, thr_idx] = proxy_losses(premask, masks, net_idx, xv, yv,
                                              compute_dtype=compute_dtype,
                                              stack=config.search_stack)
     elif training:
         train_config = config.train_config(hidden_units=premask.hidden_units,
-                                           epochs=config.search_epochs)
-        x, y, xv, yv = run.training_arrays(config.max_samples, compute_dtype)
+                                           epochs=config.search_epochs, fixed=True)
+        x, y, xv, yv = run.training_data(config.max_samples, compute_dtype,
+                                         in_memory=config.data_in_memory,
+                                         memory_budget_mb=config.data_memory_budget_mb)
         for k, chunk in enumerate(chunks):
             model = with_dtype(premask.to_masking(masks[chunk], indices=net_idx[chunk]),
                                compute_dtype)
@@ -416,6 +459,13 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     kept = np.full(values.shape, np.nan)
     kept[out_idx, thr_idx] = masks.sum(axis=1)
     final = masks_from_thresholds(vectors, threshold)
+    if knockoff is not None:
+        final = final.copy(data=knockoff[0])
+        threshold = np.full(len(threshold), np.nan)
+    pvalues = None
+    if config.screen != "none":
+        screened, pvalues = screen_masks(run, config, final.values)
+        final = final.copy(data=screened)
     if keep_final:
         _save_search_final(run, stacks, chunks, out_idx, thr_idx, chosen, final.values)
     seconds = time.perf_counter() - t0 + earlier
@@ -449,13 +499,33 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
                "successive_halving": int(halving), "search_final": int(keep_final),
                "seconds": seconds,
                "grid": "round(linspace(1e-4, percentile(vector, p), n, endpoint=False), 4), "
-                       "unique" if criterion != "relative"
-                       else f"{config.selection_ratio:g} * max(vector) (relative rule)"},
+                       "unique" if criterion not in NO_SEARCH
+                       else f"{config.selection_ratio:g} * max(vector) (relative rule)"
+                       if criterion == "relative" else f"none ({criterion})",
+               "ranking": config.ranking, "screen": config.screen},
     )
+    if knockoff is not None:
+        ds["knockoff_statistic"] = (("output", "input"), knockoff[1], {
+            "long_name": "knockoff statistic W: masking-vector entry of the input minus that "
+                         "of its knockoff", "units": "1"})
+        ds["knockoff_threshold"] = (("output",), knockoff[2], {
+            "long_name": f"knockoff{'+' if config.knockoff_plus else ''} cut on W at FDR "
+                         f"{config.knockoff_fdr:g} (inf: nothing selected)", "units": "1"})
+        ds = ds.assign_coords(input=vectors["input"].values)
+    if pvalues is not None:
+        ds["screen_pvalue"] = (("output", "input"), pvalues, {
+            "long_name": "p-value of the input's last partial F-test in the screen (NaN: "
+                         "not tested)", "units": "1"})
+        ds = ds.assign_coords(input=vectors["input"].values)
     write_netcdf(ds, run.artefact("thresholds.nc"))
     masks_ds = final.to_dataset()
     masks_ds["threshold"] = ds["threshold"]
-    masks_ds.attrs = {"criterion": criterion, "rule": "mask = masking_vector > threshold"}
+    rule = {"knockoff": "knockoff selection W >= knockoff_threshold (thresholds.nc)"}.get(
+        criterion, "mask = masking_vector > threshold")
+    masks_ds.attrs = {"criterion": criterion, "ranking": config.ranking, "screen": config.screen,
+                      "rule": rule + ("" if config.screen == "none" else
+                                      f", then the {config.screen} screen at alpha "
+                                      f"{config.screen_alpha:g}")}
     write_netcdf(masks_ds, run.artefact("masks.nc"))
     run.record_seconds(threshold_search=seconds)
     return ds

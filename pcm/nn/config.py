@@ -15,10 +15,14 @@ import numpy as np
 from pcm.errors import ParameterError
 from pcm.presets import PARAMETERS
 
-__all__ = ["COMPUTE_DTYPES", "TrainConfig", "learning_rate_at", "epoch_permutation"]
+__all__ = ["COMPUTE_DTYPES", "SCHEDULES", "TrainConfig", "learning_rate_at", "epoch_permutation"]
 
 #: ``compute_dtype`` values and the Keras dtype policy each one selects.
 COMPUTE_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float64": "float64"}
+
+
+#: Learning-rate schedules (:attr:`TrainConfig.schedule`).
+SCHEDULES = ("step", "plateau")
 
 
 def _default(key: str):
@@ -40,7 +44,17 @@ class TrainConfig:
     learning_rate : float
         Initial Adam learning rate (1e-3).
     lr_divisor, lr_every : float, int
-        The learning rate is divided by ``lr_divisor`` every ``lr_every`` epochs.
+        ``schedule="step"``: the learning rate is divided by ``lr_divisor`` every
+        ``lr_every`` epochs.
+    schedule : {"step", "plateau"}
+        "plateau": the learning rate is divided by ``lr_divisor`` once the stack's summed
+        validation loss has gone ``plateau_patience`` epochs without a relative decrease
+        of ``plateau_min_delta``; ``epochs`` is then a cap and ``patience`` (early
+        stopping) is required. Needs validation data.
+    plateau_patience : int
+        Epochs without improvement before the learning rate drops ("plateau").
+    plateau_min_delta : float
+        Relative decrease of the summed validation loss that counts as improvement.
     l1 : float or tuple of float
         Sparsity weight lambda of the pre-masking phase; the penalty of a
         network is ``l1 * ||W_in||_1 / (n_inputs**2)``. A tuple gives one lambda
@@ -55,6 +69,12 @@ class TrainConfig:
         policy ``mixed_bfloat16``); "float64" is meant for tests.
     max_train_samples : int or None
         Use at most this many training samples (None: all).
+    in_memory, memory_budget_mb : str, float
+        ``data.in_memory`` (auto, true, false) and ``data.memory_budget_mb``: whether the
+        run's splits are loaded or streamed from disk (:mod:`pcm.data.streaming`).
+    devices : int or None
+        Devices of the training (a ``MirroredStrategy`` when more than one; None:
+        every GPU).
     """
 
     hidden_units: tuple[int, ...] = (PARAMETERS["hidden_units"].default,) * \
@@ -66,9 +86,15 @@ class TrainConfig:
     lr_every: int = _default("lr_every")
     l1: float | tuple[float, ...] = _default("l1")
     patience: int | None = None
+    schedule: str = _default("schedule")
+    plateau_patience: int = _default("plateau_patience")
+    plateau_min_delta: float = _default("plateau_min_delta")
     seed: int = _default("seed")
     compute_dtype: str = _default("compute_dtype")
     max_train_samples: int | None = _default("max_samples")
+    in_memory: str = _default("data.in_memory")
+    memory_budget_mb: float = _default("data.memory_budget_mb")
+    devices: int | None = _default("devices")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
@@ -87,6 +113,15 @@ class TrainConfig:
         if self.patience is not None and int(self.patience) < 1:
             raise ParameterError("patience", f"must be a positive integer or None, "
                                  f"got {self.patience}")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError("schedule", f"expected one of {', '.join(SCHEDULES)}, "
+                                 f"got {self.schedule!r}")
+        if self.schedule == "plateau" and self.patience is None:
+            raise ParameterError("stop_patience", "schedule plateau trains to convergence: "
+                                 "it needs an early-stopping patience")
+        if int(self.plateau_patience) < 1 or not 0 <= float(self.plateau_min_delta) < 1:
+            raise ParameterError("plateau_patience", "plateau_patience must be >= 1 and "
+                                 "plateau_min_delta in [0, 1)")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ParameterError("compute_dtype", f"expected one of {sorted(COMPUTE_DTYPES)}, "
                                  f"got {self.compute_dtype!r}")
@@ -100,7 +135,10 @@ class TrainConfig:
 
 
 def learning_rate_at(config: TrainConfig, epoch: int) -> float:
-    """Learning rate of (0-based) ``epoch``: ``lr / lr_divisor ** (epoch // lr_every)``."""
+    """Learning rate of (0-based) ``epoch``: ``lr / lr_divisor ** (epoch // lr_every)``.
+
+    The ``"step"`` schedule; under ``"plateau"`` the trainer divides the rate itself.
+    """
     return float(config.learning_rate / config.lr_divisor ** (epoch // config.lr_every))
 
 

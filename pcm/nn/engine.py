@@ -12,19 +12,83 @@ Keras models).
 ``while`` loop over batch indices of the in-memory data), so Python adds nothing
 per step, and it picks up a GPU without any change. TensorFlow is imported when
 an engine is built, never at module import.
+
+Streaming: given a :class:`pcm.data.streaming.DiskSplit` instead of arrays, the
+engine reads the epoch's shuffle windows (:func:`pcm.data.streaming.epoch_windows`)
+through ``tf.data`` (``from_generator`` plus ``prefetch``: the next window is read
+and normalised while the current one trains) and runs each window's batches in one
+compiled call, as the in-memory loop does; validation reads the split block by block.
+
+Several devices: with a ``tf.distribute.MirroredStrategy`` (:func:`make_strategy`;
+the model's variables must have been created in its scope) each global batch is cut
+into one contiguous slice per replica; a replica's loss is its slice's summed
+squared error divided by the *global* batch size plus ``penalty / replicas``, and
+Keras' optimizer sums the replicas' gradients, so a step equals the single-device
+step up to rounding (tested in float64 on two logical CPU devices).
+``MultiWorkerMirroredStrategy`` (several hosts) has the same replica interface.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from contextlib import nullcontext as _nullcontext
 
 import numpy as np
 
+from pcm.data.streaming import DiskSplit, epoch_windows
 from pcm.errors import DataError, ParameterError
 from pcm.nn.config import TrainConfig
 
-__all__ = ["Engine", "check_arrays", "evaluate_stacked", "predict_stacked", "l1_vector"]
+__all__ = ["Engine", "check_arrays", "check_split", "evaluate_stacked", "predict_stacked",
+           "l1_vector", "make_strategy", "device_count"]
+
+
+def check_split(model, split: DiskSplit, name: str) -> DiskSplit:
+    """A streamed split checked against the stacked ``model`` (one error line if not)."""
+    if split.n_inputs != model.n_inputs:
+        raise DataError(f"inputs must have {model.n_inputs} columns, the split has "
+                        f"{split.n_inputs}", path=split.path, variable=f"x ({name})")
+    need = max(model.targets) + 1
+    if split.n_outputs < need:
+        raise DataError(f"outputs must have >= {need} columns, the split has "
+                        f"{split.n_outputs}", path=split.path, variable=f"y ({name})")
+    if split.n == 0:
+        raise DataError("no samples", path=split.path, variable=f"x ({name})")
+    return split
+
+
+def device_count(requested: int | None = None) -> tuple[str, list[str]]:
+    """``(kind, names)`` of the devices a strategy for ``requested`` devices uses.
+
+    ``None``: every GPU (none or one: no strategy needed). ``k``: the first ``k``
+    GPUs, or, without enough GPUs, the first ``k`` (logical) CPU devices.
+    """
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if requested is None:
+        return "GPU", gpus
+    k = int(requested)
+    if k < 1:
+        raise ParameterError("devices", f"must be a positive integer or null, got {requested}")
+    if len(gpus) >= k:
+        return "GPU", gpus[:k]
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) >= k:
+        return "CPU", cpus[:k]
+    raise ParameterError("devices", f"{k} devices asked for, but this machine has "
+                         f"{len(gpus)} GPU(s) and {len(cpus)} logical CPU device(s)")
+
+
+def make_strategy(devices: int | None = None):
+    """A ``MirroredStrategy`` over the devices of :func:`device_count`, or None for one."""
+    import tensorflow as tf
+
+    _, names = device_count(devices)
+    if len(names) < 2:
+        return None
+    return tf.distribute.MirroredStrategy(names)
 
 
 def check_arrays(model, x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,14 +152,32 @@ if not any(isinstance(f, _QuietRetracing) for f in _tf_logger.filters):
 
 
 class Engine:
-    """Compiled train/eval functions for one model, optimizer and data set."""
+    """Compiled train/eval functions for one model, optimizer and data set.
+
+    ``x`` may be a :class:`~pcm.data.streaming.DiskSplit` (``y`` is then ignored):
+    the engine streams it. ``strategy``: a ``tf.distribute`` strategy in whose scope
+    ``model`` was built (None: the default device).
+    """
 
     def __init__(self, model, x, y, config: TrainConfig, l1, *,
-                 train: bool = True) -> None:
-        import keras
+                 train: bool = True, strategy=None) -> None:
         import tensorflow as tf
 
         self.tf = tf
+        self.strategy = strategy
+        self.split = x if isinstance(x, DiskSplit) else None
+        if self.split is not None:
+            y = np.empty((0, x.n_outputs))
+        if strategy is None:
+            self._build(model, x, y, config, l1, train)
+        else:
+            with strategy.scope():
+                self._build(model, x, y, config, l1, train)
+
+    def _build(self, model, x, y, config: TrainConfig, l1, train: bool) -> None:
+        import keras
+
+        tf = self.tf
         self.model = model
         self.n = int(x.shape[0])
         self.batch_size = int(config.batch_size)
@@ -109,18 +191,31 @@ class Engine:
                                            dtype=self.loss_dtype.as_numpy_dtype)
         self.variables = list(model.trainable_variables)
         n_in, n_out = int(x.shape[1]), int(y.shape[1])
+        self.data_dtype = data_dtype
+        self.n_in, self.n_out = n_in, n_out
         if train:  # evaluation needs neither the data set on the device nor Adam moments
-            # tf.identity places the in-memory data set on the default device (a GPU if any)
-            self.x = tf.identity(tf.constant(np.asarray(x, dtype=data_dtype.as_numpy_dtype)))
-            self.y = tf.identity(tf.constant(np.asarray(y, dtype=data_dtype.as_numpy_dtype)))
+            if self.split is None:
+                # tf.identity places the in-memory data set on the default device (a GPU
+                # if any); with a strategy it stays on the host and batches are sent out
+                with tf.device("/cpu:0") if self.strategy is not None else _nullcontext():
+                    self.x = tf.identity(tf.constant(np.asarray(
+                        x, dtype=data_dtype.as_numpy_dtype)))
+                    self.y = tf.identity(tf.constant(np.asarray(
+                        y, dtype=data_dtype.as_numpy_dtype)))
             self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
             self.optimizer.build(self.variables)
             # fixed signatures: one trace per engine; fresh closures keep TF's retracing
             # detector (keyed on the Python function) quiet when many engines are built
             index = tf.TensorSpec([], tf.int32)
-            self.train_chunk = tf.function(
-                lambda perm, start, stop: self._train_chunk(perm, start, stop),
-                input_signature=[tf.TensorSpec([None], tf.int32), index, index])
+            if self.split is None:
+                self.train_chunk = tf.function(
+                    lambda perm, start, stop: self._train_chunk(perm, start, stop),
+                    input_signature=[tf.TensorSpec([None], tf.int32), index, index])
+            else:
+                self.train_window = tf.function(
+                    lambda xw, yw: self._train_window(xw, yw),
+                    input_signature=[tf.TensorSpec([None, n_in], data_dtype),
+                                     tf.TensorSpec([None, n_out], data_dtype)])
         self.eval_batch = tf.function(
             lambda xb, yb: self._eval_batch(xb, yb),
             input_signature=[tf.TensorSpec([None, n_in], data_dtype),
@@ -140,6 +235,39 @@ class Engine:
         target = tf.gather(yb, self.targets, axis=1)
         return tf.reduce_mean(tf.square(pred - target), axis=0)  # (N,)
 
+    def _step(self, xb, yb):
+        """One optimizer step on a batch; its per-network loss (N,)."""
+        tf = self.tf
+        if self.strategy is not None:
+            parts = self.strategy.run(self._replica_step, args=(xb, yb))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, parts, axis=None)
+        with tf.GradientTape() as tape:
+            per_net = self._losses(xb, yb, True) + self.penalty()
+            loss = tf.reduce_sum(per_net)
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        return per_net
+
+    def _replica_step(self, xb, yb):
+        """A replica's share of a step: its slice of the global batch (module docstring)."""
+        tf = self.tf
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync
+        count = tf.shape(xb)[0]
+        per = (count + replicas - 1) // replicas
+        lo = tf.minimum(tf.cast(ctx.replica_id_in_sync_group, tf.int32) * per, count)
+        hi = tf.minimum(lo + per, count)
+        xs, ys = xb[lo:hi], yb[lo:hi]
+        with tf.GradientTape() as tape:
+            pred = tf.cast(self.model(xs, training=True), self.loss_dtype)
+            target = tf.gather(ys, self.targets, axis=1)
+            sse = tf.reduce_sum(tf.square(pred - target), axis=0)
+            per_net = sse / tf.cast(count, self.loss_dtype) + self.penalty() / replicas
+            loss = tf.reduce_sum(per_net)
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        return per_net
+
     def _train_chunk(self, perm, start, stop):
         tf = self.tf
         total = tf.zeros([self.model.n_networks], self.loss_dtype)
@@ -149,12 +277,46 @@ class Engine:
             idx = perm[lo:hi]
             xb = tf.gather(self.x, idx)
             yb = tf.gather(self.y, idx)
-            with tf.GradientTape() as tape:
-                per_net = self._losses(xb, yb, True) + self.penalty()
-                loss = tf.reduce_sum(per_net)
-            grads = tape.gradient(loss, self.variables)
-            self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+            per_net = self._step(xb, yb)
             total += per_net * tf.cast(hi - lo, self.loss_dtype)
+        return total
+
+    def _train_window(self, xw, yw):
+        """Every batch of one shuffle window, in order (the window is already shuffled)."""
+        tf = self.tf
+        total = tf.zeros([self.model.n_networks], self.loss_dtype)
+        rows = tf.shape(xw)[0]
+        for i in tf.range((rows + self.batch_size - 1) // self.batch_size):
+            lo = i * self.batch_size
+            hi = tf.minimum(lo + self.batch_size, rows)
+            per_net = self._step(xw[lo:hi], yw[lo:hi])
+            total += per_net * tf.cast(hi - lo, self.loss_dtype)
+        return total
+
+    def windows(self, seed: int, epoch: int):
+        """The epoch's shuffle windows as a prefetching ``tf.data.Dataset``."""
+        tf = self.tf
+        dt = self.data_dtype
+        split, batch = self.split, self.batch_size
+        ds = tf.data.Dataset.from_generator(
+            lambda: epoch_windows(split, seed, epoch, batch),
+            output_signature=(tf.TensorSpec([None, self.n_in], dt),
+                              tf.TensorSpec([None, self.n_out], dt)))
+        options = tf.data.Options()
+        options.autotune.enabled = False  # its thread's teardown idles the cores (notes)
+        options.deterministic = True
+        return ds.with_options(options).prefetch(1)
+
+    def train_streamed(self, seed: int, epoch: int, on_window=None) -> np.ndarray:
+        """One streamed epoch; summed per-network loss times samples (as ``train_chunk``).
+
+        ``on_window(rows)`` is called after each window (progress bars).
+        """
+        total = np.zeros(self.model.n_networks)
+        for xw, yw in self.windows(seed, epoch):
+            total += self.train_window(xw, yw).numpy()
+            if on_window is not None:
+                on_window(int(xw.shape[0]))
         return total
 
     def _eval_batch(self, xb, yb):
@@ -163,10 +325,20 @@ class Engine:
         return sse
 
     def evaluate(self, x, y, batch_size: int) -> np.ndarray:
-        """Per-network mean squared error on ``(x, y)`` (no penalty)."""
+        """Per-network mean squared error on ``(x, y)`` (no penalty).
+
+        ``x`` may be a :class:`~pcm.data.streaming.DiskSplit` (read block by block).
+        """
         tf = self.tf
         total = np.zeros(self.model.n_networks)
         dt = self.loss_dtype.as_numpy_dtype
+        if isinstance(x, DiskSplit):
+            for bx, by in x.iter_blocks():
+                for lo in range(0, len(bx), batch_size):
+                    total += self.eval_batch(
+                        tf.constant(np.asarray(bx[lo:lo + batch_size], dtype=dt)),
+                        tf.constant(np.asarray(by[lo:lo + batch_size], dtype=dt))).numpy()
+            return total / len(x)
         for lo in range(0, len(x), batch_size):
             xb = tf.constant(np.asarray(x[lo:lo + batch_size], dtype=dt))
             yb = tf.constant(np.asarray(y[lo:lo + batch_size], dtype=dt))
@@ -177,8 +349,14 @@ class Engine:
 def evaluate_stacked(model, x, y, *, batch_size: int = 8192) -> np.ndarray:
     """Mean squared error of every network of ``model`` on ``(x, y)``, shape ``(N,)``.
 
-    Network ``n`` is scored on column ``model.targets[n]`` of ``y``.
+    Network ``n`` is scored on column ``model.targets[n]`` of ``y``. ``x`` may be a
+    :class:`~pcm.data.streaming.DiskSplit` (``y`` None): it is read block by block.
     """
+    if isinstance(x, DiskSplit):
+        check_split(model, x, "evaluation")
+        engine = Engine(model, x, None, TrainConfig(hidden_units=model.hidden_units), 0.0,
+                        train=False)
+        return engine.evaluate(x, None, batch_size)
     x, y = check_arrays(model, x, y, "evaluation")
     engine = Engine(model, x[:1], y[:1], TrainConfig(hidden_units=model.hidden_units), 0.0,
                      train=False)

@@ -11,9 +11,15 @@ steps a reader can follow one at a time:
 - :meth:`_Progress.early_stop` keeps each network's best weights (``patience``);
 - :func:`_save_checkpoint` writes the whole state atomically after every epoch.
 
-Learning rate: ``learning_rate / lr_divisor ** (epoch // lr_every)`` (reference:
-1e-3 divided by 5 every 3 epochs). Early stopping acts per network: every network
-keeps training until ALL networks have gone ``patience`` epochs without a lower
+Learning rate (``schedule="step"``): ``learning_rate / lr_divisor ** (epoch //
+lr_every)`` (reference: 1e-3 divided by 5 every 3 epochs). ``schedule="plateau"``
+trains to convergence: the rate is divided by ``lr_divisor`` once the stack's summed
+validation loss has gone ``plateau_patience`` epochs without a relative decrease of
+``plateau_min_delta`` (:meth:`_Progress.plateau`), ``epochs`` is a cap, and early
+stopping (``patience``) counts only decreases of that relative size. A network has
+*converged* (history ``converged``) when it ended ``patience`` epochs (without early
+stopping: ``lr_every``) past its last such decrease. Early stopping acts per network:
+every network keeps training until ALL networks have gone ``patience`` epochs without a lower
 validation loss, and each network's final weights are those of its own best
 validation epoch. Shuffling depends only on ``(seed, epoch)``, so a run killed and
 restarted ends with the same weights as an uninterrupted run; a finished
@@ -36,10 +42,11 @@ import numpy as np
 import xarray as xr
 from tqdm import tqdm
 
+from pcm.data.streaming import DiskSplit
 from pcm.errors import DataError, ParameterError
 from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state, save_state
 from pcm.nn.config import TrainConfig, epoch_permutation, learning_rate_at
-from pcm.nn.engine import Engine, check_arrays, l1_vector
+from pcm.nn.engine import Engine, check_arrays, check_split, l1_vector, make_strategy
 from pcm.variables import output_labels
 
 __all__ = ["train_stacked", "checkpoint_fingerprint", "l1_summary"]
@@ -57,6 +64,18 @@ def _digest(*arrays: np.ndarray, stride_to: int | None = None) -> str:
         h.update(a.tobytes())
     return h.hexdigest()
 
+
+
+def _data_digest(x, y) -> str:
+    """Checksum of in-memory data (strided rows), or a streamed split's identity."""
+    return x.digest() if isinstance(x, DiskSplit) else _digest(x, y, stride_to=4096)
+
+
+def _check_data(model, x, y, name: str) -> tuple:
+    """``(x, y)`` checked; a streamed split comes back as ``(split, None)``."""
+    if isinstance(x, DiskSplit):
+        return check_split(model, x, name), None
+    return check_arrays(model, x, y, name)
 
 
 def l1_summary(values: np.ndarray) -> float | list[float]:
@@ -84,14 +103,17 @@ def checkpoint_fingerprint(model, x, y, x_val, y_val, config: TrainConfig, l1) -
         "l1": l1 if isinstance(l1, list) else float(l1),
         "patience": config.patience,
         "seed": config.seed,
-        "data": _digest(x, y, stride_to=4096),
-        "val_data": None if x_val is None else _digest(x_val, y_val, stride_to=4096),
+        **({"schedule": config.schedule, "plateau_patience": config.plateau_patience,
+            "plateau_min_delta": config.plateau_min_delta}
+           if config.schedule != "step" else {}),
+        "data": _data_digest(x, y),
+        "val_data": None if x_val is None else _data_digest(x_val, y_val),
         "initial_weights": _digest(*weights),
     }
 
 
-def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: str,
-                     config: TrainConfig, l1: float, n_train: int, n_val: int,
+def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, converged, *,
+                     desc: str, config: TrainConfig, l1: float, n_train: int, n_val: int,
                      resumed_from: int, labels: Sequence[str] | None = None) -> xr.Dataset:
     labels = output_labels() if labels is None else list(labels)
     n_epochs = len(lrs)
@@ -121,6 +143,11 @@ def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: s
         "best_epoch": (("network",), np.asarray(best_epoch, dtype=np.int32),
                        {"long_name": "epoch whose weights the network keeps (1-based)",
                         "units": "1"}),
+        "converged": (("network",), np.asarray(converged, dtype=np.int8),
+                      {"long_name": "1: the validation loss stopped decreasing (the network "
+                                    "ended the convergence window past its last decrease), "
+                                    "0: still decreasing at the epoch cap",
+                       "units": "1"}),
     }
     attrs = {
         "phase": desc or "training",
@@ -131,6 +158,12 @@ def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: s
         "lr_divisor": config.lr_divisor,
         "lr_every": config.lr_every,
         "epochs_requested": config.epochs,
+        "schedule": config.schedule,
+        "plateau_patience": int(config.plateau_patience),
+        "plateau_min_delta": float(config.plateau_min_delta),
+        "convergence_window": _window(config),
+        "converged_share": float(np.mean(converged)) if len(converged) else float("nan"),
+        "learning_rate_final": float(lrs[-1]) if len(lrs) else float(config.learning_rate),
         "patience": -1 if config.patience is None else int(config.patience),
         "seed": config.seed,
         "compute_dtype": config.compute_dtype,
@@ -141,6 +174,11 @@ def _history_dataset(model, loss, val_loss, lrs, seconds, best_epoch, *, desc: s
         "seconds_previous_sessions": float(np.sum(seconds[:resumed_from])),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _window(config: TrainConfig) -> int:
+    """Epochs without a decrease after which a network counts as converged."""
+    return int(config.patience) if config.patience else int(config.lr_every)
 
 
 def _use_bar(progress: bool) -> bool:
@@ -164,11 +202,41 @@ class _Progress:
     best_weights: list = field(default_factory=list)
     epoch: int = 0
     stopped_early: bool = False
+    min_delta: float = 0.0
+    ref_val: np.ndarray = None
+    lr_now: float = float("nan")
+    plateau_best: float = float("inf")
+    plateau_wait: int = 0
 
     def __post_init__(self) -> None:
         self.best_val = np.full(self.n_networks, np.inf)
         self.best_epoch = np.zeros(self.n_networks, dtype=np.int64)
         self.wait = np.zeros(self.n_networks, dtype=np.int64)
+        self.ref_val = np.full(self.n_networks, np.inf)
+
+    def track(self, val: np.ndarray) -> np.ndarray:
+        """Update best loss/epoch and the wait since the last decrease; return improved."""
+        improved = val < self.best_val
+        self.best_val = np.where(improved, val, self.best_val)
+        self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
+        decreased = val < self.ref_val * (1.0 - self.min_delta)
+        self.ref_val = np.where(decreased, val, self.ref_val)
+        self.wait = np.where(decreased, 0, self.wait + 1)
+        return improved
+
+    def plateau(self, val: np.ndarray, config: TrainConfig) -> None:
+        """``schedule="plateau"``: divide the rate after ``plateau_patience`` flat epochs."""
+        total = float(np.sum(val))
+        if total < self.plateau_best * (1.0 - config.plateau_min_delta):
+            self.plateau_best, self.plateau_wait = total, 0
+            return
+        self.plateau_wait += 1
+        if self.plateau_wait >= config.plateau_patience:
+            self.lr_now, self.plateau_wait = self.lr_now / config.lr_divisor, 0
+
+    def converged(self, window: int) -> np.ndarray:
+        """Per network: ended at least ``window`` epochs past its last decrease."""
+        return self.wait >= window
 
     def record(self, train_loss: np.ndarray, val: np.ndarray, lr: float, seconds: float) -> None:
         """Append one finished epoch to the history."""
@@ -180,10 +248,7 @@ class _Progress:
 
     def early_stop(self, val: np.ndarray, trainable: list) -> None:
         """Keep each network's best weights; stop once every network waited ``patience``."""
-        improved = val < self.best_val
-        self.best_val = np.where(improved, val, self.best_val)
-        self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
-        self.wait = np.where(improved, 0, self.wait + 1)
+        improved = self.track(val)
         if improved.any():
             for k, var in enumerate(trainable):
                 current = np.asarray(var)
@@ -194,18 +259,18 @@ class _Progress:
 def _check_training_inputs(model, x, y, x_val, y_val, config: TrainConfig,
                            l1: float | list[float] | None) -> tuple:
     """Validated ``(x, y, x_val, y_val, l1)``; ``l1=None`` means the config's for pre-masking."""
-    x, y = check_arrays(model, x, y, "training")
-    if (x_val is None) != (y_val is None):
+    x, y = _check_data(model, x, y, "training")
+    if (x_val is None) != (y_val is None) and not isinstance(x_val, DiskSplit):
         raise ParameterError("x_val", "give both x_val and y_val, or neither")
     if x_val is not None:
-        x_val, y_val = check_arrays(model, x_val, y_val, "validation")
+        x_val, y_val = _check_data(model, x_val, y_val, "validation")
     if config.patience is not None and x_val is None:
         raise ParameterError("patience", "early stopping needs validation data (x_val, y_val)")
     if l1 is None:
         l1 = config.l1 if model.has_input_layer else 0.0
     l1 = l1_summary(l1_vector(model, l1))
-    if config.max_train_samples is not None:
-        x, y = x[: config.max_train_samples], y[: config.max_train_samples]
+    if config.max_train_samples is not None and y is not None:  # a DiskSplit is capped
+        x, y = x[: config.max_train_samples], y[: config.max_train_samples]  # when opened
     return x, y, x_val, y_val, l1
 
 
@@ -228,6 +293,12 @@ def _resume(model, engine: Engine, progress: _Progress, checkpoint_dir, fingerpr
         progress.best_val = state["best_val"]
         progress.best_epoch = state["best_epoch"]
         progress.wait = state["wait"]
+        if "ref_val" in state:  # written since the convergence record
+            progress.ref_val = state["ref_val"]
+        if config.schedule == "plateau":
+            progress.lr_now = float(state["lr_now"])
+            progress.plateau_best = float(state["plateau_best"])
+            progress.plateau_wait = int(state["plateau_wait"])
         if config.patience:
             progress.best_weights = [state[f"best_{k}"] for k in range(len(engine.variables))]
         log.info("%s: resuming after epoch %d/%d from %s", label, progress.epoch,
@@ -243,12 +314,17 @@ def _train_epoch(engine: Engine, config: TrainConfig, epoch: int, label: str, pe
     """Run one epoch; return each network's mean training loss over it."""
     tf = engine.tf
     steps = engine.steps
-    perm = tf.constant(epoch_permutation(engine.n, config.seed, epoch).astype(np.int32))
     total = np.zeros(engine.model.n_networks)
     bar = None
     if show_bar:
         bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{config.epochs}",
                    file=sys.stderr, leave=False, unit="step")
+    if engine.split is not None:  # streamed from disk (pcm.data.streaming)
+        total = engine.train_streamed(config.seed, epoch, on_window=None if bar is None else (
+            lambda rows: bar.update(math.ceil(rows / engine.batch_size))))
+        steps = 0
+    else:
+        perm = tf.constant(epoch_permutation(engine.n, config.seed, epoch).astype(np.int32))
     for s0 in range(0, steps, per_call):
         s1 = min(steps, s0 + per_call)
         total += engine.train_chunk(perm, tf.constant(s0, tf.int32),
@@ -286,7 +362,10 @@ def _save_checkpoint(checkpoint_dir, fingerprint: dict, model, engine: Engine,
                   hist_loss=np.array(progress.loss), hist_val_loss=np.array(progress.val_loss),
                   hist_lr=np.array(progress.lr), hist_seconds=np.array(progress.seconds),
                   best_val=progress.best_val, best_epoch=progress.best_epoch,
-                  wait=progress.wait)
+                  wait=progress.wait, ref_val=progress.ref_val,
+                  lr_now=np.array(progress.lr_now),
+                  plateau_best=np.array(progress.plateau_best),
+                  plateau_wait=np.array(progress.plateau_wait))
     save_state(checkpoint_dir, fingerprint, arrays)
 
 
@@ -317,7 +396,11 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
         Trained in place. Network ``n`` learns column ``model.targets[n]`` of ``y``.
     x, y : array
         Normalised inputs ``(samples, n_inputs)`` and outputs ``(samples, >= max
-        target + 1)``, held in memory.
+        target + 1)``, held in memory; or ``x`` a :class:`pcm.data.streaming.DiskSplit`
+        and ``y`` None: the split is streamed from disk in shuffled windows (its
+        module docstring gives the order; ``max_train_samples`` is applied when the
+        split is opened). ``x_val`` may be a split too. ``config.devices`` > 1 trains
+        under a ``tf.distribute.MirroredStrategy`` (:mod:`pcm.nn.engine`).
     config : TrainConfig
         Hyper-parameters (``hidden_units`` and ``compute_dtype`` describe the
         model and are not used here; the model's own dtype policy rules).
@@ -369,9 +452,18 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
     fingerprint = checkpoint_fingerprint(model, x, y, x_val, y_val, config, l1)
     if first_epoch:
         fingerprint["first_epoch"] = int(first_epoch)
-    engine = Engine(model, x, y, config, l1)
-    state = _Progress(model.n_networks, config.patience)
+    strategy = make_strategy(config.devices)
+    target = model
+    if strategy is not None:  # a mirrored copy trains; its weights come back at the end
+        with strategy.scope():
+            model = target.select(range(target.n_networks))
+    engine = Engine(model, x, y, config, l1, strategy=strategy)
+    state = _Progress(model.n_networks, config.patience,
+                      min_delta=config.plateau_min_delta if config.schedule == "plateau" else 0.0,
+                      lr_now=float(config.learning_rate))
     state.epoch = int(first_epoch)
+    if config.schedule == "plateau" and x_val is None:
+        raise ParameterError("schedule", "schedule plateau needs validation data (x_val, y_val)")
     if config.patience:
         state.best_weights = [np.asarray(v).copy() for v in engine.variables]
     _resume(model, engine, state, checkpoint_dir, fingerprint, config, label)
@@ -379,8 +471,10 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
 
     def history() -> xr.Dataset:
         best = state.best_epoch if config.patience else np.full(model.n_networks, state.epoch)
+        converged = state.converged(_window(config)) if x_val is not None \
+            else np.zeros(model.n_networks, dtype=bool)
         return _history_dataset(model, state.loss, state.val_loss, state.lr, state.seconds,
-                                best, desc=label, config=config, l1=l1, n_train=len(x),
+                                best, converged, desc=label, config=config, l1=l1, n_train=len(x),
                                 n_val=0 if x_val is None else len(x_val),
                                 resumed_from=resumed_from, labels=labels)
 
@@ -388,13 +482,18 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
     show_bar = _use_bar(progress)
     while state.epoch < config.epochs and not state.stopped_early:
         t0 = time.perf_counter()
-        lr = learning_rate_at(config, state.epoch)
+        lr = learning_rate_at(config, state.epoch) if config.schedule == "step" \
+            else state.lr_now
         engine.optimizer.learning_rate.assign(lr)
         train_loss = _train_epoch(engine, config, state.epoch, label, per_call, show_bar)
         val = _validate(engine, x_val, y_val, config)
         state.record(train_loss, val, lr, time.perf_counter() - t0)
         if config.patience:
             state.early_stop(val, engine.variables)
+        elif x_val is not None:
+            state.track(val)
+        if config.schedule == "plateau":
+            state.plateau(val, config)
         if checkpoint_dir is not None:
             _save_checkpoint(checkpoint_dir, fingerprint, model, engine, state)
         _report(label, config, state, x_val is not None, progress)
@@ -404,4 +503,7 @@ def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
     if config.patience:
         for var, best in zip(engine.variables, state.best_weights, strict=True):
             var.assign(best)
+    if target is not model:
+        for dst, src in zip(target.weights, model.weights, strict=True):
+            dst.assign(np.asarray(src))
     return history()

@@ -371,11 +371,14 @@ def run_causal_training(run: RunDir | str | os.PathLike, config: CausalConfig, *
                        dtype=train.dtype_policy)
     model.set_mask(masks)
     parents_only_init(model, masks)
-    x, y, xv, yv = run.training_arrays(train.max_train_samples, train.compute_dtype)
+    x, y, xv, yv = run.training_data(train.max_train_samples, train.compute_dtype,
+                                     in_memory=train.in_memory,
+                                     memory_budget_mb=train.memory_budget_mb)
     hist = train_stacked(model, x, y, train, x_val=xv, y_val=yv, l1=0.0,
                          checkpoint_dir=run.checkpoints("causal"), desc="causal",
                          progress=progress)
-    val = hist.val_loss.values[-1]
+    # early stopping (schedule plateau) restores each network's best epoch
+    val = hist.val_loss.values.min(axis=0) if train.patience else hist.val_loss.values[-1]
     best = np.array([np.flatnonzero(targets == o)[np.argmin(val[targets == o])]
                      for o in range(n_out)])
     final = model.select(best)
