@@ -125,21 +125,21 @@ class _FakeSynthetic:
     def __init__(self):
         self.calls = []
 
-    def generate(self, steps, *, seed=0, n_lat=None, n_lon=None, sst_shift=0.0):
+    def generate(self, steps, *, seed=0, n_lat=None, n_lon=None, sst_shift=0.0, world=0):
         self.calls.append((steps, seed, sst_shift))
         ds = fake_fields(steps, n_lat or 4, n_lon or 8, seed=seed)
         ds["TBP"] = ds["TBP"] + np.float32(sst_shift)
         return ds
 
     @staticmethod
-    def true_drivers():
+    def true_drivers(world=0):
         from pcm.variables import input_labels, output_labels
 
         return xr.DataArray(np.eye(65, 94, dtype=bool), dims=("output", "input"),
                             coords={"output": output_labels(), "input": input_labels()},
                             name="drivers")
 
-    def driver_strength(self, *, seed=0):
+    def driver_strength(self, *, seed=0, world=0):
         self.calls.append(("strength", seed, 0.0))
         strength = self.true_drivers() * (0.5 + seed)
         return strength.rename("driver_strength").assign_attrs(units="1", long_name="strength")

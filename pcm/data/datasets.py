@@ -246,8 +246,9 @@ def write_synthetic_dataset(
     seed: int = 0,
     n_lat: int | None = None,
     n_lon: int | None = None,
+    world: int = 0,
 ) -> dict[str, Path]:
-    """Write the synthetic aquaplanet as CBRAIN files.
+    """Write the synthetic aquaplanet (or a randomised world) as CBRAIN files.
 
     One continuous simulation of ``steps`` half-hourly steps is cut into
     consecutive blocks: train (70 %), valid (15 %), test (15 %), each at least
@@ -268,6 +269,9 @@ def write_synthetic_dataset(
         Random seed.
     n_lat, n_lon : int, optional
         Grid subset (default: full T42, 64 x 128).
+    world : int
+        0: the aquaplanet; 1-199: a physics drawn from this world seed
+        (:mod:`pcm.data.synthetic.worlds`; 1-99 development, 100-199 held-out).
 
     Returns
     -------
@@ -282,22 +286,22 @@ def write_synthetic_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    control = synthetic.generate(int(steps), seed=seed, n_lat=n_lat, n_lon=n_lon)
+    control = synthetic.generate(int(steps), seed=seed, n_lat=n_lat, n_lon=n_lon, world=world)
     for name, sel in blocks.items():
         paths[name] = write_cbrain(control.isel(time=sel), out / f"{name}.nc")
     n_test = blocks["test"].stop - blocks["test"].start
     del control
     for name, shift in (("plus4K", 4.0), ("minus4K", -4.0)):
         fields = synthetic.generate(n_test, seed=seed + _SEED_OFFSET[name], n_lat=n_lat,
-                                    n_lon=n_lon, sst_shift=shift)
+                                    n_lon=n_lon, sst_shift=shift, world=world)
         paths[name] = write_cbrain(fields, out / f"{name}.nc")
         del fields
     paths["norm"] = write_norm(compute_norm(paths["train"]), out / "norm.nc")
-    drivers = synthetic.true_drivers()
+    drivers = synthetic.true_drivers(world)
     drivers_ds = drivers.rename("drivers").to_dataset()
     drivers_ds["drivers"].attrs.setdefault("long_name", "true physical drivers of each output")
     drivers_ds["drivers"].attrs.setdefault("units", "1")
     # a fixed small sample (16 x 32 columns, 24 steps) of the control climate
-    drivers_ds["driver_strength"] = synthetic.driver_strength(seed=seed)
+    drivers_ds["driver_strength"] = synthetic.driver_strength(seed=seed, world=world)
     paths["drivers"] = write_netcdf(drivers_ds, out / "drivers.nc")
     return paths

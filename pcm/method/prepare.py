@@ -27,7 +27,7 @@ def prepare_data(run: RunDir, config: DataConfig) -> dict[str, Path | None]:
         The run directory.
     config : DataConfig
         ``data_source`` "synthetic": generate the aquaplanet (``seed``,
-        ``data_steps``, ``data_n_lat``, ``data_n_lon``; see
+        ``data_steps``, ``data_n_lat``, ``data_n_lon``, ``data_world``; see
         :func:`pcm.data.datasets.write_synthetic_dataset`); "spcam": use the files
         ``data_train data_valid data_test data_norm`` (+ optional ``data_plus4K
         data_minus4K``); "climsim": the files of ``data_dir`` written by ``pcm data
@@ -46,7 +46,8 @@ def prepare_data(run: RunDir, config: DataConfig) -> dict[str, Path | None]:
     source = config.data_source
     if source == "synthetic":
         files = write_synthetic_dataset(run.data_dir, steps=config.data_steps, seed=config.seed,
-                                        n_lat=config.data_n_lat, n_lon=config.data_n_lon)
+                                        n_lat=config.data_n_lat, n_lon=config.data_n_lon,
+                                        world=config.data_world)
         files = {k: Path(v) for k, v in files.items()}
     elif source in ("spcam", "climsim"):
         files = {k: (None if v is None else Path(v)) for k, v in config.paths.items()}

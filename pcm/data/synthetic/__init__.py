@@ -61,21 +61,41 @@ E[y | x] = output_function(x)): additive Gaussian for heating, moistening and
 longwave fluxes (std 0.45 x the deterministic std: ~83 % of the variance is
 explained), a bounded random cloud for the shortwave fluxes (~95 %; they stay
 within 0 <= FSNS <= FSNT <= SOLIN) and log-normal for precipitation (~75 %).
+
+Worlds: ``generate(..., world=w)`` with ``w`` from 1 to 199 draws a different physics
+from the seed ``w`` (driver graph, strengths, nonlinearity, noise, spurious proxies,
+vertical smoothness; :mod:`pcm.data.synthetic.worlds`); ``world=0`` is the aquaplanet
+above, bit for bit. Worlds 0-99 are development worlds (methods and defaults are chosen
+on them), 100-199 held-out worlds (evaluated only).
 """
 
 from pcm.data.synthetic._base import S0, saturation_specific_humidity, saturation_vapour_pressure
 from pcm.data.synthetic.atmosphere import input_function, sea_surface_temperature
 from pcm.data.synthetic.generator import (
     calibration_report,
+    deterministic_output,
+    driver_matrix,
     driver_strength,
     generate,
     stack_columns,
 )
 from pcm.data.synthetic.physics import output_function, true_drivers
+from pcm.data.synthetic.worlds import (
+    DEVELOPMENT_WORLDS,
+    HELDOUT_WORLDS,
+    world_split,
+    world_summary,
+)
 
 __all__ = [
     "generate",
     "true_drivers",
+    "deterministic_output",
+    "driver_matrix",
+    "DEVELOPMENT_WORLDS",
+    "HELDOUT_WORLDS",
+    "world_split",
+    "world_summary",
     "output_function",
     "input_function",
     "stack_columns",

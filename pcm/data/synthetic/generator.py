@@ -31,6 +31,7 @@ from pcm.data.synthetic.atmosphere import (
     input_function,
 )
 from pcm.data.synthetic.physics import _driver_matrix, _physics, output_function, true_drivers
+from pcm.data.synthetic.worlds import simulate_world, world_drivers, world_output
 from pcm.errors import ParameterError
 
 # Noise (see _add_noise): additive Gaussian std as a fraction of the deterministic std;
@@ -143,7 +144,7 @@ def _simulate(steps: int, seed: int, lat: np.ndarray, lon: np.ndarray, sst_shift
 
 
 def generate(steps: int, *, seed: int = 0, n_lat: int | None = None, n_lon: int | None = None,
-             sst_shift: float = 0.0) -> xr.Dataset:
+             sst_shift: float = 0.0, world: int = 0) -> xr.Dataset:
     """Generate the synthetic aquaplanet: 7 input and 7 output fields in physical units.
 
     Parameters
@@ -156,6 +157,10 @@ def generate(steps: int, *, seed: int = 0, n_lat: int | None = None, n_lon: int 
         Grid subset (see :func:`pcm.variables.gaussian_grid`); None for full T42.
     sst_shift : float
         Uniform SST (and tropospheric temperature) change in K, e.g. +4 / -4.
+    world : int
+        The physics: 0 the hand-written aquaplanet (this module's docstring), 1-199 a
+        physics drawn from the world seed (:mod:`pcm.data.synthetic.worlds`; 1-99
+        development, 100-199 held-out worlds).
 
     Returns
     -------
@@ -174,13 +179,16 @@ def generate(steps: int, *, seed: int = 0, n_lat: int | None = None, n_lon: int 
     except ValueError as err:
         raise ParameterError("n_lat/n_lon", str(err)) from None
     lat, lon = grid["lat"], grid["lon"]
+    world = _world(world)
     shape = (steps, lat.size, lon.size)
     fields = {name: np.empty((steps, NL, lat.size, lon.size) if V.VARIABLES[name].three_d
                              else shape, dtype=np.float32)
               for name in V.INPUT_VARIABLES + V.OUTPUT_VARIABLES}
     in_slices, out_slices = _variable_slices(V.INPUT_VARIABLES), _variable_slices(
         V.OUTPUT_VARIABLES)
-    for t0, tc, x, y in _simulate(steps, seed, lat, lon, float(sst_shift)):
+    simulate = (_simulate(steps, seed, lat, lon, float(sst_shift)) if world == 0 else
+                simulate_world(world, steps, seed, lat, lon, float(sst_shift)))
+    for t0, tc, x, y in simulate:
         for block, slices in ((x, in_slices), (y, out_slices)):
             # feature-major float32 copy, so that every field is then copied contiguously
             block = np.ascontiguousarray(block.T, dtype=np.float32).reshape(
@@ -204,13 +212,35 @@ def generate(steps: int, *, seed: int = 0, n_lat: int | None = None, n_lon: int 
         var = V.VARIABLES[name]
         dims = ("time", "lev", "lat", "lon") if var.three_d else ("time", "lat", "lon")
         data_vars[name] = (dims, values, {"units": var.units, "long_name": var.long_name})
-    return xr.Dataset(data_vars, coords=coords, attrs={
+    attrs = {
         "title": "synthetic SPCAM-like aquaplanet with known physical drivers",
         "source": "pcm.data.synthetic",
         "seed": int(seed),
         "sst_shift": float(sst_shift),
         "time_step_seconds": V.TIME_STEP_SECONDS,
-    })
+    }
+    if world:  # world 0's files stay as they were, byte for byte
+        attrs.update(title="synthetic SPCAM-like data of a randomised world with known "
+                     "physical drivers", world=world)
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _world(world: int) -> int:
+    if isinstance(world, bool) or not isinstance(world, int | np.integer) or world < 0:
+        raise ParameterError("data.world", f"must be a non-negative integer, got {world!r}")
+    if world:
+        world_drivers(int(world))  # checks the range
+    return int(world)
+
+
+def deterministic_output(x: np.ndarray, world: int = 0) -> np.ndarray:
+    """Noise-free outputs ``[n, 65]`` of ``world`` (0: :func:`output_function`)."""
+    return output_function(x) if world == 0 else world_output(world, x)
+
+
+def driver_matrix(world: int = 0) -> np.ndarray:
+    """Boolean ``[65, 94]``: the true drivers of ``world`` (0: the aquaplanet's)."""
+    return _driver_matrix().copy() if _world(world) == 0 else world_drivers(world)
 
 
 def _variable_slices(names: tuple[str, ...]) -> dict[str, slice]:
@@ -267,7 +297,7 @@ def calibration_report(steps: int = 48, *, seed: int = 0, n_lat: int = 16,
 
 
 def driver_strength(steps: int = 24, *, seed: int = 0, n_lat: int = 16,
-                    n_lon: int = 32) -> xr.DataArray:
+                    n_lon: int = 32, world: int = 0) -> xr.DataArray:
     """How much each true driver matters: its linearised share of the deterministic variance.
 
     For every input, the change of :func:`output_function` under a small
@@ -284,24 +314,26 @@ def driver_strength(steps: int = 24, *, seed: int = 0, n_lat: int = 16,
         ``driver_strength(output, input)``, dimensionless, same coordinates as
         :func:`true_drivers`.
     """
-    ds = generate(steps, seed=seed, n_lat=n_lat, n_lon=n_lon)
+    ds = generate(steps, seed=seed, n_lat=n_lat, n_lon=n_lon, world=world)
     x = stack_columns(ds, V.INPUT_VARIABLES)
     by_lat = x.reshape(steps, n_lat, n_lon, N_IN)
     sigma = (by_lat - by_lat.mean(axis=(0, 2), keepdims=True)).std(axis=(0, 2)).mean(axis=0)
     sigma[I_SOLIN] = x[:, I_SOLIN].std()
-    f0 = output_function(x)
+    f0 = deterministic_output(x, world)
     f_var = f0.var(axis=0)
-    drivers = _driver_matrix()
+    drivers = driver_matrix(world)
     strength = np.zeros((N_OUT, N_IN))
     step = 1e-3
     for i in np.flatnonzero(drivers.any(axis=0)):
         xp = x.copy()
         xp[:, i] += step * sigma[i]
-        change = (output_function(xp) - f0) / step
+        change = (deterministic_output(xp, world) - f0) / step
         strength[:, i] = (change**2).mean(axis=0) / np.where(f_var > 0, f_var, 1.0)
-    da = true_drivers().copy(data=strength)
+    strength[~drivers] = 0.0
+    da = true_drivers(world).copy(data=strength)
     da.name = "driver_strength"
     da.attrs = {"long_name": "linearised share of the output's deterministic variance from a "
                              "one-sigma change of the driver", "units": "1",
-                "sample": f"{steps} steps on a {n_lat} x {n_lon} grid, seed {seed}"}
+                "sample": f"{steps} steps on a {n_lat} x {n_lon} grid, seed {seed}"
+                          + (f", world {world}" if world else "")}
     return da

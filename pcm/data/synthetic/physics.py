@@ -49,6 +49,7 @@ from pcm.data.synthetic._base import (
     saturation_specific_humidity,
 )
 from pcm.data.synthetic.atmosphere import LAPSE_REF
+from pcm.data.synthetic.worlds import world_drivers
 from pcm.errors import DataError
 
 _TROP = P_HPA > 140.0  # levels 10..29
@@ -210,8 +211,13 @@ def _driver_matrix() -> np.ndarray:
     return d
 
 
-def true_drivers() -> xr.DataArray:
+def true_drivers(world: int = 0) -> xr.DataArray:
     """The true physical drivers of every output.
+
+    Parameters
+    ----------
+    world : int
+        0: the aquaplanet above; 1-199: a drawn world (:mod:`pcm.data.synthetic.worlds`).
 
     Returns
     -------
@@ -221,10 +227,11 @@ def true_drivers() -> xr.DataArray:
         deterministic part reads the input. ``VBP`` and ``PS`` are never drivers.
     """
     return xr.DataArray(
-        _driver_matrix().copy(),
+        _driver_matrix().copy() if not world else world_drivers(world),
         dims=("output", "input"),
         coords={"output": V.output_labels(), "input": V.input_labels()},
         name="drivers",
         attrs={"long_name": "true physical drivers of the synthetic aquaplanet (output reads "
-                            "input)"},
+                            "input)" if not world else f"true drivers of synthetic world "
+                            f"{world} (output reads input)"},
     )
