@@ -10,6 +10,12 @@ The browser test opens every page in headless Chromium (Debian's ``chromium``; t
 Makefile installs it where apt-get is available, otherwise the test is skipped) with
 the network disabled, and checks that every equation was typeset by MathJax, every
 image loaded, every internal link resolves and no page shows an error.
+
+The pages are also read as a reader reads them (``test_pages_read_true``): no table is
+wider than its column, no file name is turned into a web link, no phrase speaks of the
+project's history, and no number that the run does not produce is typed into the text.
+``PCM_BOOK_HTML=_build/html`` points those checks at a full book built by ``make book``
+instead of the small one.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +46,100 @@ REPOSITORY = "octo-org/pcm-book"
 #: What must not appear in any page: CDN hosts and scripts or stylesheets from the web.
 CDN = re.compile(r"cdn\.jsdelivr|unpkg\.com|cdnjs|mathjax@|googleapis|"
                  r"<script[^>]*\ssrc=\"(?:https?:)?//|<link[^>]*\shref=\"(?:https?:)?//")
+#: Phrases about the project's own history (how the book came about), not about the method.
+HISTORY = re.compile(r"\bthe issue (?:that|which)\b|\bthis change\b|\bearlier rule\b|"
+                     r"\bscience notes\b|\bduring development\b|\bdid not fit the time\b|"
+                     r"\bthe book's earlier\b|\bwe used to\b|\bno longer\b|"
+                     r"\b(?:measured|run) (?:on [^.]{0,40})?in (?:January|February|March|April|"
+                     r"May|June|July|August|September|October|November|December) \d{4}",
+                     re.IGNORECASE)
+#: Numbers of other runs typed into the text (measured once, not produced by this run):
+#: each figure below stood in the book without the run that built it.
+FOREIGN_NUMBERS = (
+    "0.81 (0.80–0.82)", "0.885–0.902", "10 min 12 s", "ratio 9.4", "52.9 s", "498.9 s",
+    "0.3904", "238 h", "516 h", "ratio 2.2", "1.00 / 0.11 / 0.16", "0.21 / 0.36 / 0.22",
+    "0.20 / 0.58 / 0.27", "about 83 %", "0.75–0.95", "one pre-masking run: 5",
+    "share 0.25 gave 0.91",
+)
+#: A float printed at full precision (``(325, 51.63473615900148)``): not formatted for a reader.
+RAW_FLOAT = re.compile(r"\d\.\d{9,}")
+#: A file name auto-linked as a web address (``train.nc`` -> ``http://train.nc``).
+FILE_LINK = re.compile(r'href="https?://[^"/]*\.(?:nc|yml|yaml|json|csv|ipynb|keras)/?"')
+
+
+@pytest.fixture(scope="module")
+def built_html(request) -> Path:
+    """The HTML to read: ``PCM_BOOK_HTML`` (a full ``make book``) or the small book."""
+    given = os.environ.get("PCM_BOOK_HTML")
+    return Path(given).resolve() if given else request.getfixturevalue("book")["html"]
+
+
+class _Text(HTMLParser):
+    """The text of a page as a reader sees it (no scripts, styles or hidden sources)."""
+
+    SKIP = {"script", "style", "noscript", "template"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in self.SKIP
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in self.SKIP and self._skip > 0
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def page_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return re.sub(r"\s+", " ", " ".join(parser.parts))
+
+
+def reading_problems(html_dir: Path) -> list[str]:
+    """Every place where a built page links a file name to the web, speaks of the
+    project's history, prints a raw float or states a number of another run."""
+    problems = []
+    for page in _pages(html_dir):
+        name = str(page.relative_to(html_dir))
+        html = page.read_text()
+        text = page_text(html)
+        problems += [f"{name}: file name linked to the web: {m.group()}"
+                     for m in FILE_LINK.finditer(html)]
+        problems += [f"{name}: history phrase: ...{text[max(0, m.start() - 40):m.end() + 20]}..."
+                     for m in HISTORY.finditer(text)]
+        problems += [f"{name}: raw float: ...{text[max(0, m.start() - 30):m.end()]}..."
+                     for m in RAW_FLOAT.finditer(text)]
+        problems += [f"{name}: number of another run typed into the text: {n!r}"
+                     for n in FOREIGN_NUMBERS if n in text]
+    return problems
+
+
+def test_pages_read_true(built_html):
+    problems = reading_problems(built_html)
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+def test_the_reading_checks_catch_what_they_look_for(tmp_path):
+    page = tmp_path / "book" / "p.html"
+    page.parent.mkdir()
+    page.write_text('<p>writes <a href="http://train.nc">train.nc</a>; as the issue that '
+                    "asked for it says, (325, 51.63473615900148) and a ratio 9.4.</p>"
+                    "<script>no longer</script>")
+    found = reading_problems(tmp_path)
+    assert len(found) == 4, found
+    assert [f.split(": ")[1] for f in found] == [
+        "file name linked to the web", "history phrase", "raw float",
+        "number of another run typed into the text"]
+    page.write_text("<p>writes <code>train.nc</code>; R² 0.812.</p>")
+    assert reading_problems(tmp_path) == []
+
+
 #: What no page may contain without BOOK_REPOSITORY: buttons and links to a repository.
 REPOSITORY_TRACES = re.compile(r"github\.com/|mybinder\.org|colab\.research|binder-examples|"
                                r"btn-source-repository|launch-binder|launch-colab|"
@@ -74,6 +175,7 @@ def make_mini_book(src: Path) -> int:
     """
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "_static", src / "_static")
     notebooks = src / "book" / "notebooks"
     notebooks.mkdir(parents=True)
     for path in [*(ROOT / "book").glob("*.md"), ROOT / "book" / "references.bib"]:
@@ -346,3 +448,35 @@ def test_every_page_renders_offline_in_chromium(book, capsys):
         assert not bad, f"{name}: images not loaded: {bad}"
         assert not info["errors"], f"{name}: error output: {info['errors']}"
         assert "Traceback (most recent call last)" not in info["text"], name
+
+
+# Runs in a loaded page: every table wider than the column that holds it (cut off, or
+# only readable by scrolling sideways).
+CLIPPED_TABLES = """() => [...document.querySelectorAll('.bd-article table')].filter(t => {
+  const box = t.parentElement;
+  return Math.max(t.scrollWidth, t.getBoundingClientRect().width) > box.clientWidth + 1 ||
+         t.scrollWidth > t.clientWidth + 1;
+}).map(t => t.innerText.replace(/\\s+/g, ' ').slice(0, 70) +
+            ` (${Math.round(t.scrollWidth)} px in ${t.parentElement.clientWidth} px)`)"""
+
+
+def test_wide_tables_fit_their_column(built_html):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium: install Debian's `chromium` package or set CHROMIUM")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    clipped: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_FLAGS, chromium_sandbox=False)
+        # the book's width on a laptop screen: the text column beside the navigation
+        page = browser.new_context(offline=True, viewport={"width": 1280, "height": 800}
+                                   ).new_page()
+        for path in _pages(built_html):
+            if REDIRECT.search(path.read_text()):
+                continue
+            page.goto(path.as_uri(), wait_until="load", timeout=30_000)
+            clipped += [f"{path.relative_to(built_html)}: {t}"
+                        for t in page.evaluate(CLIPPED_TABLES)]
+        browser.close()
+    assert not clipped, f"{len(clipped)} tables wider than their column:\n" + "\n".join(clipped)
