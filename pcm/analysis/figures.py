@@ -104,7 +104,7 @@ def r2_maps(r2: xr.Dataset, output: str, *, climate: str = "control",
         ax.set_title(f"{kind}: {output} (R² = {glob:.2f})")
     fig.colorbar(mesh, ax=fig.axes, orientation="horizontal", shrink=0.6, label=R2_LABEL,
                  extend="min")
-    n_time = r2.attrs.get("n_time")
+    n_time = r2.attrs.get(f"time_steps_{climate}", r2.attrs.get("n_time"))  # r2.nc, r2_dataset
     per_point = f" ({n_time} test steps per point: a noisy estimate)" if n_time else ""
     fig.suptitle(f"R² per grid point over time, {climate}{per_point}")
     return fig
