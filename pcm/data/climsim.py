@@ -173,12 +173,20 @@ def read_grid(path: str | os.PathLike) -> dict:
                 raise DataError(f"dims {nc.variables[name].dimensions}, expected {dims}",
                                 path=path, variable=name)
             out[name] = np.asarray(nc.variables[name][...], dtype="f8")
+        hybrid = {}  # interfaces (ilev = lev + 1): layer masses dp/g for ClimSim's scores
+        for name in ("hyai", "hybi"):
+            if name in nc.variables and nc.variables[name].shape == (n_lev + 1,):
+                hybrid[name] = np.asarray(nc.variables[name][...], dtype="f8")
     p0 = float(out.pop("P0"))
     levels = (out.pop("hyam") * p0 + out.pop("hybm") * p0) / 100.0
     for name, values in (*out.items(), ("hyam/hybm", levels)):
         if not np.all(np.isfinite(values)):
             raise DataError("non-finite values", path=path, variable=name)
-    return {**out, "levels_hpa": levels, "n_col": n_col, "n_lev": n_lev}
+    if len(hybrid) == 2:
+        hybrid["P0"] = p0
+    else:
+        hybrid = {}
+    return {**out, "levels_hpa": levels, "n_col": n_col, "n_lev": n_lev, "hybrid": hybrid}
 
 
 def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
@@ -659,6 +667,8 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         "n_outputs": catalogue.n_outputs,
         "n_columns": n_col,
         "n_levels": catalogue.n_levels,
+        "hybrid_interfaces": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                              for k, v in info["hybrid"].items()},
         "selection": {"include": list(include or []), "stride": int(stride),
                       "months": None if months is None else list(parse_months(months)),
                       "split_months": None if split_months is None else
