@@ -48,13 +48,13 @@ from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split
 from pcm.method.masking import premask_index, proxy_losses
+from pcm.method.ranked_selection import premask_train_config
 from pcm.method.thresholds import (
     choose_thresholds,
     masks_from_thresholds,
     relative_thresholds,
     threshold_table,
 )
-from pcm.nn.config import TrainConfig
 from pcm.nn.trainer import train_stacked
 from pcm.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
 from pcm.rundir import MODEL_KINDS, RunDir
@@ -294,18 +294,6 @@ def goal_check(table: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _premask_config(run: RunDir) -> TrainConfig:
-    """The run's pre-masking hyper-parameters, from ``history_premask.nc``."""
-    attrs = run.history("premask").attrs
-    return TrainConfig(hidden_units=tuple(int(u) for u in np.atleast_1d(attrs["hidden_units"])),
-                       epochs=int(attrs["epochs_requested"]), batch_size=int(attrs["batch_size"]),
-                       learning_rate=float(attrs["learning_rate"]),
-                       lr_divisor=float(attrs["lr_divisor"]), lr_every=int(attrs["lr_every"]),
-                       l1=float(attrs["l1"]), seed=int(attrs["seed"]),
-                       compute_dtype=str(attrs["compute_dtype"]),
-                       max_train_samples=int(attrs["n_train"]))
-
-
 def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
                         share: float = 0.6, progress: bool = False) -> xr.Dataset:
     """Stability selection of inputs over ``runs`` pre-masking networks per output.
@@ -349,7 +337,7 @@ def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
     strength = run.driver_strength()
     single = run.mask("pcmasking")
     vectors = run.masking_vectors()
-    config = _premask_config(run)
+    config = premask_train_config(run)
     n_out = vectors.sizes["output"]
     model = StackedMLP(n_out * int(runs), config.hidden_units, input_layer=True,
                        targets=np.tile(np.arange(n_out), int(runs)), seed=config.seed + 1,

@@ -16,7 +16,9 @@ all true drivers) and ``drivers_strong_by_variable[model][VAR]``. Where masking
 vectors exist: ``masking_vector_ranking`` (``auc oracle_f1 selected_f1`` and,
 with strength, ``strong_auc oracle_strong_f1 selected_strong_f1``) and
 ``masking_vector_ranking_by_variable[VAR]`` — threshold-free ranking quality of the
-vectors next to the F1 of the selected PCMasking mask.
+vectors next to the F1 of the selected PCMasking mask. ``training[phase]``
+(:func:`training_section`): schedule, epochs trained and cap, share of the phase's
+networks that converged and whether all did.
 NaN is written as null.
 """
 
@@ -34,7 +36,7 @@ from pcm.io import read_json, write_json
 from pcm.method.explain import driver_tables
 from pcm.rundir import RunDir
 
-__all__ = ["write_summary", "build_summary", "cost_comparison"]
+__all__ = ["write_summary", "build_summary", "cost_comparison", "training_section"]
 
 #: Phases of each pipeline whose wall seconds make up its cost.
 PCMASKING_PHASES = ("premask", "masking_vectors", "threshold_search", "finetune")
@@ -110,6 +112,34 @@ def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | N
     return cost
 
 
+#: Training phases whose convergence the summary reports (``training[phase]``).
+TRAINING_PHASES = ("premask", "unconstrained", "finetune", "causal")
+
+
+def training_section(run: RunDir) -> dict:
+    """Per trained phase: ``schedule``, ``epochs``, ``converged_share`` and ``converged``.
+
+    ``converged`` is true when every network of the phase converged (history variable
+    ``converged``; the causally-informed phase counts its candidate networks). Phases
+    without a history, or with one written before the convergence record, are left out.
+    """
+    out = {}
+    for phase in TRAINING_PHASES:
+        path = run.artefact(f"history_{phase}.nc")
+        if not path.exists():
+            continue
+        with xr.open_dataset(path) as ds:
+            if "converged" not in ds:
+                continue
+            converged = ds["converged"].values.astype(bool)
+            out[phase] = {"schedule": str(ds.attrs.get("schedule", "step")),
+                          "epochs": int(ds.sizes["epoch"]),
+                          "epochs_cap": int(ds.attrs.get("epochs_requested", -1)),
+                          "converged_share": float(converged.mean()),
+                          "converged": bool(converged.all())}
+    return out
+
+
 def build_summary(run: RunDir | str | os.PathLike) -> dict:
     """The summary dictionary of a run (see the module docstring); nothing written."""
     run = RunDir.of(run)
@@ -161,6 +191,9 @@ def build_summary(run: RunDir | str | os.PathLike) -> dict:
     if strong:
         summary["drivers_strong"] = strong
         summary["drivers_strong_by_variable"] = strong_by_var
+    training = training_section(run)
+    if training:
+        summary["training"] = training
     if ranking is not None:
         summary["masking_vector_ranking"] = ranking_means
         summary["masking_vector_ranking_by_variable"] = by_variable_ranking

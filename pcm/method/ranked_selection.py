@@ -1,0 +1,183 @@
+"""Step 3 on a run: the rankings and selections beyond the L1 row norm.
+
+The pure rules are in :mod:`pcm.method.ranking` and :mod:`pcm.method.selection`; this
+module applies them to a run directory for :func:`pcm.method.masking.search_thresholds`
+and :func:`pcm.method.masking.compute_masking_vectors`:
+
+* :func:`ranking_vectors` -- the masking vector of ``ranking`` (``gradient_input``,
+  ``integrated_gradients``: of ``models/premask.keras`` on validation samples;
+  ``adaptive_l1``: a second pre-masking stage continuing from the pre-masking
+  weights with adaptive penalty weights; ``stability``: ``stability_runs`` fresh
+  pre-masking networks per output with random penalty weights, ONE stack);
+* :func:`knockoff_masks` -- ``selection: knockoff``: a pre-masking stack on the inputs
+  and their Gaussian knockoffs, the statistic ``W = v - v~`` and the knockoff(+) cut;
+* :func:`screen_masks` -- ``screen: partial_correlation`` on the training samples.
+
+The extra stacks train with the run's pre-masking hyper-parameters (read from
+``history_premask.nc``, schedule included) and checkpoint under
+``checkpoints/ranking_<name>/`` (resumable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pcm.config import SearchConfig
+from pcm.errors import DataError, ParameterError
+from pcm.method.ranking import (
+    RANKINGS,
+    adaptive_weights,
+    gradient_input,
+    ig_alphas,
+    integrated_gradients,
+    random_penalty_weights,
+    selection_frequency,
+    weighted_start,
+)
+from pcm.method.selection import (
+    fit_gaussian_knockoffs,
+    knockoff_select,
+    partial_f_screen,
+    sample_knockoffs,
+)
+from pcm.nn.config import TrainConfig
+from pcm.nn.gradients import input_gradients
+from pcm.nn.trainer import train_stacked
+from pcm.rundir import RunDir
+
+__all__ = ["premask_train_config", "ranking_vectors", "knockoff_masks", "screen_masks"]
+
+
+def premask_train_config(run: RunDir) -> TrainConfig:
+    """The run's pre-masking hyper-parameters, from ``history_premask.nc``."""
+    attrs = run.history("premask").attrs
+    patience = int(attrs.get("patience", -1))
+    return TrainConfig(hidden_units=tuple(int(u) for u in np.atleast_1d(attrs["hidden_units"])),
+                       epochs=int(attrs["epochs_requested"]), batch_size=int(attrs["batch_size"]),
+                       learning_rate=float(attrs["learning_rate"]),
+                       lr_divisor=float(attrs["lr_divisor"]), lr_every=int(attrs["lr_every"]),
+                       l1=float(np.atleast_1d(attrs["l1"])[0]), seed=int(attrs["seed"]),
+                       compute_dtype=str(attrs["compute_dtype"]),
+                       max_train_samples=int(attrs["n_train"]),
+                       patience=patience if patience > 0 else None,
+                       schedule=str(attrs.get("schedule", "step")),
+                       plateau_patience=int(attrs.get("plateau_patience", 2)),
+                       plateau_min_delta=float(attrs.get("plateau_min_delta", 1e-3)))
+
+
+def _ordered(run: RunDir, premask) -> np.ndarray:
+    """Index of the pre-masking network of each output 0..n-1."""
+    where = {t: n for n, t in enumerate(premask.targets)}
+    n_out = run.catalogue.n_outputs
+    if sorted(where) != list(range(n_out)):
+        raise DataError("the pre-masking model lacks networks for some outputs",
+                        path=run.model("premask"))
+    return np.array([where[o] for o in range(n_out)])
+
+
+def _validation_sample(run: RunDir, config: SearchConfig) -> np.ndarray:
+    xv, _ = run.arrays("valid", max_samples=config.max_samples)
+    rng = np.random.default_rng([int(config.seed), 3])
+    n = min(int(config.ranking_samples), len(xv))
+    return np.asarray(xv[np.sort(rng.choice(len(xv), n, replace=False))], dtype=np.float32)
+
+
+def _train(run: RunDir, model, name: str, config: TrainConfig, progress: bool,
+           x=None, xv=None) -> None:
+    xt, y, xvt, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    train_stacked(model, xt if x is None else x, y, config, x_val=xvt if xv is None else xv,
+                  y_val=yv, checkpoint_dir=run.checkpoints(f"ranking_{name}"),
+                  desc=f"ranking {name}", progress=progress,
+                  labels=run.catalogue.output_labels())
+
+
+def _effective_norms(model) -> np.ndarray:
+    """Row norms of the effective (masked) input kernel, ``(networks, inputs)``."""
+    kernel = np.asarray(model.input_kernel) * np.asarray(model.mask)[:, :, None]
+    return np.linalg.norm(kernel, axis=2)
+
+
+def ranking_vectors(run: RunDir, config: SearchConfig, *, progress: bool = False) -> np.ndarray:
+    """The masking vector of ``config.ranking``, ``(outputs, inputs)`` in output order.
+
+    ``row_norm`` is :func:`pcm.method.masking.compute_masking_vectors` itself; the
+    other rankings are described in the module docstring.
+    """
+    from pcm.nn.networks import StackedMLP
+
+    if config.ranking not in RANKINGS:
+        raise ParameterError("ranking", f"expected one of {', '.join(RANKINGS)}, "
+                             f"got {config.ranking!r}")
+    premask = run.load_model("premask")
+    order = _ordered(run, premask)
+    if config.ranking == "row_norm":
+        return premask.masking_vectors()[order]
+    if config.ranking in ("gradient_input", "integrated_gradients"):
+        x = _validation_sample(run, config)
+        if config.ranking == "gradient_input":
+            return gradient_input(input_gradients(premask, x), x)[order]
+        alphas = ig_alphas(config.ranking_steps)
+        mean = sum(input_gradients(premask, x, scale=a) for a in alphas) / len(alphas)
+        return integrated_gradients(mean[None], x)[order]  # one "step": the path mean
+    train = premask_train_config(run)
+    if config.ranking == "adaptive_l1":
+        model = premask.select(np.arange(premask.n_networks))
+        weights = adaptive_weights(premask.masking_vectors(), config.adaptive_gamma)
+        kernel, mask = weighted_start(np.asarray(premask.input_kernel), weights)
+        model.input_kernel.assign(kernel.astype(np.asarray(premask.input_kernel).dtype))
+        model.set_mask(mask)
+        _train(run, model, "adaptive_l1", train, progress)
+        return _effective_norms(model)[order]
+    # stability: B fresh pre-masking networks per output, random penalty weights, one stack
+    runs, n_out = int(config.stability_runs), run.catalogue.n_outputs
+    model = StackedMLP(n_out * runs, train.hidden_units, n_inputs=run.catalogue.n_inputs,
+                       input_layer=True, targets=np.tile(np.arange(n_out), runs),
+                       seed=train.seed + 1, dtype=train.dtype_policy)
+    weights = random_penalty_weights((model.n_networks, model.n_inputs),
+                                     config.stability_weakness, config.seed)
+    kernel, mask = weighted_start(np.asarray(model.input_kernel), weights)
+    model.input_kernel.assign(kernel.astype(np.asarray(model.input_kernel).dtype))
+    model.set_mask(mask)
+    _train(run, model, "stability", train, progress)
+    each = _effective_norms(model).reshape(runs, n_out, -1)
+    return selection_frequency(each, config.selection_ratio)
+
+
+def knockoff_masks(run: RunDir, config: SearchConfig, *,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``selection: knockoff``: masks, statistics ``W (outputs, inputs)`` and cuts ``T``.
+
+    The knockoffs are fitted on the training inputs and drawn for the training and
+    validation inputs (seed ``config.seed``); a pre-masking stack on ``[X, X~]`` (twice
+    the inputs, λ scaled by 4 so that each weight pays the run's penalty) gives the
+    row norms ``v`` of the inputs and ``v~`` of their knockoffs.
+    """
+    from pcm.nn.networks import StackedMLP
+
+    train = premask_train_config(run)
+    x, _, xv, _ = run.training_arrays(train.max_train_samples, train.compute_dtype)
+    fit = fit_gaussian_knockoffs(x[:: max(1, len(x) // 50_000)])
+    x2 = np.hstack([x, sample_knockoffs(fit, x, config.seed)])
+    xv2 = np.hstack([xv, sample_knockoffs(fit, xv, config.seed + 1)])
+    n_in, n_out = run.catalogue.n_inputs, run.catalogue.n_outputs
+    model = StackedMLP(n_out, train.hidden_units, n_inputs=2 * n_in, input_layer=True,
+                       seed=train.seed + 2, dtype=train.dtype_policy)
+    doubled = replace(train, l1=4.0 * float(train.l1))
+    _train(run, model, "knockoff", doubled, progress, x=x2, xv=xv2)
+    v = model.masking_vectors()
+    w = v[:, :n_in] - v[:, n_in:]
+    masks, cuts = knockoff_select(w, config.knockoff_fdr, plus=config.knockoff_plus)
+    return masks, w, cuts
+
+
+def screen_masks(run: RunDir, config: SearchConfig,
+                 masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``screen: partial_correlation`` on ``screen_samples`` training samples (seeded)."""
+    x, y = run.arrays("train", max_samples=config.max_samples)
+    rng = np.random.default_rng([int(config.seed), 5])
+    n = min(int(config.screen_samples), len(x))
+    rows = np.sort(rng.choice(len(x), n, replace=False))
+    return partial_f_screen(np.asarray(x[rows]), np.asarray(y[rows]), masks,
+                            config.screen_alpha)

@@ -1,0 +1,202 @@
+"""Selections beyond a threshold on the masking vector: the pure rules (numpy and scipy).
+
+Model-X knockoffs (Candes, Fan, Janson and Lv 2018)
+    :func:`fit_gaussian_knockoffs` fits second-order (Gaussian) knockoffs of the
+    inputs; :func:`sample_knockoffs` draws them; a pre-masking network trained on
+    ``[X, X~]`` gives each input the statistic ``W_j = v_j - v~_j`` (its masking-vector
+    entry minus its knockoff's) and :func:`knockoff_threshold` the data-dependent cut
+    at a target false-discovery rate. The knockoff variables are built here, not with
+    ``knockpy``: its only release is a source archive that compiles Cython
+    extensions and depends on ``cvxpy`` and ``jlc-choldate`` (compiled), while the
+    Gaussian construction needed is a few lines of linear algebra. The diagonal
+    ``s`` comes from coordinate ascent on the semidefinite constraint
+    ``2 Sigma - diag(s) >= 0`` started from the equicorrelated solution
+    (:func:`knockoff_diagonal`); with strongly correlated profiles the equicorrelated
+    ``s`` alone would be ~0 and the knockoffs copies of the inputs.
+Conditional screen
+    :func:`partial_f_screen`: for each output, backward elimination among the kept
+    inputs; an input is dropped while its partial F-test (its linear and squared
+    terms, given those of the other kept inputs) is not significant at ``alpha``.
+    A proxy that is a noisy copy of a kept driver adds nothing given it and goes;
+    the test is blind to effects that only act through interactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from pcm.errors import ParameterError
+
+__all__ = ["SELECTIONS", "SCREENS", "GaussianKnockoffs", "knockoff_diagonal",
+           "fit_gaussian_knockoffs", "sample_knockoffs", "knockoff_threshold",
+           "knockoff_select", "partial_f_screen"]
+
+#: Values of the run parameter ``selection`` added here (the rest: :mod:`pcm.method.masking`).
+SELECTIONS = ("stability", "knockoff")
+
+#: Values of the run parameter ``screen``.
+SCREENS = ("none", "partial_correlation")
+
+
+@dataclass(frozen=True)
+class GaussianKnockoffs:
+    """Fitted Gaussian knockoff sampler of standardised inputs.
+
+    ``mean, scale`` standardise the varying inputs (``varying``); ``shift`` is
+    ``Sigma^-1 diag(s)`` and ``root`` a square root of the conditional covariance
+    ``2 diag(s) - diag(s) Sigma^-1 diag(s)``; constant inputs are copied.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    varying: np.ndarray
+    s: np.ndarray
+    shift: np.ndarray
+    root: np.ndarray
+
+
+def knockoff_diagonal(corr: np.ndarray, *, sweeps: int = 10, margin: float = 1e-3) -> np.ndarray:
+    """``s`` with ``2 corr - diag(s)`` positive definite, each ``s_j <= 1``, made large.
+
+    Starts from the equicorrelated ``s = min(1, 2 lambda_min)`` and raises each
+    coordinate in turn to its largest feasible value, ``1 / (A^-1)_jj`` with ``A``
+    the constraint matrix without ``s_j`` (times ``1 - margin``).
+    """
+    corr = np.asarray(corr, dtype=np.float64)
+    p = corr.shape[0]
+    lam = float(np.linalg.eigvalsh(corr).min())
+    s = np.full(p, max(0.0, min(1.0, 2.0 * lam) * (1.0 - margin)))
+    two = 2.0 * corr
+    for _ in range(int(sweeps)):
+        for j in range(p):
+            a = two - np.diag(s)
+            a[j, j] += s[j]
+            inv_jj = float(np.linalg.inv(a)[j, j])
+            s[j] = min(1.0, (1.0 - margin) / inv_jj) if inv_jj > 0 else 0.0
+    return s
+
+
+def fit_gaussian_knockoffs(x: np.ndarray, *, shrinkage: float = 1e-3) -> GaussianKnockoffs:
+    """Fit the Gaussian knockoff sampler to samples ``x (samples, inputs)``.
+
+    The correlation matrix is shrunk towards the identity by ``shrinkage`` (it is
+    singular when an input is a combination of others).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    varying = scale > 1e-12 * max(1.0, float(np.abs(mean).max(initial=0.0)))
+    z = (x[:, varying] - mean[varying]) / scale[varying]
+    corr = np.atleast_2d(np.corrcoef(z, rowvar=False)) if z.shape[1] else np.zeros((0, 0))
+    corr = (1.0 - shrinkage) * corr + shrinkage * np.eye(corr.shape[0])
+    s = knockoff_diagonal(corr)
+    inv = np.linalg.inv(corr)
+    shift = inv * s[None, :]  # Sigma^-1 diag(s)
+    cov = 2.0 * np.diag(s) - np.diag(s) @ inv @ np.diag(s)
+    vals, vecs = np.linalg.eigh((cov + cov.T) / 2.0)
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))[None, :]
+    return GaussianKnockoffs(mean, scale, varying, s, shift, root)
+
+
+def sample_knockoffs(fit: GaussianKnockoffs, x: np.ndarray, seed: int) -> np.ndarray:
+    """Knockoffs ``X~`` of ``x`` (same shape, units and dtype); constant inputs copied."""
+    x = np.asarray(x)
+    out = x.astype(np.float64, copy=True)
+    v = fit.varying
+    z = (out[:, v] - fit.mean[v]) / fit.scale[v]
+    noise = np.random.default_rng([int(seed), 29]).standard_normal(z.shape)
+    zk = z - z @ fit.shift + noise @ fit.root.T
+    out[:, v] = fit.mean[v] + fit.scale[v] * zk
+    return out.astype(x.dtype)
+
+
+def knockoff_threshold(w: np.ndarray, fdr: float, *, plus: bool = True) -> float:
+    """Knockoff(+) threshold: the smallest ``t`` in ``{|W_j| > 0}`` with estimated FDP <= ``fdr``.
+
+    ``FDP(t) = (offset + #{W_j <= -t}) / max(1, #{W_j >= t})``, offset 1 (knockoff+)
+    or 0; ``inf`` (select nothing) when no ``t`` qualifies.
+    """
+    if not 0 < float(fdr) < 1:
+        raise ParameterError("knockoff_fdr", f"must lie in (0, 1), got {fdr}")
+    w = np.asarray(w, dtype=np.float64)
+    offset = 1.0 if plus else 0.0
+    for t in np.sort(np.unique(np.abs(w[w != 0]))):
+        if (offset + np.sum(w <= -t)) / max(1.0, float(np.sum(w >= t))) <= fdr:
+            return float(t)
+    return float("inf")
+
+
+def knockoff_select(w: np.ndarray, fdr: float, *, plus: bool = True) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Per output row of ``w (outputs, inputs)``: the selection ``W >= T`` and ``T``."""
+    w = np.atleast_2d(np.asarray(w, dtype=np.float64))
+    t = np.array([knockoff_threshold(row, fdr, plus=plus) for row in w])
+    return w >= t[:, None], t
+
+
+def _basis(x: np.ndarray) -> np.ndarray:
+    """Standardised linear and squared term of each column: ``(samples, 2 * inputs)``."""
+    z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    sq = z * z
+    sq = (sq - sq.mean(axis=0)) / np.where(sq.std(axis=0) > 0, sq.std(axis=0), 1.0)
+    return np.stack([z, sq], axis=2).reshape(len(x), -1)
+
+
+def _drop_one_pvalues(basis: np.ndarray, y: np.ndarray, kept: list[int]) -> np.ndarray:
+    """p-value of the partial F-test of each kept input's two terms in the full model."""
+    cols = np.array([[2 * j, 2 * j + 1] for j in kept]).reshape(-1)
+    design = np.column_stack([np.ones(len(y)), basis[:, cols]])
+    gram_inv = np.linalg.pinv(design.T @ design)
+    beta = gram_inv @ (design.T @ y)
+    resid = y - design @ beta
+    dof = max(1, len(y) - np.linalg.matrix_rank(design))
+    sigma2 = max(float(resid @ resid) / dof, 1e-300)
+    pvalues = np.empty(len(kept))
+    for k in range(len(kept)):
+        b = slice(1 + 2 * k, 3 + 2 * k)
+        increase = float(beta[b] @ np.linalg.pinv(gram_inv[b, b]) @ beta[b])
+        pvalues[k] = stats.f.sf(increase / 2.0 / sigma2, 2, dof)
+    return pvalues
+
+
+def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
+                     alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Drop kept inputs that add nothing given the other kept inputs (backward elimination).
+
+    Parameters
+    ----------
+    x : array ``(samples, inputs)``
+    y : array ``(samples, outputs)``
+        Targets, column ``o`` for row ``o`` of ``masks``.
+    masks : array of bool ``(outputs, inputs)``
+        The selection to screen.
+    alpha : float
+        Significance level: while the least significant kept input has p > alpha, it
+        is dropped and the test repeated on the rest.
+
+    Returns
+    -------
+    (masks, pvalues)
+        The screened masks and, per (output, input), the p-value of the input's last
+        test (NaN for inputs never kept).
+    """
+    if not 0 < float(alpha) < 1:
+        raise ParameterError("screen_alpha", f"must lie in (0, 1), got {alpha}")
+    masks = np.asarray(masks, dtype=bool)
+    basis = _basis(np.asarray(x, dtype=np.float64))
+    y = np.asarray(y, dtype=np.float64)
+    out = masks.copy()
+    pvalues = np.full(masks.shape, np.nan)
+    for o in range(masks.shape[0]):
+        kept = np.flatnonzero(masks[o]).tolist()
+        target = y[:, o] - y[:, o].mean()
+        while kept:
+            p = _drop_one_pvalues(basis, target, kept)
+            pvalues[o, kept] = p
+            worst = int(np.argmax(p))
+            if p[worst] <= alpha:
+                break
+            out[o, kept.pop(worst)] = False
+    return out, pvalues

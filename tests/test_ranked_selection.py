@@ -1,0 +1,124 @@
+"""Each ranking and selection of step 3 on a hand-made run whose answer is known.
+
+Every output is ``sin(x0) + 0.5 x1 ** 2`` plus noise; input 2 is a copy of input 0
+at r = 0.95 (a proxy that drives nothing); the other 91 inputs are independent noise.
+A good selection keeps inputs 0 and 1 and drops input 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pcm.config import PremaskConfig, SearchConfig
+from pcm.errors import ParameterError
+from pcm.method.masking import compute_masking_vectors, search_thresholds
+from pcm.method.premask import run_premask
+from pcm.rundir import RunDir
+
+N_IN, N_OUT = 94, 65
+
+
+def _split(split: str, n: int):
+    rng = np.random.default_rng({"train": 0, "valid": 1}[split])
+    x = rng.standard_normal((n, N_IN))
+    x[:, 2] = 0.95 * x[:, 0] + np.sqrt(1 - 0.95 ** 2) * rng.standard_normal(n)
+    y = np.sin(x[:, 0]) + 0.5 * x[:, 1] ** 2
+    y = y[:, None] + 0.1 * rng.standard_normal((n, N_OUT))
+    return x.astype("float32"), y.astype("float32")
+
+
+@pytest.fixture(scope="module")
+def copy_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("copy")
+    run = RunDir(root / "run")
+    run.write_manifest({"train": root / "train.nc", "valid": root / "valid.nc",
+                        "norm": root / "norm.nc"}, source="synthetic")
+    patch = pytest.MonkeyPatch()
+
+    def arrays(run_, split, *, max_samples=None, dtype="float32", warn=True):
+        x, y = _split(split, 3000 if split == "train" else 1000)
+        if max_samples is not None:
+            x, y = x[:max_samples], y[:max_samples]
+        return x.astype(dtype), y.astype(dtype)
+
+    patch.setattr(RunDir, "arrays", arrays)
+    if hasattr(RunDir, "split_samples"):  # the streaming path asks for the size first
+        patch.setattr(RunDir, "split_samples",
+                      lambda run_, split: 3000 if split == "train" else 1000)
+    common = dict(hidden_layers=1, hidden_units=16, batch_size=100, seed=0,
+                  learning_rate=3e-3, lr_every=4)
+    run_premask(run, PremaskConfig.from_parameters(dict(epochs=8, l1=20.0, **common)),
+                progress=False)
+    yield run, common
+    patch.undo()
+
+
+def _search(run, common, **params):
+    keys = set(SearchConfig.parameter_names())
+    config = SearchConfig.from_parameters({**{k: v for k, v in common.items() if k in keys},
+                                           **params})
+    thresholds = search_thresholds(run, config, progress=False)
+    return thresholds, run.mask("pcmasking").values
+
+
+def _ranks(vectors: np.ndarray) -> np.ndarray:
+    """Rank (0 = first) of inputs 0, 1, 2 in each output's vector."""
+    order = np.argsort(-vectors, axis=1, kind="stable")
+    return np.argsort(order, axis=1)[:, :3]
+
+
+@pytest.mark.parametrize("ranking", ["row_norm", "gradient_input", "integrated_gradients",
+                                     "adaptive_l1"])
+def test_rankings_put_the_drivers_first(copy_run, ranking):
+    run, common = copy_run
+    config = SearchConfig.from_parameters({"ranking": ranking, "ranking_samples": 500,
+                                           "ranking_steps": 8, "batch_size": 100})
+    vectors = compute_masking_vectors(run, config)
+    assert vectors.attrs["ranking"] == ranking
+    ranks = _ranks(vectors.values)
+    assert np.all(ranks[:, :2] <= 2)  # both drivers among the top three
+    if ranking == "adaptive_l1":  # reweighting pushes the proxy far below the driver
+        v, first = vectors.values, run.load_model("premask").masking_vectors()
+        ratio, first_ratio = np.median(v[:, 2] / v[:, 0]), np.median(first[:, 2] / first[:, 0])
+        print("proxy/driver ratio: row norm", first_ratio, "adaptive", ratio)
+        assert ratio < 0.8 * first_ratio
+
+
+def test_stability_selection_keeps_the_drivers_and_drops_the_copy(copy_run):
+    run, common = copy_run
+    ds, masks = _search(run, common, ranking="stability", selection="stability",
+                        stability_runs=4, stability_share=0.75, selection_ratio=0.3)
+    frequency = run.masking_vectors().values
+    assert run.masking_vectors().attrs["ranking"] == "stability"
+    assert np.all((frequency >= 0) & (frequency <= 1))
+    assert masks[:, :2].mean() > 0.95 and masks[:, 2].mean() < 0.05
+    assert masks[:, 3:].sum() == 0
+    assert ds.attrs["criterion"] == "stability"
+    with pytest.raises(ParameterError, match="ranking: stability"):
+        _search(run, common, ranking="row_norm", selection="stability")
+
+
+def test_screen_drops_the_copy_that_a_loose_cut_kept(copy_run):
+    run, common = copy_run
+    _, loose = _search(run, common, selection="relative", selection_ratio=0.0)
+    assert loose[:, 2].all()  # every input with a positive entry is kept
+    ds, masks = _search(run, common, selection="relative", selection_ratio=0.0,
+                        screen="partial_correlation", screen_samples=2000)
+    assert masks[:, :2].all() and not masks[:, 2].any()
+    assert masks[:, 3:].mean() < 0.05  # ~ alpha of the noise inputs survive
+    with xr.open_dataset(run.artefact("masks.nc")) as on_disk:
+        assert "partial_correlation" in on_disk.attrs["rule"]
+    assert "screen_pvalue" in ds
+
+
+def test_knockoff_selection_drops_the_copy(copy_run):
+    run, common = copy_run
+    ds, masks = _search(run, common, selection="knockoff", knockoff_fdr=0.2,
+                        knockoff_plus=False)
+    assert masks[:, 2].mean() < 0.1 and masks[:, 3:].mean() < 0.02
+    assert masks[:, 0].mean() > 0.9 and masks[:, 1].mean() > 0.9
+    w = ds.knockoff_statistic.values
+    np.testing.assert_array_equal(masks, w >= ds.knockoff_threshold.values[:, None])
+    assert np.isnan(ds.threshold.values).all()
