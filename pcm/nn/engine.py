@@ -25,13 +25,17 @@ into one contiguous slice per replica; a replica's loss is its slice's summed
 squared error divided by the *global* batch size plus ``penalty / replicas``, and
 Keras' optimizer sums the replicas' gradients, so a step equals the single-device
 step up to rounding (tested in float64 on two logical CPU devices).
-``MultiWorkerMirroredStrategy`` (several hosts) has the same replica interface.
+``MultiWorkerMirroredStrategy`` (several hosts, chosen when ``TF_CONFIG`` names a
+cluster) has the same replica interface: every worker computes the same sample order
+from the seed and trains its slice of each global batch (not tested here: no cluster).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from contextlib import nullcontext as _nullcontext
 
 import numpy as np
@@ -82,9 +86,18 @@ def device_count(requested: int | None = None) -> tuple[str, list[str]]:
 
 
 def make_strategy(devices: int | None = None):
-    """A ``MirroredStrategy`` over the devices of :func:`device_count`, or None for one."""
+    """The distribution strategy of a training, or None for one device.
+
+    ``MultiWorkerMirroredStrategy`` when the environment variable ``TF_CONFIG`` names a
+    cluster of several workers (several hosts; every worker runs the same command on
+    the same data files), else a ``MirroredStrategy`` over the devices of
+    :func:`device_count` when there are two or more.
+    """
     import tensorflow as tf
 
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    if sum(len(cluster.get(role, ())) for role in ("chief", "worker")) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     _, names = device_count(devices)
     if len(names) < 2:
         return None
