@@ -27,9 +27,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.phase",),
     ("pcm.baselines",),
     ("pcm.method",),
-    ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters"),
+    ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters", "pcm.real_data"),
     ("pcm.pipeline",),
-    ("pcm.sweep", "pcm.experiments"),
+    ("pcm.sweep", "pcm.experiments", "pcm.worlds"),
     ("pcm.cli", "pcm.__main__"),
 )
 
@@ -41,7 +41,8 @@ LAZY_IMPORTS: dict[str, str] = {
     "pcm.nn.networks": "defines Keras classes, so importing it imports TensorFlow",
     "shap": "imports TensorFlow; only the reference DeepExplainer path",
     "tigramite": "slow import; only causal discovery (and its worker processes)",
-    "distributed": "slow import; only the parallel causal discovery (dask cluster)",
+    "distributed": "slow import; only the parallel causal discovery and the ClimSim "
+                   "converter (dask cluster)",
     "papermill": "slow import; only notebook execution",
     "ipykernel": "only the kernel manager of notebook execution",
     "jupyter_client": "only the kernel manager of notebook execution",
