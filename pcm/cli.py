@@ -7,9 +7,12 @@ Usage (docs/architecture.md, "Command line")::
     pcm data climsim --src DIR --out DIR [--include GLOB ...] [--grid FILE]
         [--months A:B | --climsim-subset | --train-months A:B --valid-months A:B
          --test-months A:B] [--stride N] [--workers N | --scheduler ADDRESS]
-    pcm run [--preset ci|tutorial|paper] [--params FILE.yml] [--set key=value ...] [--out DIR]
+    pcm run [--preset ci|tutorial|paper|climsim|climsim-full] [--params FILE.yml]
+        [--set key=value ...] [--out DIR] [--dry-run]
     pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
+    pcm worlds --worlds A-B [--method NAME[:k=v,...] ...] --out DIR [--preset P] [--set k=v]
     pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
+    pcm online --run RUN [--seeds 0,1,2] [--days D] [--lat N --lon N] [--causal] [--book-dir DIR]
     pcm real-data --book-dir DIR [--climsim-run RUN] [--synthetic-run RUN]
     pcm exercises --out DIR
 
@@ -30,14 +33,19 @@ from pathlib import Path
 from pcm.data.checks import check_file
 from pcm.data.climsim import CHUNK_STEPS, CLIMSIM_SUBSET, convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
+from pcm.dry_run import dry_run
 from pcm.errors import ParameterError, PCMError
 from pcm.exercises import write_student_copies
 from pcm.experiments import NOTEBOOK, run_notebook
 from pcm.io import output_dir
+from pcm.online.runner import NOTEBOOK as ONLINE_NOTEBOOK
+from pcm.online.runner import OnlineConfig, run_online
+from pcm.online.runner import run_notebook as run_online_notebook
 from pcm.pipeline import run, run_real_data_chapter
 from pcm.presets import PARAMETERS
 from pcm.run_parameters import parse_override
 from pcm.sweep import run_sweep
+from pcm.worlds import METHODS, run_worlds
 
 __all__ = ["main", "build_parser"]
 
@@ -76,6 +84,9 @@ def _data_climsim(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        print(dry_run(args.preset, args.params, args.set))
+        return
     run(preset=args.preset, params_file=args.params, overrides=args.set, out=args.out,
         book_dir=args.book_dir)
 
@@ -85,11 +96,33 @@ def _sweep(args: argparse.Namespace) -> None:
               overrides=args.set, progress=args.progress)
 
 
+def _worlds(args: argparse.Namespace) -> None:
+    run_worlds(worlds=args.worlds, methods=args.method or None, out=args.out,
+               preset=args.preset, params_file=args.params, overrides=args.set,
+               progress=args.progress)
+
+
 def _experiments(args: argparse.Namespace) -> None:
     parameters = {"run_dir": str(args.run), **dict(parse_override(o) for o in args.set)}
     dst = run_notebook(NOTEBOOK, args.run / "notebooks" / NOTEBOOK.name, parameters,
                        book_dir=args.book_dir)
     print(f"executed notebook: {dst}")
+
+
+def _online(args: argparse.Namespace) -> None:
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise ParameterError("--seeds", f"expected integers separated by commas, got "
+                             f"{args.seeds!r}") from None
+    config = OnlineConfig(seeds=seeds, days=args.days, n_lat=args.lat, n_lon=args.lon,
+                          causal=args.causal)
+    output_dir(args.run)
+    run_online(args.run, config, progress=args.progress)
+    if not args.no_notebook:
+        dst = run_online_notebook(args.run, args.run / "notebooks" / ONLINE_NOTEBOOK.name,
+                                  book_dir=args.book_dir)
+        print(f"executed notebook: {dst}")
 
 
 def _real_data(args: argparse.Namespace) -> None:
@@ -168,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
     run_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override one parameter (repeatable)")
+    run_cmd.add_argument("--dry-run", action="store_true",
+                         help="print samples, disk, memory and an estimated time, run nothing")
     run_cmd.add_argument("--out", type=Path, default=None,
                          help="run directory (default runs/PRESET)")
     run_cmd.add_argument("--book-dir", type=Path, default=None,
@@ -188,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
     sweep.set_defaults(func=_sweep)
 
+    worlds = sub.add_parser("worlds", help="run methods over many synthetic worlds and write "
+                            "one table (worlds.nc, worlds.csv) and worlds.png")
+    worlds.add_argument("--worlds", action="append", required=True, metavar="W,A-B",
+                        help="world seeds (repeatable): 0-99 development, 100-199 held-out, "
+                        "e.g. --worlds 100-119")
+    worlds.add_argument("--method", action="append", default=[], metavar="NAME[:K=V,...]",
+                        help="a method: a built-in name (" + ", ".join(METHODS) + ") or "
+                        "NAME:key=value,key=value (repeatable; default paper and relative)")
+    worlds.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
+    worlds.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
+    worlds.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter at every point (repeatable)")
+    worlds.add_argument("--out", type=Path, required=True, help="worlds directory")
+    worlds.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+    worlds.set_defaults(func=_worlds)
+
     exp = sub.add_parser("experiments", help="execute the experiments notebook "
                          "(08_experiments) on a finished run")
     exp.add_argument("--run", type=Path, required=True, help="a finished run directory")
@@ -197,6 +248,23 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--book-dir", type=Path, default=None,
                      help="also copy the executed notebook here (make book: book/notebooks)")
     exp.set_defaults(func=_experiments)
+
+    onl = sub.add_parser("online", help="couple the networks to a prognostic single-column "
+                         "testbed (truth, zero, unconstrained, PCMasking) and execute "
+                         "09_online")
+    onl.add_argument("--run", type=Path, required=True,
+                     help="run directory; the online artefacts go to RUN/online")
+    onl.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    onl.add_argument("--days", type=float, default=30.0, help="simulated days online")
+    onl.add_argument("--lat", type=int, default=8, help="latitudes of the columns")
+    onl.add_argument("--lon", type=int, default=8, help="longitudes of the columns")
+    onl.add_argument("--causal", action="store_true",
+                     help="also the causally-informed networks (PC1 discovery per seed; slow)")
+    onl.add_argument("--book-dir", type=Path, default=None,
+                     help="also copy the executed notebook here (make book: book/notebooks)")
+    onl.add_argument("--no-notebook", action="store_true", help="only the artefacts")
+    onl.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+    onl.set_defaults(func=_online)
 
     real = sub.add_parser("real-data", help="execute the real-data chapter (published SPCAM "
                           "masks, and a ClimSim run if given) into the book")

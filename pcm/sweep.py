@@ -72,7 +72,8 @@ from pcm.run_parameters import parse_override, resolve_parameters
 from pcm.rundir import RunDir, run_lock
 from pcm.variables import OUTPUT_VARIABLES, output_labels
 
-__all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "sweep_table",
+__all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "run_points",
+           "sweep_table",
            "run_table", "stack_seconds"]
 
 #: Parameters that change only the loss of the pre-masking phase: points that differ in
@@ -321,40 +322,70 @@ def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],
     params = [validate({**base, **point}) for point in points]  # all checked up front
     out = output_dir(out)
     with run_lock(out):  # one sweep at a time on a directory
-        runs = [RunDir(out / "points" / point_id(p)) for p in points]
-        groups: dict[str, list[int]] = {}
-        for i, p in enumerate(params):
-            groups.setdefault(_premask_key(p), []).append(i)
-        n = len(points)
-        for members in groups.values():
-            todo = [i for i in members if not _is_done(runs[i], params[i])]
-            for i in members:
-                if i not in todo:
-                    print(f"[{i + 1}/{n}] {point_id(points[i])}: done, skipped", flush=True)
-            if not todo:
-                continue
-            data = _prepare(out, params[members[0]])
-            group_params = [params[i] for i in members]
-            lambdas = _group_lambdas(group_params)
-            print(f"pre-masking {len(lambdas)} x 65 networks as one stack "
-                  f"(l1 = {', '.join(f'{lam:g}' for lam in lambdas)}) ...", flush=True)
-            stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
-            for i in todo:
-                print(f"[{i + 1}/{n}] {point_id(points[i])} ...", flush=True)
-                run = runs[i]
-                _use_data(run, data)
-                lam = float(params[i]["l1"])
-                _split_into(run, stack_run, model, hist, lambdas.index(lam), lam, len(members))
-                _finish_point(run, params[i], progress=progress)
-                write_json({"point": points[i], "params": _comparable(params[i]),
-                            "row": _row(run)}, run.artefact(POINT_FILE))
-        table = sweep_table([read_json(r.artefact(POINT_FILE)) for r in runs], list(grid))
+        records = run_points(out, points, params, progress=progress)
+        table = sweep_table(records, list(grid))
         table.attrs.update(preset=preset, grid=json.dumps(dict(grid), default=str),
                            loss_only=", ".join(LOSS_ONLY))
         write_netcdf(table, out / "sweep.nc")
         table.to_dataframe().to_csv(out / "sweep.csv")
     print(f"sweep table: {out / 'sweep.nc'} and {out / 'sweep.csv'}", flush=True)
     return table
+
+
+def run_points(out: Path, points: Sequence[Mapping[str, Any]],
+               params: Sequence[Mapping[str, Any]], *, ids: Sequence[str] | None = None,
+               progress: bool = False) -> list[dict[str, Any]]:
+    """The method at every point of a sweep directory; the records of the finished points.
+
+    Points with the same data share one data set, points that differ only in
+    :data:`LOSS_ONLY` one pre-masking stack, as described in the module docstring
+    (:func:`run_sweep` and :func:`pcm.worlds.run_worlds` both call this).
+
+    Parameters
+    ----------
+    out : Path
+        The sweep directory (the caller holds its lock).
+    points : sequence of mapping
+        What names each point (recorded, and its folder name via :func:`point_id`).
+    params : sequence of mapping
+        The validated parameters of every point.
+    ids : sequence of str, optional
+        Folder names under ``OUT/points`` (default: :func:`point_id` of each point).
+
+    Returns
+    -------
+    list of dict
+        ``{"point", "params", "row"}`` per point, in the order of ``points``.
+    """
+    ids = [point_id(p) for p in points] if ids is None else list(ids)
+    runs = [RunDir(out / "points" / i) for i in ids]
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault(_premask_key(p), []).append(i)
+    n = len(points)
+    for members in groups.values():
+        todo = [i for i in members if not _is_done(runs[i], params[i])]
+        for i in members:
+            if i not in todo:
+                print(f"[{i + 1}/{n}] {ids[i]}: done, skipped", flush=True)
+        if not todo:
+            continue
+        data = _prepare(out, params[members[0]])
+        group_params = [params[i] for i in members]
+        lambdas = _group_lambdas(group_params)
+        print(f"pre-masking {len(lambdas)} x 65 networks as one stack "
+              f"(l1 = {', '.join(f'{lam:g}' for lam in lambdas)}) ...", flush=True)
+        stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
+        for i in todo:
+            print(f"[{i + 1}/{n}] {ids[i]} ...", flush=True)
+            run = runs[i]
+            _use_data(run, data)
+            lam = float(params[i]["l1"])
+            _split_into(run, stack_run, model, hist, lambdas.index(lam), lam, len(members))
+            _finish_point(run, params[i], progress=progress)
+            write_json({"point": dict(points[i]), "params": _comparable(params[i]),
+                        "row": _row(run)}, run.artefact(POINT_FILE))
+    return [read_json(r.artefact(POINT_FILE)) for r in runs]
 
 
 def _coordinate(values: list[Any]) -> np.ndarray:

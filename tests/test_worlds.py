@@ -10,6 +10,7 @@ import xarray as xr
 
 from pcm import variables as V
 from pcm.errors import ParameterError
+from pcm.rundir import RunDir
 
 synthetic = pytest.importorskip("pcm.data.synthetic")
 from pcm.data.synthetic import worlds  # noqa: E402
@@ -120,3 +121,78 @@ def test_data_synthetic_world_option(tmp_path, capsys):
                  "500"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pcm: error:") and "data.world" in err[0]
+
+
+# --------------------------------------------------------------------------- pcm worlds
+TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hidden_units=4",
+        "epochs=2", "finetune_epochs=1", "batch_size=64", "n_thresholds=3", "causal=false",
+        "shap_background=4", "shap_samples=4"]
+
+
+def test_parse_worlds_and_methods():
+    from pcm.worlds import METHODS, parse_method, parse_worlds
+
+    assert parse_worlds(["0-2", "100,101", "1"]) == [0, 1, 2, 100, 101]
+    for bad in ("a", "5-3", "200", ""):
+        with pytest.raises(ParameterError, match="--worlds"):
+            parse_worlds([bad])
+    assert parse_method("paper") == ("paper", METHODS["paper"])
+    name, over = parse_method("rel2:selection=relative,selection_ratio=0.2")
+    assert name == "rel2" and over == {"selection": "relative", "selection_ratio": 0.2}
+    # a built-in with overrides starts from the built-in
+    assert parse_method("paper:n_thresholds=5")[1]["selection"] == "train_loss"
+    with pytest.raises(ParameterError, match="unknown method"):
+        parse_method("nope")
+    with pytest.raises(ParameterError, match="selecton"):
+        parse_method("m:selecton=relative")
+    with pytest.raises(ParameterError, match="data.world"):
+        parse_method("m:data.world=3")
+
+
+def test_run_worlds_writes_one_table_and_shares_premasking_per_world(tmp_path):
+    from pcm.worlds import run_worlds, world_medians
+
+    out = tmp_path / "w"
+    table = run_worlds(worlds=["3", "101"], methods=["relative", "loose:selection=relative,"
+                                                     "selection_ratio=0.05"],
+                       out=out, overrides=TINY)
+    assert table.sizes["row"] == 4
+    assert table["world"].values.tolist() == [3, 3, 101, 101]
+    assert table["split"].values.tolist() == ["development"] * 2 + ["held-out"] * 2
+    assert table["method"].values.tolist() == ["relative", "loose"] * 2
+    for column in ("auc", "oracle_f1", "f1", "strong_f1", "precision", "recall",
+                   "shap_nondriver_share", "r2_gap", "seconds"):
+        assert column in table and table[column].attrs["units"] in ("1", "s")
+    gap = table["r2_unconstrained"] - table["r2_pcmasking"]
+    np.testing.assert_allclose(table["r2_gap"].values, gap.values)
+    # a looser ratio keeps more inputs, from the same masking vectors (one pre-masking stack
+    # and one data set per world)
+    assert (table["inputs_kept"].values[1::2] >= table["inputs_kept"].values[::2]).all()
+    assert len(list((out / "stacks").iterdir())) == 2 and len(list((out / "data").iterdir())) == 2
+    for w in (3, 101):
+        a = xr.load_dataset(out / "points" / f"world-{w}_relative" / "masking_vectors.nc")
+        b = xr.load_dataset(out / "points" / f"world-{w}_loose" / "masking_vectors.nc")
+        np.testing.assert_array_equal(a["masking_vector"].values, b["masking_vector"].values)
+    with xr.open_dataset(out / "worlds.nc") as disk:
+        assert disk.sizes["row"] == 4
+    csv = (out / "worlds.csv").read_text().splitlines()
+    assert len(csv) == 5 and "world" in csv[0] and "method" in csv[0]
+    assert (out / "worlds.png").stat().st_size > 0
+    # each world's data are that world's
+    data = RunDir(out / "points" / "world-101_relative")
+    np.testing.assert_array_equal(data.drivers().values, worlds.world_drivers(101))
+    med = world_medians(table)
+    assert med["worlds"].values.tolist() == [1, 1]
+    assert med["median_auc"].values[0] == table["auc"].values[2]
+    with pytest.raises(Exception, match="no development world"):
+        world_medians(table.isel(row=[2, 3]), "development")
+
+
+def test_cli_worlds_errors_are_one_line(tmp_path, capsys):
+    from pcm.cli import main
+
+    for argv in (["--worlds", "250"], ["--worlds", "1", "--method", "nope"],
+                 ["--worlds", "1", "--set", "data.source=spcam"]):
+        assert main(["worlds", *argv, "--out", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("pcm: error:"), err

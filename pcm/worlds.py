@@ -1,0 +1,315 @@
+"""``pcm worlds``: methods over many synthetic worlds, as one tidy table and a figure.
+
+A *method* is a named set of run-parameter overrides (``paper``, ``relative`` below, or
+``--method name:key=value,key=value``). :func:`run_worlds` runs every method on every
+world (``data.world``, :mod:`pcm.data.synthetic.worlds`) through the machinery of
+:mod:`pcm.sweep` (:func:`pcm.sweep.run_points`): each world's data are written once;
+methods that differ only after the pre-masking phase (threshold rule, selection,
+screen, fine-tuning) share that world's pre-masking networks and its unconstrained
+network; methods that differ only in λ train as one stack. Worlds do not stack with
+each other: the networks of a stack share their mini-batches, and two worlds have
+different data.
+
+Outputs in ``OUT``: ``worlds.nc`` and ``worlds.csv`` (dimension ``row``, one per
+world and method: ``world``, ``split``, ``method``; ranking AUC, oracle F1, selected F1
+of all and of strong drivers, precision, recall, the SHAP share on non-drivers, R² of
+PCMasking and of the unconstrained network and their gap, inputs kept, seconds) and
+``worlds.png`` (the distribution over worlds, :func:`pcm.analysis.world_figures.world_strips`).
+Per-point run directories are under ``OUT/points/world-W_METHOD``.
+
+World seeds 0-99 are development worlds, 100-199 held-out worlds
+(:func:`pcm.data.synthetic.worlds.world_split`): choose methods and defaults on the
+first, report the second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pcm.analysis.world_figures import world_strips
+from pcm.data.synthetic.worlds import MAX_WORLD, world_split
+from pcm.errors import ParameterError, PCMError
+from pcm.io import output_dir, read_json, write_netcdf
+from pcm.presets import PARAMETERS, validate
+from pcm.run_parameters import parse_override, resolve_parameters
+from pcm.rundir import RunDir, run_lock
+from pcm.sweep import run_points
+
+__all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
+           "world_medians", "COLUMNS"]
+
+#: Built-in methods (named parameter overrides). ``paper``: the published selection rule
+#: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
+#: percentile), here with the preset's search epochs and a fine-tuned final network;
+#: ``relative``: keep inputs above ``selection_ratio`` of the output's largest entry;
+#: ``val_loss``: the search by validation loss (the default rule).
+METHODS: dict[str, dict[str, Any]] = {
+    "paper": {"selection": "train_loss", "n_thresholds": 20, "threshold_percentile": 70.0},
+    "relative": {"selection": "relative"},
+    "val_loss": {"selection": "val_loss"},
+}
+
+#: The goal over held-out worlds (medians): ranking AUC, strong-driver F1, precision,
+#: non-driver SHAP share, and R² gap to the unconstrained network.
+GOAL = {"auc": (">=", 0.95), "strong_f1": (">=", 0.85), "precision": (">=", 0.8),
+        "shap_nondriver_share": ("<=", 0.05), "r2_gap": ("<=", 0.02)}
+
+#: Table columns: name -> (column of the sweep row, long name).
+COLUMNS = {
+    "auc": ("auc", "ROC AUC of the masking vectors (drivers vs non-drivers)"),
+    "oracle_f1": ("oracle_f1", "best F1 any threshold on the masking vectors could reach"),
+    "f1": ("f1", "F1 of the selected masks against all true drivers"),
+    "strong_f1": ("strong_f1", "F1 of the selected masks for strong drivers (>= 1 % of "
+                  "variance)"),
+    "precision": ("precision", "precision of the selected masks against all true drivers"),
+    "recall": ("recall", "recall of the selected masks over all true drivers"),
+    "strong_recall": ("strong_recall", "recall of the selected masks over strong drivers"),
+    "shap_nondriver_share": ("shap_nondriver_share_pcmasking",
+                             "share of PCMasking's mean |SHAP| on non-drivers"),
+    "r2_pcmasking": ("r2_pcmasking_mean", "mean R² of PCMasking (test split)"),
+    "r2_unconstrained": ("r2_unconstrained_mean", "mean R² of the unconstrained network "
+                         "(test split)"),
+    "inputs_kept": ("inputs_kept", "mean number of inputs kept per output"),
+    "seconds": ("seconds", "wall seconds of the point (a shared pre-masking stack and "
+                "unconstrained network count 1/k)"),
+}
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.+-]*$")
+
+
+def parse_worlds(specs: Iterable[str | int]) -> list[int]:
+    """``["0-9", "100,101"]`` -> ``[0, ..., 9, 100, 101]`` (order kept, duplicates dropped).
+
+    Raises
+    ------
+    ParameterError
+        A part that is not an integer or a range ``A-B`` of worlds 0-199.
+    """
+    worlds: list[int] = []
+    for spec in specs:
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            try:
+                first, last = int(lo), int(hi) if sep else int(lo)
+            except ValueError:
+                raise ParameterError("--worlds", f"expected integers or ranges A-B, got "
+                                     f"{part!r}") from None
+            if not 0 <= first <= last <= MAX_WORLD:
+                raise ParameterError("--worlds", f"worlds run from 0 to {MAX_WORLD} "
+                                     f"(ranges ascending), got {part!r}")
+            worlds.extend(range(first, last + 1))
+    if not worlds:
+        raise ParameterError("--worlds", "give at least one world, e.g. --worlds 100-119")
+    return list(dict.fromkeys(worlds))
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"name"`` (a built-in of :data:`METHODS`) or ``"name:key=value,key=value"``.
+
+    A built-in name with overrides starts from the built-in set. Values are read as
+    YAML (as ``--set`` values are).
+
+    Raises
+    ------
+    ParameterError
+        A bad name, an unknown built-in, an unknown parameter or a malformed pair.
+    """
+    name, sep, rest = spec.partition(":")
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ParameterError("--method", f"expected NAME or NAME:key=value,... with a name of "
+                             f"letters, digits and _.+-, got {spec!r}")
+    if not sep and name not in METHODS:
+        raise ParameterError("--method", f"unknown method {name!r}; built-in: "
+                             f"{', '.join(METHODS)} (or NAME:key=value,...)")
+    overrides = dict(METHODS.get(name, {}))
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, value = parse_override(pair)
+        if key not in PARAMETERS:
+            raise ParameterError(key, f"not a run parameter, in --method {spec!r}")
+        if key == "data.world":
+            raise ParameterError(key, "set by --worlds, not by a method")
+        overrides[key] = value
+    return name, overrides
+
+
+def _methods(methods: Mapping[str, Mapping[str, Any]] | Iterable[str] | None
+             ) -> dict[str, dict[str, Any]]:
+    if methods is None:
+        return {name: dict(METHODS[name]) for name in ("paper", "relative")}
+    if isinstance(methods, Mapping):
+        return {str(k): dict(v) for k, v in methods.items()}
+    parsed = [parse_method(m) for m in methods]
+    names = [n for n, _ in parsed]
+    if len(set(names)) != len(names):
+        raise ParameterError("--method", "each method needs its own name")
+    return dict(parsed)
+
+
+def run_worlds(*, worlds: Iterable[int | str], methods: Mapping[str, Mapping[str, Any]] |
+               Iterable[str] | None = None, out: str | os.PathLike, preset: str = "ci",
+               params_file: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+               progress: bool = False, figure: bool = True) -> xr.Dataset:
+    """Run every method on every world; write ``worlds.nc``, ``worlds.csv``, ``worlds.png``.
+
+    Parameters
+    ----------
+    worlds : iterable of int or str
+        World seeds, or ``--worlds`` strings (``"100-119"``).
+    methods : mapping, iterable of str, optional
+        ``{name: {key: value}}`` or ``--method`` strings; default ``paper`` and
+        ``relative``.
+    out : path-like
+        The worlds directory (a sweep directory: data, stacks, points).
+    preset, params_file, overrides
+        As for ``pcm run`` (default preset ``ci``); every point starts from them, then
+        its method's overrides, then its world.
+    figure : bool
+        Also write ``worlds.png``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The table (:func:`worlds_table`).
+
+    Raises
+    ------
+    ParameterError
+        Before anything runs: a bad world, method, or parameter at any point.
+    """
+    worlds = parse_worlds(worlds)
+    methods = _methods(methods)
+    base = resolve_parameters(preset, params_file, list(overrides))
+    if base.get("data.source", "synthetic") != "synthetic":
+        raise ParameterError("data.source", "pcm worlds needs synthetic data (the worlds "
+                             "are drawn by the synthetic generator)")
+    points, params, ids = [], [], []
+    for world in worlds:
+        for name, changes in methods.items():
+            points.append({"world": world, "method": name})
+            params.append(validate({**base, **changes, "data.world": world}))
+            ids.append(f"world-{world}_{name}")
+    out = output_dir(out)
+    with run_lock(out):
+        records = run_points(out, points, params, ids=ids, progress=progress)
+        summaries = [_training(RunDir(out / "points" / i)) for i in ids]
+        table = worlds_table(records, summaries)
+        table.attrs.update(preset=preset, methods=json.dumps(methods, default=str),
+                           overrides=json.dumps(list(overrides)))
+        write_netcdf(table, out / "worlds.nc")
+        table.to_dataframe().to_csv(out / "worlds.csv")
+        if figure:
+            fig = world_strips(table)
+            fig.savefig(out / "worlds.png", dpi=110, bbox_inches="tight")
+    print(f"worlds table: {out / 'worlds.nc'} and {out / 'worlds.csv'}", flush=True)
+    return table
+
+
+def _training(run: RunDir) -> dict[str, Any]:
+    """The ``training`` record of a point's summary (converged shares; empty if absent)."""
+    try:
+        return dict(read_json(run.artefact("summary.json")).get("training", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def worlds_table(records: Sequence[Mapping[str, Any]],
+                 training: Sequence[Mapping[str, Any]] | None = None) -> xr.Dataset:
+    """The tidy table: dimension ``row`` (one per world and method).
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        :func:`pcm.sweep.run_points` records whose ``point`` holds ``world`` and ``method``.
+    training : sequence of mapping, optional
+        Each point's ``summary.json`` ``training`` entry (``converged_share`` per phase).
+    """
+    if not records:
+        raise PCMError("no finished world to tabulate")
+    world = np.array([int(r["point"]["world"]) for r in records], dtype=np.int64)
+    coords = {
+        "world": ("row", world, {"long_name": "world seed (data.world)"}),
+        "split": ("row", np.array([world_split(int(w)) for w in world]),
+                  {"long_name": "development (0-99) or held-out (100-199) world"}),
+        "method": ("row", np.array([str(r["point"]["method"]) for r in records]),
+                   {"long_name": "method: a named set of run-parameter overrides"}),
+    }
+    data = {}
+    for name, (column, long_name) in COLUMNS.items():
+        values = np.array([r["row"].get(column, math.nan) for r in records], dtype=float)
+        data[name] = ("row", values, {"long_name": long_name,
+                                      "units": "s" if name == "seconds" else "1"})
+    gap = data["r2_unconstrained"][1] - data["r2_pcmasking"][1]
+    data["r2_gap"] = ("row", gap, {"long_name": "mean R² of the unconstrained network minus "
+                                   "PCMasking's", "units": "1"})
+    if training is not None:
+        for phase in ("unconstrained", "premask", "finetune"):
+            share = [float(t.get(phase, {}).get("converged_share", math.nan))
+                     if isinstance(t.get(phase), Mapping) else math.nan for t in training]
+            if np.isfinite(share).any():
+                data[f"converged_{phase}"] = ("row", np.array(share), {
+                    "long_name": f"share of the {phase} networks that converged", "units": "1"})
+    return xr.Dataset(data, coords=coords)
+
+
+def world_medians(table: xr.Dataset, split: str = "held-out") -> xr.Dataset:
+    """Per method: median and worst world of every goal score over the worlds of ``split``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``median_<score>``, ``worst_<score>`` (the worst world's value: the smallest for
+        scores to raise, the largest for those to lower) and ``worst_world_<score>`` on
+        dimension ``method``; ``worlds`` (how many), ``meets_goal`` (every median on the
+        right side of :data:`GOAL`).
+    """
+    sub = table.where(table["split"] == split, drop=True)
+    if sub.sizes.get("row", 0) == 0:
+        raise PCMError(f"no {split} world in the table")
+    methods = list(dict.fromkeys(sub["method"].values.tolist()))
+    out: dict[str, tuple] = {}
+    rows = {m: sub.where(sub["method"] == m, drop=True) for m in methods}
+    out["worlds"] = ("method", np.array([rows[m].sizes["row"] for m in methods]),
+                     {"long_name": f"{split} worlds", "units": "1"})
+    meets = np.ones(len(methods), dtype=bool)
+    for score, (sense, target) in GOAL.items():
+        med, worst, worst_world = [], [], []
+        for m in methods:
+            values = rows[m][score].values
+            worlds = rows[m]["world"].values
+            finite = np.isfinite(values)
+            if not finite.any():
+                med.append(math.nan), worst.append(math.nan), worst_world.append(-1)
+                continue
+            med.append(float(np.median(values[finite])))
+            pick = np.nanargmin(values) if sense == ">=" else np.nanargmax(values)
+            worst.append(float(values[pick]))
+            worst_world.append(int(worlds[pick]))
+        med_a = np.array(med)
+        meets &= (med_a >= target) if sense == ">=" else (med_a <= target)
+        long = table[score].attrs.get("long_name", score)
+        out[f"median_{score}"] = ("method", med_a, {"long_name": f"median over worlds: {long}",
+                                                    "units": "1", "goal": f"{sense} {target}"})
+        out[f"worst_{score}"] = ("method", np.array(worst), {"long_name": f"worst world: {long}",
+                                                             "units": "1"})
+        out[f"worst_world_{score}"] = ("method", np.array(worst_world), {
+            "long_name": f"world with the worst {score}"})
+    out["meets_goal"] = ("method", meets, {"long_name": "every median meets its goal"})
+    return xr.Dataset(out, coords={"method": methods}).assign_attrs(split=split)
+
+
+def table_path(out: str | os.PathLike) -> Path:
+    """``OUT/worlds.nc``."""
+    return Path(out) / "worlds.nc"
