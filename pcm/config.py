@@ -215,6 +215,7 @@ class CausalConfig(ArchitectureStep):
     causal_pc_alpha: float
     causal_share: float
     causal_columns: int | None
+    causal_steps: int | None
     causal_rule: str
     causal_quantiles: int
     causal_epochs: int

@@ -191,7 +191,8 @@ def run_discovery(run: RunDir | str | os.PathLike, config: CausalConfig, *,
         columns (the reference setup; slow); ``seed`` rotates the longitudes of
         the column subset (same seed, same columns).
     n_steps : int, optional
-        Leading time steps per column; None: all of the train split.
+        Leading time steps per column; None: ``config.causal_steps`` (None there: all
+        of the train split).
     n_jobs : int, optional
         Workers of the local dask cluster (None: ``os.cpu_count()``; 1: serial, no
         cluster). Results do not depend on it.
@@ -213,6 +214,7 @@ def run_discovery(run: RunDir | str | os.PathLike, config: CausalConfig, *,
     run = RunDir.of(run)
     pc_alpha, share = config.causal_pc_alpha, config.causal_share
     n_columns, seed = config.causal_columns, config.seed
+    n_steps = config.causal_steps if n_steps is None else n_steps
     if not 0.0 < pc_alpha < 1.0:
         raise ParameterError("causal_pc_alpha", f"must lie in (0, 1), got {pc_alpha}")
     if not 0.0 <= share <= 1.0:
