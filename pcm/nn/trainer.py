@@ -51,6 +51,9 @@ from pcm.variables import output_labels
 
 __all__ = ["train_stacked", "checkpoint_fingerprint", "l1_summary"]
 
+#: Smallest loss (squared normalised output) that ``plateau_min_delta`` is taken of.
+CONVERGENCE_FLOOR = 1e-6
+
 log = logging.getLogger(__name__)
 
 
@@ -219,7 +222,10 @@ class _Progress:
         improved = val < self.best_val
         self.best_val = np.where(improved, val, self.best_val)
         self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
-        decreased = val < self.ref_val * (1.0 - self.min_delta)
+        # a decrease must exceed min_delta of the loss, and of 1e-6 for nearly constant
+        # outputs (Adam moves their tiny losses by relative amounts at any rate)
+        floor = np.maximum(self.ref_val, CONVERGENCE_FLOOR) if self.min_delta else self.ref_val
+        decreased = ~np.isfinite(self.ref_val) | (val < self.ref_val - self.min_delta * floor)
         self.ref_val = np.where(decreased, val, self.ref_val)
         self.wait = np.where(decreased, 0, self.wait + 1)
         return improved
