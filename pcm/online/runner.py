@@ -94,7 +94,7 @@ class OnlineConfig:
     sst_shift: float = 4.0
     causal: bool = False
     overrides: dict[str, Any] = field(default_factory=lambda: {
-        "epochs": 8, "batch_size": 256, "lr_every": 3, "finetune_epochs": 3,
+        "epochs": 10, "batch_size": 32, "lr_every": 4, "l1": 0.01, "finetune_epochs": 3,
         "search_epochs": 2})
 
     def __post_init__(self) -> None:
