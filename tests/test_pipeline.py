@@ -131,7 +131,7 @@ def _never(*args, **kwargs):  # executor that must not be reached
 
 def test_every_preset_is_valid_and_differs_in_size():
     for name in PRESETS:
-        if name == "climsim":  # real data: needs the folder written by pcm data climsim
+        if PRESETS[name].get("data.source") == "climsim":  # needs pcm data climsim's folder
             with pytest.raises(ParameterError, match="data.dir.*required"):
                 validate(preset(name))
             continue

@@ -1,0 +1,258 @@
+"""``pcm run --dry-run``: what a run would need (samples, disk, memory, time), running nothing.
+
+:func:`plan` sizes a resolved parameter set: the samples of every split (from the
+data files' headers, from ``conversion.json`` of a ClimSim folder, from the
+synthetic grid, or, for ClimSim's subset without a folder yet, from the subset's
+definition), the disk the data take (float32 rows), the memory of the splits held
+in memory (or the budget when they stream) and of the networks' training state,
+and an estimated time per phase: the phase's work (networks x samples x epochs x
+6 x weights, the usual forward-plus-backward count of multiply-adds) divided by a
+*measured* throughput from :data:`THROUGHPUT_FILE` (``pcm/throughput.json``,
+each figure with the run and machine it came from). The time is an
+extrapolation and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pcm.data.cbrain import header, open_nc
+from pcm.data.climsim import CLIMSIM_SUBSET
+from pcm.data.datasets import split_steps
+from pcm.errors import ParameterError
+from pcm.method.thresholds import halving_rounds
+from pcm.presets import CLIMSIM_FILES
+from pcm.presets import preset as preset_values
+from pcm.run_parameters import parse_override, resolve_parameters
+from pcm.variables import SPCAM
+
+__all__ = ["THROUGHPUT_FILE", "throughput_table", "subset_steps", "dry_run_parameters", "plan",
+           "format_plan", "dry_run"]
+
+#: Measured training throughput (package data): one record per measurement.
+THROUGHPUT_FILE = "throughput.json"
+
+#: ClimSim low-res: columns, inputs, outputs (pcm.variables.climsim_catalogue) and the
+#: published file sizes of one step (MB, mli + mlo; ClimSim's README: 1.9 + 1.1).
+CLIMSIM_COLUMNS, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS, CLIMSIM_STEP_MB = 384, 184, 128, 3.0
+
+#: Steps per day of ClimSim (20-minute steps) and days per month (no-leap calendar).
+_STEPS_PER_DAY = 72
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def throughput_table() -> list[dict]:
+    """The measured throughput records (``pcm/throughput.json``)."""
+    text = resources.files("pcm").joinpath(THROUGHPUT_FILE).read_text()
+    return json.loads(text)["records"]
+
+
+def subset_steps(months: tuple[str, str], stride: int) -> int:
+    """ClimSim steps in a month range (both ends included), every ``stride``-th.
+
+    Examples
+    --------
+    >>> subset_steps(("0001-02", "0008-01"), 7)
+    26280
+    """
+    (y0, m0), (y1, m1) = ((int(p[:4]), int(p[5:7])) for p in months)
+    days = 0
+    y, m = y0, m0
+    while (y, m) <= (y1, m1):
+        days += _DAYS[m - 1]
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return math.ceil(days * _STEPS_PER_DAY / int(stride))
+
+
+def _file_samples(path: str) -> int:
+    with open_nc(path) as nc:
+        return int(header(nc, path)[1])
+
+
+def _samples(params: Mapping[str, Any]) -> tuple[dict[str, int], int, int, str]:
+    """Samples per split, inputs, outputs, and where the counts came from."""
+    source = params["data.source"]
+    if source == "synthetic":
+        per_step = (params.get("data.n_lat") or 64) * (params.get("data.n_lon") or 128)
+        blocks = split_steps(int(params["data.steps"]))
+        counts = {k: (s.stop - s.start) * per_step for k, s in blocks.items()}
+        counts["plus4K"] = counts["minus4K"] = counts["test"]
+        return counts, SPCAM.n_inputs, SPCAM.n_outputs, "the synthetic grid"
+    if source == "spcam":
+        counts = {k: _file_samples(params[f"data.{k}"]) for k in ("train", "valid", "test")}
+        return counts, SPCAM.n_inputs, SPCAM.n_outputs, "the files' headers"
+    folder = params.get("data.dir")
+    if folder:
+        manifest = Path(folder) / "conversion.json"
+        if manifest.is_file():
+            splits = json.loads(manifest.read_text()).get("splits")
+            if splits:
+                return ({k: int(v["samples"]) for k, v in splits.items()}, CLIMSIM_INPUTS,
+                        CLIMSIM_OUTPUTS, f"{manifest}")
+        counts = {k: _file_samples(str(Path(folder) / f"{k}.nc"))
+                  for k in ("train", "valid", "test") if f"{k}.nc" in CLIMSIM_FILES}
+        return counts, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS, "the files' headers"
+    counts = {k: subset_steps(m, CLIMSIM_SUBSET["stride"]) * CLIMSIM_COLUMNS
+              for k, m in CLIMSIM_SUBSET["split_months"].items()}
+    return (counts, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS,
+            "ClimSim's subset definition (every 7th step; no data.dir yet)")
+
+
+def _weights(n_in: int, layers: int, units: int, premask: bool) -> int:
+    """Weights and biases of one single-output network."""
+    w = n_in * units + units + (layers - 1) * (units * units + units) + units + 1
+    return w + (n_in * n_in + n_in if premask else 0)
+
+
+def _search_candidate_epochs(params: Mapping[str, Any]) -> float:
+    """Candidate-epochs of the threshold search per output (0: no search training)."""
+    if params["selection"] in ("proxy", "relative", "knockoff", "stability"):
+        return 0.0
+    n, epochs = int(params["n_thresholds"]), int(params["search_epochs"])
+    if not params.get("search_halving"):
+        return float(n * epochs)
+    total, left = 0.0, n
+    for e in halving_rounds(n, epochs):
+        total += left * e
+        left = math.ceil(left / 2)
+    return total
+
+
+def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dict:
+    """What a run with ``params`` needs; nothing is run or written.
+
+    Parameters
+    ----------
+    params : mapping
+        Resolved parameters (:func:`pcm.run_parameters.resolve_parameters`).
+    throughput : list of dict, optional
+        Records of :func:`throughput_table` (default: read them).
+
+    Returns
+    -------
+    dict
+        ``samples`` (per split, and ``train_used`` after ``max_samples``),
+        ``counts_from``, ``n_inputs``, ``n_outputs``, ``disk_gb`` (data, and
+        ``climsim_source`` to convert when the subset is not converted yet),
+        ``memory_gb`` (``splits``, ``streamed``, ``training_state``), ``phases``
+        (per phase: ``work_flop``, ``seconds`` per throughput record) and
+        ``throughput`` (the records used).
+    """
+    throughput = throughput_table() if throughput is None else throughput
+    samples, n_in, n_out, origin = _samples(params)
+    train = samples["train"] if params.get("max_samples") is None \
+        else min(samples["train"], int(params["max_samples"]))
+    row_bytes = 4 * (n_in + n_out)
+    disk = {k: v * row_bytes / 1e9 for k, v in samples.items()}
+    out: dict[str, Any] = {"samples": {**samples, "train_used": train}, "counts_from": origin,
+                           "n_inputs": n_in, "n_outputs": n_out,
+                           "disk_gb": {"data": round(sum(disk.values()), 2)}}
+    if params["data.source"] == "climsim" and not params.get("data.dir"):
+        steps = sum(samples[k] for k in ("train", "valid", "test")) // CLIMSIM_COLUMNS
+        out["disk_gb"]["climsim_source"] = round(steps * CLIMSIM_STEP_MB / 1e3, 1)
+    budget = float(params.get("data.memory_budget_mb", 8192.0)) / 1e3
+    mode = str(params.get("data.in_memory", "auto"))
+    split_gb = {k: train * row_bytes / 1e9 if k == "train" else disk[k]
+                for k in ("train", "valid")}
+    streamed = [k for k, v in split_gb.items()
+                if mode == "false" or (mode == "auto" and v > budget)]
+    held = sum(v for k, v in split_gb.items() if k not in streamed)
+    layers, units = int(params["hidden_layers"]), int(params["hidden_units"])
+    w_pre = _weights(n_in, layers, units, True)
+    w = _weights(n_in, layers, units, False)
+    # weights, gradients and two Adam moments, float32, of the largest stack (pre-masking)
+    state = n_out * w_pre * 4 * 4 / 1e9
+    out["memory_gb"] = {"splits_in_memory": round(held, 2), "streamed": streamed,
+                        "stream_budget": round(budget, 2) if streamed else 0.0,
+                        "training_state": round(state, 3)}
+    epoch_cap = int(params["max_epochs"]) if params.get("schedule") == "plateau" else None
+    work = {
+        "premask": n_out * train * (epoch_cap or int(params["epochs"])) * 6 * w_pre,
+        "unconstrained": n_out * train * (epoch_cap or int(params["epochs"])) * 6 * w,
+        "threshold_search": n_out * train * _search_candidate_epochs(params) * 6 * w,
+        "finetune": 0 if params.get("search_final") else
+        n_out * train * (epoch_cap or int(params["finetune_epochs"])) * 6 * w,
+    }
+    if params.get("causal") and params["data.source"] != "climsim":
+        work["causal"] = n_out * train * (epoch_cap or int(params["causal_epochs"])) * 6 * w
+    out["phases"] = {k: {"work_flop": float(v),
+                         "seconds": {r["name"]: v / r["flop_per_s"] for r in throughput}}
+                     for k, v in work.items()}
+    out["seconds_total"] = {r["name"]: sum(v / r["flop_per_s"] for v in work.values())
+                            for r in throughput}
+    out["throughput"] = throughput
+    out["epochs_are_upper_bounds"] = epoch_cap is not None
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def format_plan(p: Mapping[str, Any], preset: str) -> str:
+    """The dry-run report, a few lines of text."""
+    s = p["samples"]
+    lines = [f"pcm run --preset {preset} --dry-run: nothing is run or written",
+             f"samples ({p['counts_from']}): " + ", ".join(
+                 f"{k} {v:,}" for k, v in s.items() if k != "train_used")
+             + (f"; training on {s['train_used']:,}" if s["train_used"] != s["train"] else ""),
+             f"networks: {p['n_outputs']} outputs, {p['n_inputs']} inputs"]
+    disk = p["disk_gb"]
+    line = f"disk: {disk['data']:.2f} GB of data (float32 rows)"
+    if "climsim_source" in disk:
+        line += (f"; the ClimSim files to convert first: about {disk['climsim_source']:.0f} GB "
+                 "(pcm data climsim --climsim-subset)")
+    lines.append(line)
+    mem = p["memory_gb"]
+    line = f"memory: {mem['splits_in_memory']:.2f} GB of splits in memory"
+    if mem["streamed"]:
+        line += (f", {' and '.join(mem['streamed'])} streamed from disk within "
+                 f"{mem['stream_budget']:.1f} GB (data.memory_budget_mb)")
+    line += f"; training state of the largest stack {mem['training_state']:.3f} GB"
+    lines.append(line)
+    lines.append("time (estimate: work / measured throughput; "
+                 + ("epochs at max_epochs, an upper bound; " if p["epochs_are_upper_bounds"]
+                    else "") + "extrapolated from the runs named below):")
+    for record in p["throughput"]:
+        name = record["name"]
+        parts = ", ".join(f"{k} {_duration(v['seconds'][name])}" for k, v in p["phases"].items())
+        lines.append(f"  {name}: {parts}; total {_duration(p['seconds_total'][name])}")
+    for record in p["throughput"]:
+        lines.append(f"  [{record['name']}] {record['flop_per_s']:.3g} FLOP/s: "
+                     f"{record['source']}")
+    return "\n".join(lines)
+
+
+def dry_run_parameters(preset: str, params_file=None, overrides=()) -> dict[str, Any]:
+    """Resolved parameters; a ClimSim preset may lack ``data.dir`` (not converted yet).
+
+    Every other key is validated as for a real run.
+    """
+    try:
+        return resolve_parameters(preset, params_file, overrides)
+    except ParameterError as err:
+        given = dict(parse_override(o) for o in overrides)
+        if err.key != "data.dir" or given.get("data.dir") is not None:
+            raise
+    # no data.dir: validate the rest as a synthetic run, then restore the source
+    params = resolve_parameters(preset, params_file,
+                                [*overrides, "data.source=synthetic", "causal=false"])
+    params["data.source"] = "climsim"
+    params["causal"] = bool(dict(preset_values(preset)).get("causal", False))
+    return params
+
+
+def dry_run(preset: str, params_file=None, overrides=()) -> str:
+    """The text ``pcm run --dry-run`` prints."""
+    return format_plan(plan(dry_run_parameters(preset, params_file, overrides)), preset)

@@ -1,0 +1,50 @@
+"""``pcm run --dry-run``: samples, disk, memory and time of any preset, running nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pcm.cli import main
+from pcm.data.climsim import convert_climsim
+from pcm.data.climsim_sample import write_climsim_tree
+from pcm.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
+from pcm.errors import ParameterError
+
+
+def test_climsim_full_before_conversion_counts_the_subset():
+    p = plan(dry_run_parameters("climsim-full"))
+    # every 7th 20-minute step of 7 no-leap years, 384 columns
+    assert p["samples"]["train"] == 7 * 365 * 72 // 7 * 384 == 10_091_520
+    assert p["samples"]["valid"] == subset_steps(("0008-02", "0009-01"), 7) * 384
+    assert p["disk_gb"]["data"] == pytest.approx(sum(
+        v for k, v in p["samples"].items() if k != "train_used") * 312 * 4 / 1e9, abs=0.01)
+    assert p["disk_gb"]["climsim_source"] > 90  # 3 MB a step, as published
+    assert p["memory_gb"]["streamed"] == ["train"]  # 12.6 GB > the 8 GB budget
+    record = throughput_table()[0]
+    assert record["source"] and record["flop_per_s"] > 0
+    phases = p["phases"]
+    assert phases["threshold_search"]["work_flop"] == pytest.approx(
+        20 * phases["unconstrained"]["work_flop"] / 9)  # 20 candidates x 1 epoch vs 9 epochs
+    assert "causal" not in phases
+
+
+def test_a_converted_folder_gives_its_counts(tmp_path):
+    src = write_climsim_tree(tmp_path / "t", 10, n_col=4, n_lev=3, seed=2)
+    convert_climsim(src, tmp_path / "data", workers=1, progress=False)
+    p = plan(dry_run_parameters("climsim", None, [f"data.dir={tmp_path / 'data'}"]))
+    assert p["samples"]["train"] == 6 * 4 and p["counts_from"].endswith("conversion.json")
+    capped = plan(dry_run_parameters("climsim", None, [f"data.dir={tmp_path / 'data'}",
+                                                       "max_samples=8"]))
+    assert capped["samples"]["train_used"] == 8
+    assert capped["phases"]["premask"]["work_flop"] == pytest.approx(
+        p["phases"]["premask"]["work_flop"] * 8 / 24)
+
+
+def test_cli_dry_run_runs_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--preset", "ci", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing is run" in out and "samples (the synthetic grid): train" in out
+    assert "total" in out and not list(tmp_path.iterdir())
+    with pytest.raises(ParameterError, match="epochs"):
+        dry_run_parameters("ci", None, ["epochs=0"])
