@@ -159,10 +159,10 @@ def driver_outcome(summary: Mapping[str, Any]) -> str:
                      f"{_f(scores.get('recall'))}, F1 {_f(scores.get('f1'))}; ")
             p, r = scores.get("precision"), scores.get("recall")
             if p is not None and r is not None:
-                text += ("its masks miss fewer drivers than they add non-drivers (recall "
-                         "above precision); " if r > p else
-                         "its masks are more precise than complete (precision above "
-                         "recall); ")
+                text += ("recall above precision: its masks err more by keeping "
+                         "non-drivers than by dropping drivers; " if r > p else
+                         "precision above recall: its masks err more by dropping drivers "
+                         "than by keeping non-drivers; ")
         if model in share and share[model] is not None:
             text += f"{_f(100 * share[model], '.0f')} % of its mean |SHAP| on non-drivers."
         lines.append(text.rstrip("; ") + ("" if text.endswith(".") else "."))
