@@ -102,7 +102,7 @@ def climsim_way_scores(run: RunDir | str | os.PathLike,
     path = run.split_path("test")
     grid = sample_grid(path)
     n_col = len(grid["lat"])
-    norm = run.norm
+    norm = run.norm()
     n = grid["n_time"] * n_col
     if max_samples is not None:
         n = max(n_col, min(n, int(max_samples)) // n_col * n_col)
@@ -112,16 +112,14 @@ def climsim_way_scores(run: RunDir | str | os.PathLike,
     ps = norm.denormalize_inputs(x, dtype="float64")[:, ps_col]
     mass = layer_mass(ps, hybrid["hyai"], hybrid["hybi"], float(hybrid["P0"]))
     variables = [catalogue.variable_of_label(lab) for lab in catalogue.output_labels()]
-    tendencies = [v for v in variables if v.startswith("ptend_")]
-    n_lev = catalogue.n_levels
-    mass_all = np.concatenate([mass] * (len(tendencies) // n_lev), axis=1) if tendencies \
-        else None
 
     def energy(y_phys: np.ndarray) -> np.ndarray:
         out = np.empty_like(y_phys)
         ten = np.flatnonzero([v.startswith("ptend_") for v in variables])
         rest = np.setdiff1d(np.arange(len(variables)), ten)
-        out[:, ten] = to_energy_units(y_phys[:, ten], [variables[i] for i in ten], mass_all)
+        for name in dict.fromkeys(variables[i] for i in ten):  # one variable: levels = mass
+            idx = np.flatnonzero(np.array(variables) == name)
+            out[:, idx] = to_energy_units(y_phys[:, idx], [name] * idx.size, mass)
         out[:, rest] = to_energy_units(y_phys[:, rest], [variables[i] for i in rest])
         return out
 
