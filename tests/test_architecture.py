@@ -28,8 +28,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.baselines",),
     ("pcm.method",),
     ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters", "pcm.real_data"),
-    ("pcm.pipeline",),
-    ("pcm.sweep", "pcm.experiments", "pcm.worlds"),
+    ("pcm.pipeline", "pcm.dry_run"),
+    ("pcm.sweep", "pcm.experiments", "pcm.worlds", "pcm.online"),
     ("pcm.cli", "pcm.__main__"),
 )
 
