@@ -148,10 +148,12 @@ def _drop_one_pvalues(basis: np.ndarray, y: np.ndarray, kept: list[int]) -> np.n
     """p-value of the partial F-test of each kept input's two terms in the full model."""
     cols = np.array([[2 * j, 2 * j + 1] for j in kept]).reshape(-1)
     design = np.column_stack([np.ones(len(y)), basis[:, cols]])
-    gram_inv = np.linalg.pinv(design.T @ design)
+    gram = design.T @ design
+    gram_inv = np.linalg.pinv(gram)
     beta = gram_inv @ (design.T @ y)
     resid = y - design @ beta
-    dof = max(1, len(y) - np.linalg.matrix_rank(design))
+    # rank(X) == rank(X^T X): the small Gram matrix instead of an SVD of the design
+    dof = max(1, len(y) - np.linalg.matrix_rank(gram))
     sigma2 = max(float(resid @ resid) / dof, 1e-300)
     pvalues = np.empty(len(kept))
     for k in range(len(kept)):
