@@ -447,9 +447,7 @@ def validate(values: Mapping[str, Any], *, base_dir: str | Path | None = None) -
     return out
 
 
-def parameters_markdown() -> str:
-    """A Markdown table of every parameter: meaning and value in each preset."""
-    names = list(PRESETS)
+def _parameters_table(names: list[str]) -> list[str]:
     lines = ["| parameter | meaning | " + " | ".join(f"`{n}`" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for key, p in PARAMETERS.items():
@@ -459,4 +457,18 @@ def parameters_markdown() -> str:
             values.append("–" if value is None else f"`{value}`".replace("`True`", "`true`")
                           .replace("`False`", "`false`"))
         lines.append(f"| `{key}` | {p.help} | " + " | ".join(values) + " |")
+    return lines
+
+
+def parameters_markdown() -> str:
+    """Markdown tables of every parameter: meaning and value in each preset.
+
+    Two tables, the synthetic presets and the ClimSim ones, so that each fits the
+    book's text column.
+    """
+    climsim = [n for n in PRESETS if PRESETS[n].get("data.source") == "climsim"]
+    synthetic = [n for n in PRESETS if n not in climsim]
+    lines = ["**Synthetic presets**", "", *_parameters_table(synthetic)]
+    if climsim:
+        lines += ["", "**ClimSim presets**", "", *_parameters_table(climsim)]
     return "\n".join(lines) + "\n"
