@@ -139,6 +139,9 @@ def fake_run(tmp_path, monkeypatch):
         return x.astype(dtype), y.astype(dtype)
 
     monkeypatch.setattr(RunDir, "arrays", arrays)
+    # the streaming choice asks for the split's size first (from the file's header)
+    monkeypatch.setattr(RunDir, "split_samples",
+                        lambda run_, split: 600 if split == "train" else 300)
     return run
 
 
