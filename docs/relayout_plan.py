@@ -1,6 +1,6 @@
 """Planned re-layout (issue 20, item 3): move pcm's top-level modules into layer packages.
 
-Run from the repository root: python /work/notes/relayout.py
+Run from the repository root: python docs/relayout_plan.py
 """
 from __future__ import annotations
 
