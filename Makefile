@@ -35,6 +35,7 @@ book: $(STAMP)
 	@start=$$(date +%s); set -e; \
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks; \
 	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks; \
+	$(BIN)/pcm online --run $(RUN) --book-dir book/notebooks; \
 	climsim_run=""; \
 	if [ -n "$(CLIMSIM)" ]; then \
 		$(BIN)/pcm data climsim --src "$(CLIMSIM)" --out "$(CLIMSIM_RUN)_data"; \

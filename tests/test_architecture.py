@@ -29,7 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.method",),
     ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters", "pcm.real_data"),
     ("pcm.pipeline", "pcm.dry_run"),
-    ("pcm.sweep", "pcm.experiments", "pcm.worlds", "pcm.online"),
+    ("pcm.sweep", "pcm.experiments", "pcm.worlds"),
+    ("pcm.online",),
     ("pcm.cli", "pcm.__main__"),
 )
 

@@ -139,3 +139,30 @@ def test_cli_online_bad_seeds_is_one_line(tmp_path, capsys):
     assert main(["online", "--run", str(tmp_path / "r"), "--seeds", "a,b"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pcm: error:") and "--seeds" in err[0]
+
+
+def test_small_online_run_and_its_chapter(tmp_path):
+    """End to end at a tiny size: the artefacts, the truth rows, the chapter executes."""
+    import nbformat
+
+    from pcm.online import report
+    from pcm.online.runner import OnlineConfig, run_notebook, run_online
+
+    config = OnlineConfig(seeds=(0,), n_lat=2, n_lon=2, days=0.5, train_steps=24,
+                          overrides={"epochs": 2, "batch_size": 32, "lr_every": 1,
+                                     "l1": 0.01, "finetune_epochs": 1, "search_epochs": 1})
+    run_online(tmp_path / "run", config)
+    result = report.open_online(tmp_path / "run")
+    assert result.stability.sizes == {"model": 5, "scenario": 3, "seed": 1, "column": 4}
+    assert np.isnan(result.stability["blow_up_day"].sel(model="truth")).all()
+    assert float(result.drift["t_rmse_total"].sel(model="truth").max()) == 0.0
+    table = report.stability_table(result, "proxy")
+    assert table.loc[("truth", 0), "first blow-up (day)"] == "none in 0.5"
+    assert "`pcmasking_relative`" in report.online_outcome(result)
+    dst = run_notebook(tmp_path / "run", tmp_path / "09_online.ipynb")
+    nb = nbformat.read(dst, as_version=4)
+    text = "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/markdown", ""))
+                   for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "4 columns, 0.5 days" in text
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]

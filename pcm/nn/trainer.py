@@ -224,8 +224,10 @@ class _Progress:
         self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
         # a decrease must exceed min_delta of the loss, and of 1e-6 for nearly constant
         # outputs (Adam moves their tiny losses by relative amounts at any rate)
-        floor = np.maximum(self.ref_val, CONVERGENCE_FLOOR) if self.min_delta else self.ref_val
-        decreased = ~np.isfinite(self.ref_val) | (val < self.ref_val - self.min_delta * floor)
+        first = ~np.isfinite(self.ref_val)
+        ref = np.where(first, 0.0, self.ref_val)
+        margin = self.min_delta * np.maximum(ref, CONVERGENCE_FLOOR) if self.min_delta else 0.0
+        decreased = first | (val < ref - margin)
         self.ref_val = np.where(decreased, val, self.ref_val)
         self.wait = np.where(decreased, 0, self.wait + 1)
         return improved

@@ -70,5 +70,5 @@ def lifetime_figure(life: xr.DataArray, days: float) -> plt.Figure:
     ax.set_ylabel("mean column lifetime (days)")
     ax.set_title(f"Days each column stays physical (dashed: the {days:g}-day run); dots: seeds",
                  fontsize=10)
-    ax.legend(title="scenario", fontsize=8)
+    ax.legend(title="scenario", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

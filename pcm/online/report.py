@@ -21,7 +21,7 @@ from pcm.online.runner import ONLINE_DIR, OnlineConfig, run_online
 from pcm.rundir import read_mask_file
 
 __all__ = ["OnlineResult", "open_online", "lifetime", "early_rmse", "stability_table",
-           "masks_help", "verdict", "proxy_in_masks",
+           "masks_help", "verdict", "proxy_in_masks", "diagnostics_table", "online_outcome",
            "EARLY_DAYS", "SCRATCH", "SCRATCH_CONFIG"]
 
 #: Time (days) at which drift is compared between models (before most columns are lost).
@@ -167,3 +167,51 @@ def proxy_in_masks(result: OnlineResult) -> pd.DataFrame:
                              mask.sel(input="qbp-976.33").mean()),
                          "inputs kept (mean)": float(mask.sum("input").mean())})
     return pd.DataFrame(rows).set_index(["model", "seed"])
+
+
+def diagnostics_table(result: OnlineResult, scenario: str = "control") -> pd.DataFrame:
+    """Budget closure and precipitation statistics per model, mean over the seeds, over
+    the samples of the live columns."""
+    diag = result.diagnostics.sel(scenario=scenario).mean("seed")
+    names = {"energy_residual": "energy residual (W/m²)",
+             "moisture_residual": "moisture residual (mm/day)",
+             "prect_mean": "mean precipitation (mm/day)",
+             "prect_p99": "99th percentile (mm/day)", "wet_share": "wet share"}
+    table = diag[list(names)].to_dataframe()[list(names)].rename(columns=names)
+    return table.rename_axis("model")
+
+
+def online_outcome(result: OnlineResult) -> str:
+    """The chapter's Summary: one bullet per network kind with its lifetime and first
+    blow-up over every seed and scenario, the forcing-only reference, the verdicts."""
+    life = lifetime(result)
+    first = result.stability["first_blow_up_day"]
+    n_col = result.stability.sizes["column"]
+    n_seed = result.stability.sizes["seed"]
+
+    def when(model: str) -> str:
+        values = first.sel(model=model).values
+        if np.isnan(values).all():
+            return f"no column blew up in {result.days:g} days"
+        failed = float(result.stability["failed_share"].sel(model=model).mean())
+        return (f"first column lost after {np.nanmin(values):.2f} days, "
+                f"{100 * failed:.0f} % of the columns lost by day {result.days:g}")
+
+    lines = [f"- {n_col} columns, {result.days:g} simulated days, {n_seed} training seeds, "
+             "three scenarios (control, proxy decorrelated, SST shifted)."]
+    for model in ["truth", "zero", *result.networks]:
+        label = {"truth": "The truth physics", "zero": "Zero tendencies (forcing only)"}.get(
+            model, f"`{model}`")
+        lines.append(f"- {label}: mean column lifetime "
+                     f"{float(life.sel(model=model).mean()):.1f} days "
+                     f"(range {float(life.sel(model=model).min()):.1f}-"
+                     f"{float(life.sel(model=model).max()):.1f} over seeds and scenarios); "
+                     f"{when(model)}.")
+    zero = float(life.sel(model="zero").mean())
+    shorter = [m for m in result.networks if float(life.sel(model=m).mean()) < zero]
+    if shorter:
+        lines.append(f"- {len(shorter)} of {len(result.networks)} networks keep their columns "
+                     "alive for a shorter time than no physics at all (zero tendencies): "
+                     f"{', '.join(f'`{m}`' for m in shorter)}.")
+    lines += [f"- {line}" for line in verdict(masks_help(result))]
+    return "\n".join(lines)
