@@ -118,7 +118,8 @@ class TrainingStep(StepConfig):
     max_epochs: int
 
     def train_config(self, *, hidden_units: tuple[int, ...], epochs: int,
-                     l1: float = 0.0, fixed: bool = False) -> TrainConfig:
+                     l1: float | tuple[float, ...] = 0.0,
+                     fixed: bool = False) -> TrainConfig:
         """The engine's :class:`~pcm.nn.config.TrainConfig` for one phase of this step.
 
         Under ``schedule: plateau`` every phase trains to convergence: at most

@@ -23,7 +23,8 @@ __all__ = ["train_phase"]
 
 
 def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, *,
-                l1: float, progress: bool, t0: float, attrs: dict | None = None,
+                l1: float | tuple[float, ...], progress: bool, t0: float,
+                attrs: dict | None = None,
                 seconds_key: str | None = None) -> xr.Dataset:
     """Train ``model`` on the run's train/valid data and write the phase's artefacts.
 
@@ -46,8 +47,9 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
         Hyper-parameters; ``config.max_train_samples`` caps train and validation data;
         ``config.in_memory`` and ``config.memory_budget_mb`` decide whether each split
         is loaded or streamed from disk (:meth:`pcm.rundir.RunDir.training_data`).
-    l1 : float
-        L1 weight on the input kernel (pre-masking only, else 0).
+    l1 : float or tuple of float
+        L1 weight on the input kernel (pre-masking only, else 0); one per network for
+        a stack of several λ values (:mod:`pcm.sweep`).
     progress : bool
         Per-epoch lines on stderr.
     t0 : float

@@ -147,7 +147,7 @@ def _key(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _get(tree: Mapping, path: tuple[str, ...]) -> float:
+def _get(tree: Any, path: tuple[str, ...]) -> float:
     for part in path:
         if not isinstance(tree, Mapping) or part not in tree:
             return math.nan
@@ -205,12 +205,12 @@ def _premask_key(params: Mapping[str, Any]) -> str:
     return _key({k: v for k, v in shared.items() if k not in LOSS_ONLY})
 
 
-def _group_lambdas(group: list[dict[str, Any]]) -> list[float]:
+def _group_lambdas(group: Sequence[Mapping[str, Any]]) -> list[float]:
     """The distinct λ values of a group, in the order of their first point."""
     return list(dict.fromkeys(float(p["l1"]) for p in group))
 
 
-def _train_group(out: Path, data: RunDir, group: list[dict[str, Any]], *,
+def _train_group(out: Path, data: RunDir, group: Sequence[Mapping[str, Any]], *,
                  progress: bool) -> tuple[RunDir, Any, xr.Dataset]:
     """Pre-masking networks of every λ of a group as ONE stack, and the unconstrained net."""
     from pcm.nn.networks import StackedMLP

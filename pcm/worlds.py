@@ -291,7 +291,9 @@ def world_medians(table: xr.Dataset, split: str = "held-out") -> xr.Dataset:
             worlds = rows[m]["world"].values
             finite = np.isfinite(values)
             if not finite.any():
-                med.append(math.nan), worst.append(math.nan), worst_world.append(-1)
+                med.append(math.nan)
+                worst.append(math.nan)
+                worst_world.append(-1)
                 continue
             med.append(float(np.median(values[finite])))
             pick = np.nanargmin(values) if sense == ">=" else np.nanargmax(values)

@@ -107,7 +107,7 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.lr_divisor <= 0:
             raise ParameterError("learning_rate", "learning_rate and lr_divisor must be > 0")
         if np.ndim(self.l1):  # one lambda per network (a sweep trained as one stack)
-            object.__setattr__(self, "l1", tuple(float(v) for v in self.l1))
+            object.__setattr__(self, "l1", tuple(float(v) for v in np.ravel(self.l1)))
         if not np.all(np.asarray(self.l1, dtype=float) >= 0):
             raise ParameterError("l1", f"must be >= 0, got {self.l1}")
         if self.patience is not None and int(self.patience) < 1:

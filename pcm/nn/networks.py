@@ -126,7 +126,7 @@ class StackedMLP(keras.Model):
 
     def __init__(self, n_networks: int, hidden_units: Sequence[int] = (256,) * 9, *,
                  n_inputs: int = 94, input_layer: bool = False,
-                 targets: Sequence[int] | None = None,
+                 targets: Sequence[int] | np.ndarray | None = None,
                  negative_slope: float = NEGATIVE_SLOPE, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.n_networks = int(n_networks)
@@ -207,7 +207,7 @@ class StackedMLP(keras.Model):
         return out
 
     # -- derived models -------------------------------------------------------
-    def select(self, indices: Sequence[int]) -> StackedMLP:
+    def select(self, indices: Sequence[int] | np.ndarray) -> StackedMLP:
         """A new stacked model holding copies of networks ``indices`` (repeats allowed)."""
         indices = np.asarray(indices, dtype=int)
         new = StackedMLP(len(indices), self.hidden_units, n_inputs=self.n_inputs,
@@ -233,7 +233,8 @@ class StackedMLP(keras.Model):
             raise ValueError(f"copies must be >= 1, got {copies}")
         return self.select(np.tile(np.arange(self.n_networks), int(copies)))
 
-    def to_masking(self, masks: np.ndarray, indices: Sequence[int] | None = None) -> StackedMLP:
+    def to_masking(self, masks: np.ndarray,
+                   indices: Sequence[int] | np.ndarray | None = None) -> StackedMLP:
         """Masking networks that start from this pre-masking model's hidden/output weights.
 
         Parameters

@@ -265,7 +265,7 @@ class _Progress:
 
 
 def _check_training_inputs(model, x, y, x_val, y_val, config: TrainConfig,
-                           l1: float | list[float] | None) -> tuple:
+                           l1: float | Sequence[float] | None) -> tuple:
     """Validated ``(x, y, x_val, y_val, l1)``; ``l1=None`` means the config's for pre-masking."""
     x, y = _check_data(model, x, y, "training")
     if (x_val is None) != (y_val is None) and not isinstance(x_val, DiskSplit):
@@ -390,7 +390,7 @@ def _report(label: str, config: TrainConfig, progress: _Progress, has_val: bool,
 
 
 def train_stacked(model, x, y, config: TrainConfig, *, x_val=None, y_val=None,
-                  l1: float | list[float] | None = None,
+                  l1: float | Sequence[float] | None = None,
                   checkpoint_dir: str | os.PathLike | None = None,
                   desc: str = "", progress: bool = False,
                   on_epoch_end: Callable[[int, xr.Dataset], None] | None = None,
