@@ -43,7 +43,7 @@ def main() -> None:
         if (pcm / f"{old}.py").exists():
             moves[old] = new
     # 1. move the files (a module named like its new package goes through a temporary name)
-    for old, new in moves.items():
+    for old in moves:
         src = pcm / f"{old}.py"
         if not src.exists():
             raise SystemExit(f"missing {src}")
