@@ -313,12 +313,29 @@ def _drop_thebe_config(app: Any, doctree: Any, docname: str) -> None:
             node.parent.remove(node)
 
 
+#: ``|SHAP|`` outside inline literals: in a docstring an absolute value, in
+#: reStructuredText a substitution reference (book/api.md would fail to build).
+_ABSOLUTE_VALUE = re.compile(r"(?<![\\\w|])\|(\w+)\|(?![\w|])")
+_INLINE_LITERAL = re.compile(r"(``.+?``)")
+
+
+def _absolute_values_as_text(app: Any, what: str, name: str, obj: Any, options: Any,
+                             lines: list[str]) -> None:
+    """autodoc-process-docstring: ``|x|`` stays text (escaped), inline literals untouched."""
+    for i, line in enumerate(lines):
+        parts = _INLINE_LITERAL.split(line)
+        lines[i] = "".join(part if k % 2 else _ABSOLUTE_VALUE.sub(r"\\|\1\\|", part)
+                           for k, part in enumerate(parts))
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension: no thebe script or configuration unless thebe is on.
 
     sphinx-thebe, which Jupyter Book always loads, puts into every page a script naming
     ``https://unpkg.com/thebe@...`` and a configuration naming a Binder repository.
     While ``launch_buttons.thebe`` is off (always, in this book) both are removed.
+    For the API reference (``book/api.md``, autodoc), an absolute value written ``|x|``
+    in a docstring is kept as text.
 
     Parameters
     ----------
@@ -332,6 +349,8 @@ def setup(app: Any) -> dict[str, Any]:
     """
     app.connect("html-page-context", _drop_thebe_scripts)
     app.connect("doctree-resolved", _drop_thebe_config, priority=900)  # after sphinx-thebe
+    app.setup_extension("sphinx.ext.autodoc")
+    app.connect("autodoc-process-docstring", _absolute_values_as_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

@@ -215,3 +215,10 @@ def test_sphinx_extension_drops_thebe_only_when_thebe_is_off():
         context = {"script_files": list(scripts)}
         launch._drop_thebe_scripts(app, "page", "page.html", context, None)
         assert [s.filename for s in context["script_files"]] == kept
+
+
+def test_docstring_absolute_values_stay_text_for_autodoc():
+    lines = ["mean |SHAP| on non-drivers, ``|IG|`` as a literal", "| a | b |", "x |c|d"]
+    launch._absolute_values_as_text(None, "function", "f", None, None, lines)
+    assert lines == [r"mean \|SHAP\| on non-drivers, ``|IG|`` as a literal", "| a | b |",
+                     "x |c|d"]
