@@ -222,3 +222,25 @@ def test_mirrored_training_equals_single_device_training():
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
         moved = max(moved, float(np.max(np.abs(np.asarray(a)))))
     assert moved > 0
+
+
+def test_prefetched_reads_in_one_other_thread_in_order_and_raises():
+    import threading
+
+    from pcm.errors import DataError
+    from pcm.nn.engine import prefetched
+
+    readers = []
+
+    def windows(n, fail_at=None):
+        for i in range(n):
+            readers.append(threading.get_ident())
+            if i == fail_at:
+                raise DataError("bad block", path="train.nc")
+            yield np.full((2, 1), i), np.full((2, 1), -i)
+
+    got = [int(x[0, 0]) for x, _ in prefetched(windows(5))]
+    assert got == [0, 1, 2, 3, 4]
+    assert len(set(readers)) == 1 and readers[0] != threading.get_ident()
+    with pytest.raises(DataError, match="bad block"):
+        list(prefetched(windows(5, fail_at=2)))

@@ -15,9 +15,11 @@ an engine is built, never at module import.
 
 Streaming: given a :class:`pcm.data.streaming.DiskSplit` instead of arrays, the
 engine reads the epoch's shuffle windows (:func:`pcm.data.streaming.epoch_windows`)
-through ``tf.data`` (``from_generator`` plus ``prefetch``: the next window is read
-and normalised while the current one trains) and runs each window's batches in one
+one window ahead in a reader thread (:func:`prefetched`: the next window is read and
+normalised while the current one trains) and runs each window's batches in one
 compiled call, as the in-memory loop does; validation reads the split block by block.
+``tf.data.Dataset.from_generator`` with ``prefetch`` did the same job at 2.3 times the
+CPU time (its threads' system time; ``benchmarks/streaming.py``), so it is not used.
 
 Several devices: with a ``tf.distribute.MirroredStrategy`` (:func:`make_strategy`;
 the model's variables must have been created in its scope) each global batch is cut
@@ -36,6 +38,8 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext as _nullcontext
 
 import numpy as np
@@ -44,8 +48,8 @@ from pcm.data.streaming import DiskSplit, epoch_windows
 from pcm.errors import DataError, ParameterError
 from pcm.nn.config import TrainConfig
 
-__all__ = ["Engine", "check_arrays", "check_split", "evaluate_stacked", "predict_stacked",
-           "l1_vector", "make_strategy", "device_count"]
+__all__ = ["Engine", "prefetched", "check_arrays", "check_split", "evaluate_stacked",
+           "predict_stacked", "l1_vector", "make_strategy", "device_count"]
 
 
 def check_split(model, split: DiskSplit, name: str) -> DiskSplit:
@@ -162,6 +166,32 @@ class _QuietRetracing(logging.Filter):
 _tf_logger = logging.getLogger("tensorflow")
 if not any(isinstance(f, _QuietRetracing) for f in _tf_logger.filters):
     _tf_logger.addFilter(_QuietRetracing())
+
+
+def prefetched(windows: Iterator[tuple[np.ndarray, np.ndarray]]
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield from ``windows`` while one reader thread fetches the next item.
+
+    Every ``next`` runs in the same single worker thread, so the file is only ever read
+    by one thread; the iterator is exhausted (or closed) before this returns.
+    """
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcm-reader") as pool:
+        pending = pool.submit(next, windows, done)
+        try:
+            while True:
+                item = pending.result()
+                if item is done:
+                    return
+                pending = pool.submit(next, windows, done)
+                yield item
+        finally:
+            pending.cancel()
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001 - already raised to the caller, or closing
+                pass
+            pool.submit(getattr(windows, "close", lambda: None)).result()
 
 
 class Engine:
@@ -306,27 +336,15 @@ class Engine:
             total += per_net * tf.cast(hi - lo, self.loss_dtype)
         return total
 
-    def windows(self, seed: int, epoch: int):
-        """The epoch's shuffle windows as a prefetching ``tf.data.Dataset``."""
-        tf = self.tf
-        dt = self.data_dtype
-        split, batch = self.split, self.batch_size
-        ds = tf.data.Dataset.from_generator(
-            lambda: epoch_windows(split, seed, epoch, batch),
-            output_signature=(tf.TensorSpec([None, self.n_in], dt),
-                              tf.TensorSpec([None, self.n_out], dt)))
-        options = tf.data.Options()
-        options.autotune.enabled = False  # its thread's teardown idles the cores (notes)
-        options.deterministic = True
-        return ds.with_options(options).prefetch(1)
-
     def train_streamed(self, seed: int, epoch: int, on_window=None) -> np.ndarray:
         """One streamed epoch; summed per-network loss times samples (as ``train_chunk``).
 
-        ``on_window(rows)`` is called after each window (progress bars).
+        One reader thread reads and normalises the next window while the current one
+        trains (:func:`prefetched`). ``on_window(rows)`` is called after each window
+        (progress bars).
         """
         total = np.zeros(self.model.n_networks)
-        for xw, yw in self.windows(seed, epoch):
+        for xw, yw in prefetched(epoch_windows(self.split, seed, epoch, self.batch_size)):
             total += self.train_window(xw, yw).numpy()
             if on_window is not None:
                 on_window(int(xw.shape[0]))
