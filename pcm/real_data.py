@@ -27,7 +27,8 @@ from pcm.errors import DataError
 from pcm.method.evaluate import predict
 from pcm.rundir import RunDir
 
-__all__ = ["SHORT_NAMES", "climsim_published_r2", "climsim_way_scores", "comparison_table"]
+__all__ = ["SHORT_NAMES", "R2_FLOOR", "climsim_published_r2", "climsim_way_scores",
+           "comparison_table", "readable_table", "comparison_outcome"]
 
 #: ClimSim's short names of its targets (its tables).
 SHORT_NAMES = {"ptend_t": "dT/dt", "ptend_q0001": "dq/dt", "cam_out_NETSW": "NETSW",
@@ -166,3 +167,29 @@ def comparison_table(scores: xr.Dataset, published: dict | None = None) -> pd.Da
         row["ClimSim MLP"] = published["r2"].get(var)
         rows[SHORT_NAMES.get(var, var)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+#: R² below this is printed as "< -1" (worse than predicting the mean by more than the
+#: variance itself): such values are dominated by entries that barely vary.
+R2_FLOOR = -1.0
+
+
+def readable_table(table: pd.DataFrame, floor: float = R2_FLOOR) -> pd.DataFrame:
+    """:func:`comparison_table` as strings: R² to three decimals, values below ``floor``
+    as ``< floor``, missing ones (ClimSim's "--") as ``--``."""
+    def cell(value):
+        if isinstance(value, str):
+            return value
+        if value is None or not np.isfinite(value):
+            return "--"
+        return f"< {floor:g}" if value < floor else f"{value:.3f}"
+
+    return table.apply(lambda col: col.map(cell))
+
+
+def comparison_outcome(table: pd.DataFrame, model: str = "pcmasking") -> str:
+    """One sentence: for how many of ClimSim's scored variables ``model`` is below the MLP."""
+    both = table[[model, "ClimSim MLP"]].astype(float).dropna()
+    below = [str(v) for v in both.index if both.loc[v, model] < both.loc[v, "ClimSim MLP"]]
+    return (f"on ClimSim's metric, `{model}` scores below ClimSim's MLP on {len(below)} of the "
+            f"{len(both)} variables ClimSim reports ({', '.join(below) or 'none'})")

@@ -39,6 +39,9 @@ from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import SETUP_TAG
 from pcm.presets import parameters_markdown
 
+#: Book builds and the browser: make test runs them, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "tests" / "notebooks").glob("*.ipynb"))
 REPOSITORY = "octo-org/pcm-book"
@@ -63,6 +66,10 @@ FOREIGN_NUMBERS = (
 )
 #: A float printed at full precision (``(325, 51.63473615900148)``): not formatted for a reader.
 RAW_FLOAT = re.compile(r"\d\.\d{9,}")
+#: A score of magnitude above 1e3 (an R² over entries that barely vary): the book prints
+#: such values as "< -1" or leaves them out.
+HUGE_NEGATIVE = re.compile(r"(?<![\w.])[-\u2212]\d{4,}(?:\.\d+)?(?![\d,])|"
+                           r"(?<![\w.])[-\u2212]\d(?:\.\d+)?e\+?(?:0?[3-9]|[1-9]\d)\b")
 #: A file name auto-linked as a web address (``train.nc`` -> ``http://train.nc``).
 FILE_LINK = re.compile(r'href="https?://[^"/]*\.(?:nc|yml|yaml|json|csv|ipynb|keras)/?"')
 
@@ -117,6 +124,9 @@ def reading_problems(html_dir: Path) -> list[str]:
                      for m in RAW_FLOAT.finditer(text)]
         problems += [f"{name}: number of another run typed into the text: {n!r}"
                      for n in FOREIGN_NUMBERS if n in text]
+        problems += [f"{name}: score of magnitude above 1e3: "
+                     f"...{text[max(0, m.start() - 30):m.end()]}"
+                     for m in HUGE_NEGATIVE.finditer(text)]
     return problems
 
 
@@ -129,14 +139,16 @@ def test_the_reading_checks_catch_what_they_look_for(tmp_path):
     page = tmp_path / "book" / "p.html"
     page.parent.mkdir()
     page.write_text('<p>writes <a href="http://train.nc">train.nc</a>; as the issue that '
-                    "asked for it says, (325, 51.63473615900148) and a ratio 9.4.</p>"
-                    "<script>this change</script>")
+                    "asked for it says, (325, 51.63473615900148) and a ratio 9.4; R² "
+                    "-5545.5 and -2.8e+14.</p><script>this change</script>")
     found = reading_problems(tmp_path)
-    assert len(found) == 4, found
+    assert len(found) == 6, found
     assert [f.split(": ")[1] for f in found] == [
         "file name linked to the web", "history phrase", "raw float",
-        "number of another run typed into the text"]
-    page.write_text("<p>writes <code>train.nc</code>; R² 0.812.</p>")
+        "number of another run typed into the text", "score of magnitude above 1e3",
+        "score of magnitude above 1e3"]
+    page.write_text("<p>writes <code>train.nc</code>; R² 0.812, -0.93, &lt; -1, -180° "
+                    "longitude, 10,091,520 samples, 1544.3 s.</p>")
     assert reading_problems(tmp_path) == []
 
 

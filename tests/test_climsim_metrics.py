@@ -81,3 +81,20 @@ def test_scores_average_columns_then_levels_and_label_what_is_left_out():
     assert float(ds["r2_all"].sel(var="cam_out_SOLS")) == pytest.approx(sols)
     assert ds.attrs["n_samples"] == n_time * n_col and ds.attrs["n_time"] == n_time
     np.testing.assert_array_equal(ds["n_columns_scored"].values, [3, 2, 3])
+
+
+def test_comparison_table_prints_no_huge_r2_and_counts_what_is_below():
+    import pandas as pd
+
+    from pcm.real_data import comparison_outcome, readable_table
+
+    table = pd.DataFrame({"unconstrained": [0.264, -5545.5, 0.915],
+                          "pcmasking": [0.146, -1575.3, 0.99],
+                          "left out": ["0/23040", "6781/23040", "0/384"],
+                          "ClimSim MLP": [0.589, None, 0.983]},
+                         index=["dT/dt", "dq/dt", "NETSW"])
+    shown = readable_table(table)
+    assert shown.loc["dq/dt"].tolist() == ["< -1", "< -1", "6781/23040", "--"]
+    assert shown.loc["dT/dt", "pcmasking"] == "0.146"
+    outcome = comparison_outcome(table)
+    assert "below ClimSim's MLP on 1 of the 2 variables ClimSim reports (dT/dt)" in outcome
