@@ -69,6 +69,7 @@ def test_deep_shap_is_additive_and_respects_the_mask(model, samples):
     assert np.abs(phi[0, :, 40:]).max() > 0
 
 
+@pytest.mark.slow
 def test_deep_shap_matches_deep_explainer(model, samples):
     x, r = samples
     phi = deep_shap(model, x, r)
@@ -84,6 +85,7 @@ def test_deep_shap_matches_deep_explainer(model, samples):
                                    atol=1e-5 * np.abs(ref.sum(-1)).max() + 1e-7)
 
 
+@pytest.mark.slow
 def test_deep_shap_chunking_subset_and_dtype(model, samples):
     x, r = samples
     full = deep_shap(model, x, r, dtype="float64")

@@ -132,6 +132,7 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(ra.tested, rb.tested)
 
 
+@pytest.mark.slow
 def test_dask_cluster_equals_serial_and_is_deterministic():
     x, y = _columns(range(5))
     y[:, 1, 0] = 0.0  # a constant output in one column
@@ -144,6 +145,7 @@ def test_dask_cluster_equals_serial_and_is_deterministic():
     assert any(r.found.any() for r in serial)
 
 
+@pytest.mark.slow
 def test_discovery_resumes_from_stored_batches(tmp_path, monkeypatch):
     import pcm.baselines.causal.discovery as discovery
 
@@ -269,6 +271,7 @@ def synthetic_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_run_discovery_writes_masks(synthetic_run):
     from pcm.baselines.causal import run_discovery
 
@@ -292,6 +295,7 @@ def test_run_discovery_writes_masks(synthetic_run):
     assert len(list(synthetic_run.checkpoints("causal_discovery").glob("batch_*.npz"))) == 1
 
 
+@pytest.mark.slow
 def test_run_discovery_quantile_rule_gives_candidates_per_q(synthetic_run):
     from pcm.baselines.causal import quantile_masks, run_discovery
 
@@ -355,6 +359,7 @@ def test_parents_only_init_gives_the_parents_only_glorot_scale():
     assert np.abs(after[0]).max() > 0.9 * glorot_limit(4, 64)
 
 
+@pytest.mark.slow
 def test_run_causal_training_searches_q_per_output(synthetic_run):
     from pcm.baselines.causal import run_causal_training, run_discovery
 

@@ -29,6 +29,7 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow
 def test_data_synthetic_writes_all_files(tmp_path, capsys):
     pytest.importorskip("pcm.data.synthetic")
     out = tmp_path / "syn"

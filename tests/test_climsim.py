@@ -131,6 +131,7 @@ def test_interleaved_split_spreads_every_split_over_the_period():
 
 
 # --------------------------------------------------------------------------- conversion
+@pytest.mark.slow
 def test_convert_tiny_files(tmp_path):
     src = _sample(tmp_path, steps=6)
     paths = convert_climsim(src, tmp_path / "out", progress=False)
@@ -175,6 +176,7 @@ def test_convert_tiny_files(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::pcm.data.normalization.ZeroVarianceWarning")
+@pytest.mark.slow
 def test_a_climsim_file_never_meets_a_spcam_norm(tmp_path, synthetic_norm):
     paths = convert_climsim(_sample(tmp_path, steps=3), tmp_path / "out", progress=False)
     with pytest.raises(DataError, match="holds climsim data .* is for spcam"):
@@ -217,6 +219,7 @@ def test_mli_without_mlo(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("dim", ["ncol", "lev"])
+@pytest.mark.slow
 def test_mismatched_ncol_or_lev(tmp_path, capsys, dim):
     src = _sample(tmp_path, steps=4)
     mli, _ = _pair(src, 7, **({"n_col": N_COL + 1} if dim == "ncol" else {"n_lev": N_LEV + 1}))
@@ -225,6 +228,7 @@ def test_mismatched_ncol_or_lev(tmp_path, capsys, dim):
 
 
 @pytest.mark.parametrize("variable", ["pbuf_SHFLX", "cam_out_PRECC", "state_q0001"])
+@pytest.mark.slow
 def test_missing_variable(tmp_path, capsys, variable):
     src = _sample(tmp_path, steps=3)
     mli, mlo = _pair(src, 7, drop=variable)
@@ -233,6 +237,7 @@ def test_missing_variable(tmp_path, capsys, variable):
 
 
 @pytest.mark.parametrize("kind,variable", [("mli", "state_t"), ("mlo", "cam_out_FLWDS")])
+@pytest.mark.slow
 def test_nan_or_inf(tmp_path, capsys, kind, variable):
     src = _sample(tmp_path, steps=4)
     mli, mlo = _pair(src, 7, bad=(kind, variable))
@@ -241,6 +246,7 @@ def test_nan_or_inf(tmp_path, capsys, kind, variable):
                     path.name, capsys)
 
 
+@pytest.mark.slow
 def test_files_that_are_not_climsim(tmp_path, capsys):
     src = _sample(tmp_path, steps=3)
     mli, _ = _pair(src, 7)
@@ -263,6 +269,7 @@ def test_missing_grid_info(tmp_path, capsys):
 # --------------------------------------------------------------------------- real sample
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"the real ClimSim sample is not at {SHARED} "
                     "(the project's shared folder beside the clone)")
+@pytest.mark.slow
 def test_real_climsim_sample(tmp_path):
     paths = convert_climsim(SHARED, tmp_path / "out", progress=False)
     manifest = json.loads(paths["manifest"].read_text())

@@ -74,6 +74,7 @@ def test_explicit_split_months(tree, tmp_path):
         assert nc.variables["vars"].chunking() == [8 * N_COL, 5 * N_LEV + 12]
 
 
+@pytest.mark.slow
 def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
     serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=3, progress=False)
     parallel = convert_climsim(tree, tmp_path / "w2", workers=2, chunk_steps=3, progress=False)
@@ -130,6 +131,7 @@ def test_interrupted_conversion_resumes_after_the_last_finished_chunk(tmp_path):
     assert len(manifest["chunks_computed"]) == manifest["chunks"] - len(done)
 
 
+@pytest.mark.slow
 def test_a_bad_file_in_a_worker_is_one_line(tmp_path, capsys):
     src = write_climsim_tree(tmp_path / "t", 4, n_col=N_COL, n_lev=N_LEV, seed=1)
     bad = find_pairs(src)[3][0]

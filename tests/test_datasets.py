@@ -195,6 +195,7 @@ def test_write_synthetic_dataset_is_deterministic(tmp_path, fake_synthetic):
         datasets.write_synthetic_dataset(tmp_path / "c", steps=4, n_lat=65)
 
 
+@pytest.mark.slow
 def test_write_synthetic_dataset_with_the_real_generator(tmp_path):
     pytest.importorskip("pcm.data.synthetic")
     if isinstance(sys.modules.get("pcm.data.synthetic"), _FakeSynthetic):  # pragma: no cover
@@ -232,6 +233,7 @@ def test_constant_outputs_and_tiny_training_sets_warn_one_line_each():
 
 
 @pytest.mark.filterwarnings("ignore::pcm.data.normalization.ZeroVarianceWarning")
+@pytest.mark.slow
 def test_every_training_phase_checks_its_training_set(tmp_path, monkeypatch):
     from pcm import phase
     from pcm.nn.config import TrainConfig

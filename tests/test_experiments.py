@@ -26,6 +26,9 @@ from pcm.experiments import (  # noqa: E402
 from pcm.rundir import RunDir  # noqa: E402
 from pcm.sweep import run_sweep, run_table  # noqa: E402
 
+#: A tiny sweep and run trained for the whole module: not in make test-fast.
+pytestmark = pytest.mark.slow
+
 TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hidden_units=4",
         "epochs=2", "finetune_epochs=1", "batch_size=64", "n_thresholds=3", "causal=false",
         "shap_background=4", "shap_samples=4", "l1=0.05"]

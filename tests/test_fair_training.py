@@ -63,6 +63,7 @@ def test_epoch_cap_reached_means_not_converged():
     assert len(hist.epoch) == 2 and hist.converged.values.tolist() == [0, 0]
 
 
+@pytest.mark.slow
 def test_plateau_resume_is_exact(tmp_path):
     config = _plateau(epochs=8)
     full, hist_full = _train(config, tmp_path / "a")

@@ -60,6 +60,7 @@ def _draw(fig):
     fig.canvas.draw()  # renders everything: any lazy download would happen here
 
 
+@pytest.mark.slow
 def test_r2_maps(r2):
     fig = figures.r2_maps(r2, "prect", climate="plus4K")
     _draw(fig)
@@ -98,6 +99,7 @@ def test_r2_cross_sections(r2):
     assert fig.axes[1].get_title() == "pcmasking: PHQ"
 
 
+@pytest.mark.slow
 def test_feature_matrix_and_shap_matrix():
     rng = np.random.default_rng(1)
     mask = _matrix(rng.uniform(size=(65, 94)) > 0.7)

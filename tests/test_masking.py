@@ -145,6 +145,7 @@ def fake_run(tmp_path, monkeypatch):
     return run
 
 
+@pytest.mark.slow
 def test_phases_end_to_end(fake_run):
     run = fake_run
     common = dict(hidden_layers=1, hidden_units=8, batch_size=128, seed=0)

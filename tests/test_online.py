@@ -141,6 +141,7 @@ def test_cli_online_bad_seeds_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("pcm: error:") and "--seeds" in err[0]
 
 
+@pytest.mark.slow
 def test_small_online_run_and_its_chapter(tmp_path):
     """End to end at a tiny size: the artefacts, the truth rows, the chapter executes."""
     import nbformat

@@ -434,6 +434,7 @@ def test_failing_notebook_names_notebook_cell_and_output(tmp_path, fake_notebook
 # -- data preparation (notebook 1) ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_prepare_data_synthetic_writes_manifest(tmp_path):
     from pcm.rundir import RunDir
 
@@ -622,6 +623,7 @@ def test_user_data_without_time_series_skips_causal_before_training(tmp_path, fa
     assert not (tmp_path / "run2").exists()
 
 
+@pytest.mark.slow
 def test_continuous_user_data_keeps_the_causal_baseline(tmp_path):
     from pcm.baselines.causal.data import causal_feasibility
     from pcm.data.datasets import write_synthetic_dataset

@@ -125,6 +125,7 @@ def test_mask_overview_figure():
     assert bars.get_title() == "2961 inputs in all"
 
 
+@pytest.mark.slow
 def test_real_data_chapter_runs_without_climsim(tmp_path, capsys):
     """The seventh notebook, executed for real: published masks only (no ClimSim run)."""
     import nbformat

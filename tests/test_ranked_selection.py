@@ -17,6 +17,9 @@ from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask
 from pcm.rundir import RunDir
 
+#: Trains pre-masking, stability, knockoff and screen networks: not in make test-fast.
+pytestmark = pytest.mark.slow
+
 N_IN, N_OUT = 94, 65
 
 

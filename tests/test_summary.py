@@ -141,6 +141,7 @@ def test_shap_artefact(run):
         assert "units" in ds["shap"].attrs
 
 
+@pytest.mark.slow
 def test_shap_methods_and_seed(tmp_path):
     from pcm.method.explain import run_shap
 

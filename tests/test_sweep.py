@@ -34,6 +34,7 @@ def test_parse_grid_and_points():
             parse_grid(bad)
 
 
+@pytest.mark.slow
 def test_sweep_stacks_lambdas_writes_table_and_resumes(tmp_path, capsys):
     out = tmp_path / "sweep"
     grid = {"l1": [0.5, 0.001], "hidden_units": [4, 6]}
@@ -81,6 +82,7 @@ def test_cli_sweep_reports_bad_grid_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "points").exists()  # checked before anything ran
 
 
+@pytest.mark.slow
 def test_points_differing_after_premasking_share_one_premasking_model(tmp_path):
     out = tmp_path / "sweep"
     grid = {"selection_ratio": [0.1, 0.95]}

@@ -50,6 +50,7 @@ def floatx64():
 
 
 @pytest.mark.parametrize("premask", [True, False], ids=["premask-l1", "masked"])
+@pytest.mark.slow
 def test_stacked_equals_separate_keras_models(premask, floatx64):
     """Each stacked network trains exactly like an ordinary Keras model on its own."""
     targets = [2, 0, 5, 1]
@@ -97,6 +98,7 @@ def test_stacked_equals_separate_keras_models(premask, floatx64):
     np.testing.assert_allclose(hist.learning_rate.values, [3e-3, 1.5e-3, 7.5e-4])
 
 
+@pytest.mark.slow
 def test_lambda_sweep_as_one_stack_equals_separate_runs():
     """Two λ values x 4 networks trained as ONE stack of 8 == two separate runs (float64)."""
     targets = [2, 0, 5, 1]
@@ -152,6 +154,7 @@ def _run(tmp_path, config, *, hook=None, patience_data=None):
     return model, hist
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_exact(tmp_path):
     config = TrainConfig(hidden_units=(8, 8), epochs=3, batch_size=64, l1=1e-2, seed=5,
                          lr_every=1)

@@ -35,6 +35,7 @@ def _digest(ds: xr.Dataset) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_world_0_reproduces_the_tutorial_data_bit_for_bit(tmp_path):
     from pcm.data.datasets import write_synthetic_dataset
 
@@ -80,6 +81,7 @@ def test_worlds_outputs_read_exactly_their_drivers():
     assert (y[:, 30:40] == 0).all() and (y[:, 64] > 0).all() and np.isfinite(y).all()
 
 
+@pytest.mark.slow
 def test_worlds_draw_proxies_strengths_and_smoothness():
     for world in (1, 2, 100, 120):
         phys = worlds.world_physics(world)
@@ -110,6 +112,7 @@ def test_world_split_and_bad_worlds():
         synthetic.generate(4, n_lat=2, n_lon=2, world=-1)
 
 
+@pytest.mark.slow
 def test_data_synthetic_world_option(tmp_path, capsys):
     from pcm.cli import main
 
@@ -149,6 +152,7 @@ def test_parse_worlds_and_methods():
         parse_method("m:data.world=3")
 
 
+@pytest.mark.slow
 def test_run_worlds_writes_one_table_and_shares_premasking_per_world(tmp_path):
     from pcm.worlds import run_worlds, world_medians
 
