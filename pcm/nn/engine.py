@@ -39,7 +39,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext as _nullcontext
 
 import numpy as np
@@ -177,7 +177,7 @@ def prefetched(windows: Iterator[tuple[np.ndarray, np.ndarray]]
     """
     done = object()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcm-reader") as pool:
-        pending = pool.submit(next, windows, done)
+        pending: Future = pool.submit(next, windows, done)  # an item or `done`
         try:
             while True:
                 item = pending.result()
