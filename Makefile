@@ -55,6 +55,9 @@ html: $(STAMP)
 	@test -f $(BOOK_SRC)/book/notebooks/06_shap_drivers.ipynb || \
 		{ echo "no executed notebooks in $(BOOK_SRC)/book/notebooks: run 'make book' first" >&2; \
 		  exit 1; }
+	@test -f $(BOOK_SRC)/book/notebooks/09_online.ipynb || \
+		{ echo "no executed online chapter in $(BOOK_SRC)/book/notebooks: run 'make book' (or" \
+		  "'pcm online --run RUN --book-dir $(BOOK_SRC)/book/notebooks') first" >&2; exit 1; }
 	@test -f $(BOOK_SRC)/book/notebooks/07_real_data.ipynb || \
 		$(BIN)/pcm real-data --book-dir $(BOOK_SRC)/book/notebooks
 	$(BIN)/python -m pcm.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \

@@ -18,7 +18,8 @@ from pcm.io import read_json
 from pcm.presets import parameters_markdown
 
 __all__ = ["clean_notebook", "copy_notebooks", "drop_cells", "render_results_markdown",
-           "write_book", "CLIMSIM_TAG"]
+           "claims", "claims_markdown", "write_book", "CLIMSIM_TAG", "SKILL_MARGIN",
+           "SPURIOUS_SHARE"]
 
 #: Tag of the real-data chapter's cells that show ClimSim results: a build without a
 #: ClimSim run drops them, so that the chapter shows nothing about ClimSim but how to add it.
@@ -166,6 +167,84 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
     return "\n".join(lines) if lines else "_The summary of this run is empty._\n"
 
 
+#: R² within this of the reference counts as "like" it in the claims table.
+SKILL_MARGIN = 0.02
+#: A non-driver SHAP share at or below this counts as spurious links removed.
+SPURIOUS_SHARE = 0.05
+
+
+def _mean_r2(summary: Mapping[str, Any], model: str, climate: str = "control") -> float | None:
+    values = [v for v in summary.get("r2", {}).get(model, {}).get(climate, {}).values()
+              if v is not None and v == v]
+    return sum(values) / len(values) if values else None
+
+
+def _skill_verdict(ours: float | None, reference: float | None) -> str:
+    if ours is None or reference is None:
+        return "not measured"
+    if ours >= reference - SKILL_MARGIN:
+        return "holds" if ours <= reference + SKILL_MARGIN else "holds (PCMasking higher)"
+    return f"does not hold (more than {SKILL_MARGIN:g} below)"
+
+
+def claims(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The paper's claims against a run's ``summary.json``: what was measured, the
+    numbers and a verdict computed from them (one dict per claim)."""
+    rows = []
+    pcm, unc, causal = (_mean_r2(summary, m) for m in ("pcmasking", "unconstrained", "causal"))
+    rows.append({"claim": "skill like unconstrained networks",
+                 "measured": "mean control R² over the variables, PCMasking vs unconstrained",
+                 "this run": f"{_fmt(pcm)} vs {_fmt(unc)}",
+                 "verdict": _skill_verdict(pcm, unc)})
+    share = summary.get("shap_nondriver_share", {})
+    precision = summary.get("drivers", {}).get("pcmasking", {}).get("precision")
+    s_pcm, s_unc = share.get("pcmasking"), share.get("unconstrained")
+    if s_pcm is None or s_unc is None:
+        verdict = "not measured (no true drivers)"
+    elif s_pcm <= SPURIOUS_SHARE:
+        verdict = "holds"
+    elif s_pcm < s_unc:
+        verdict = f"partly: reduced, not removed (share above {SPURIOUS_SHARE:g})"
+    else:
+        verdict = "does not hold"
+    rows.append({"claim": "spurious links removed",
+                 "measured": "SHAP share on non-drivers, PCMasking vs unconstrained; mask "
+                             "precision",
+                 "this run": f"{_fmt(s_pcm)} vs {_fmt(s_unc)}; precision {_fmt(precision)}",
+                 "verdict": verdict})
+    rows.append({"claim": "skill of the causally-informed networks",
+                 "measured": "mean control R², PCMasking vs causally-informed",
+                 "this run": f"{_fmt(pcm)} vs {_fmt(causal)}",
+                 "verdict": _skill_verdict(pcm, causal)})
+    cost = summary.get("cost") or {}
+    ratio, ratio_all = cost.get("ratio"), cost.get("ratio_all_columns")
+    if ratio is None:
+        rows.append({"claim": "about a third of the cost", "measured": "cost ratio",
+                     "this run": "–", "verdict": "not measured"})
+    else:
+        every = ratio_all is None
+        decisive = ratio if every else ratio_all
+        text = (f"{_fmt(ratio)} (discovery on every column)" if every else
+                f"{_fmt(ratio)} with discovery on {cost['causal_columns']} of "
+                f"{cost['grid_columns']} columns; {_fmt(ratio_all)} extrapolated to every "
+                "column")
+        verdict = ("holds" if decisive >= 2.5 else
+                   "partly: cheaper, not three times" if decisive > 1.0 else "does not hold")
+        rows.append({"claim": "about a third of the cost (ratio about 3)",
+                     "measured": "wall seconds, causally-informed ÷ PCMasking",
+                     "this run": text,
+                     "verdict": verdict + ("" if every else " (on the extrapolated ratio)")})
+    return rows
+
+
+def claims_markdown(summary: Mapping[str, Any]) -> str:
+    """:func:`claims` as a Markdown table."""
+    lines = ["| the paper's claim | measured | this run | verdict |", "|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['measured']} | {r['this run']} | {r['verdict']} |"
+              for r in claims(summary)]
+    return "\n".join(lines) + "\n"
+
+
 def copy_notebooks(book_dir: Path, notebooks: Sequence[Path]) -> None:
     """Copy executed notebooks into the book folder, timing metadata removed
     (missing ones are skipped)."""
@@ -195,6 +274,9 @@ def write_book(book_dir: Path, notebooks: Sequence[Path], summary: Path,
     text = (render_results_markdown(read_json(summary), state.get("params"), state.get("preset"))
             if summary.exists() else "_No summary: the pipeline has not finished._\n")
     (book_dir / "results_tables.md").write_text(text)
+    (book_dir / "claims_table.md").write_text(
+        claims_markdown(read_json(summary)) if summary.exists()
+        else "_No summary: the pipeline has not finished._\n")
     (book_dir / "parameters_table.md").write_text(parameters_markdown())
 
 

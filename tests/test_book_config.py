@@ -14,6 +14,7 @@ import yaml
 
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
 from pcm.launch import book_config
+from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
 from pcm.steps import REAL_DATA_NOTEBOOK, STEPS
 
@@ -108,7 +109,9 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     for step in (*STEPS, REAL_DATA_NOTEBOOK):
         shutil.copy(ROOT / "notebooks" / step.filename, tmp_path / "book" / "notebooks")
     shutil.copy(EXPERIMENTS, tmp_path / "book" / "notebooks")
-    (tmp_path / "book" / "notebooks" / "results_tables.md").write_text("| a |\n|---|\n| 1 |\n")
+    shutil.copy(ONLINE, tmp_path / "book" / "notebooks")
+    for name in ("results_tables.md", "claims_table.md"):
+        (tmp_path / "book" / "notebooks" / name).write_text("| a |\n|---|\n| 1 |\n")
     (tmp_path / "book" / "notebooks" / "parameters_table.md").write_text(parameters_markdown())
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", str(tmp_path), "--warningiserror", "--keep-going",

@@ -681,3 +681,27 @@ def test_real_data_chapter_gets_run_paths_relative_to_the_kernel_directory(tmp_p
     pipeline.run_real_data_chapter(tmp_path / "book", climsim_run=run_outside,
                                    synthetic_run=run_below, executor=executor)
     assert seen == {"synthetic_run": "runs/tutorial", "climsim_run": str(run_outside)}
+
+
+def test_claims_verdicts_follow_the_numbers():
+    from pcm.book import claims, claims_markdown
+
+    def summary(pcm_r2, unc_r2, share, ratio, ratio_all=None):
+        cost = {"ratio": ratio, "causal_columns": 32, "grid_columns": 512}
+        if ratio_all is not None:
+            cost["ratio_all_columns"] = ratio_all
+        return {"r2": {m: {"control": {"PRECT": v, "PHQ": v}} for m, v in
+                       (("pcmasking", pcm_r2), ("unconstrained", unc_r2), ("causal", unc_r2))},
+                "shap_nondriver_share": {"pcmasking": share, "unconstrained": 0.6},
+                "drivers": {"pcmasking": {"precision": 0.45}}, "cost": cost}
+
+    verdicts = [r["verdict"] for r in claims(summary(0.86, 0.85, 0.24, 0.46, 2.22))]
+    assert verdicts[0] == "holds" and verdicts[2] == "holds"
+    assert verdicts[1].startswith("partly: reduced, not removed")
+    assert verdicts[3] == "partly: cheaper, not three times (on the extrapolated ratio)"
+    verdicts = [r["verdict"] for r in claims(summary(0.70, 0.85, 0.03, 3.1))]
+    assert verdicts[0].startswith("does not hold") and verdicts[1] == "holds"
+    assert verdicts[3] == "holds"
+    text = claims_markdown(summary(0.86, 0.85, 0.7, 0.9))
+    assert "0.90 (discovery on every column) | does not hold |" in text
+    assert "| spurious links removed |" in text and "| does not hold |" in text
