@@ -223,7 +223,7 @@ def claims(summary: Mapping[str, Any]) -> list[dict[str, str]]:
                      "this run": "–", "verdict": "not measured"})
     else:
         every = ratio_all is None
-        decisive = ratio if every else ratio_all
+        decisive = ratio if ratio_all is None else ratio_all
         text = (f"{_fmt(ratio)} (discovery on every column)" if every else
                 f"{_fmt(ratio)} with discovery on {cost['causal_columns']} of "
                 f"{cost['grid_columns']} columns; {_fmt(ratio_all)} extrapolated to every "
