@@ -65,11 +65,11 @@ def test_mathjax_is_bundled_and_thebe_scripts_dropped():
     assert "mathjax_path" not in str(_config())  # a CDN path would override the bundled copy
 
 
-def test_toc_lists_chapters_and_the_seven_notebooks():
+def test_toc_lists_chapters_and_the_nine_notebooks():
     files = _toc_files()
     assert [f for f in files if f.startswith("book/notebooks/")] == [
         f"book/notebooks/{s.name}" for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [
-        f"book/notebooks/{EXPERIMENTS.stem}"]
+        f"book/notebooks/{EXPERIMENTS.stem}", f"book/notebooks/{ONLINE.stem}"]
     for name in files:
         if not name.startswith("book/notebooks/"):
             assert (ROOT / f"{name}.md").is_file(), name
@@ -84,7 +84,7 @@ def test_every_citation_is_in_the_bibliography():
     texts = [p.read_text() for p in (ROOT / "book").glob("*.md")]
     texts += [c.source for path in [*(ROOT / "notebooks" / s.filename
                                       for s in (*STEPS, REAL_DATA_NOTEBOOK)),
-                                    EXPERIMENTS]
+                                    EXPERIMENTS, ONLINE]
               for c in nbformat.read(path, as_version=4).cells]
     cited = {k.strip() for t in texts for group in re.findall(r"\{cite[:\w]*\}`([^`]+)`", t)
              for k in group.split(",")}

@@ -12,6 +12,7 @@ from pcm.cli import main
 from pcm.errors import PCMError
 from pcm.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
 from pcm.experiments import NOTEBOOK as EXPERIMENTS
+from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 
 
@@ -78,4 +79,4 @@ def test_cli_writes_the_copies(tmp_path: Path, capsys):
     assert main(["exercises", "--src", str(NOTEBOOK_DIR), "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()
     assert sorted(Path(p).name for p in printed) == [
-        s.filename for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [EXPERIMENTS.name]
+        s.filename for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [EXPERIMENTS.name, ONLINE.name]
