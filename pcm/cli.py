@@ -136,6 +136,16 @@ def _exercises(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _add_point_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The options shared by the commands that run the method at many points."""
+    parser.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
+    parser.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter at every point (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
+    parser.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pcm`` command."""
     parser = argparse.ArgumentParser(
@@ -215,12 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
                        help="values of one parameter (repeatable; the grid is their product; "
                        "l1 values train as one stack)")
-    sweep.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
-    sweep.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one parameter at every point (repeatable)")
-    sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
-    sweep.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+    _add_point_options(sweep, "sweep directory")
     sweep.set_defaults(func=_sweep)
 
     worlds = sub.add_parser("worlds", help="run methods over many synthetic worlds and write "
@@ -231,12 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     worlds.add_argument("--method", action="append", default=[], metavar="NAME[:K=V,...]",
                         help="a method: a built-in name (" + ", ".join(METHODS) + ") or "
                         "NAME:key=value,key=value (repeatable; default paper and relative)")
-    worlds.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
-    worlds.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
-    worlds.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter at every point (repeatable)")
-    worlds.add_argument("--out", type=Path, required=True, help="worlds directory")
-    worlds.add_argument("--progress", action="store_true", help="per-epoch lines on stderr")
+    _add_point_options(worlds, "worlds directory")
     worlds.set_defaults(func=_worlds)
 
     exp = sub.add_parser("experiments", help="execute the experiments notebook "

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import fake_run as make_fake_run
 
 from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data.published import read_masking_vector_files
@@ -24,7 +25,6 @@ from pcm.method.thresholds import (
 )
 from pcm.nn.engine import predict_stacked
 from pcm.nn.saving import export_networks
-from pcm.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
 N_IN, N_OUT = 94, 65
@@ -128,21 +128,7 @@ def _fake_split(split: str, n: int):
 
 @pytest.fixture
 def fake_run(tmp_path, monkeypatch):
-    run = RunDir(tmp_path / "run")
-    run.write_manifest({"train": tmp_path / "train.nc", "valid": tmp_path / "valid.nc",
-                        "norm": tmp_path / "norm.nc"}, source="synthetic")
-
-    def arrays(run_, split, *, max_samples=None, dtype="float32", warn=True):
-        x, y = _fake_split(split, 600 if split == "train" else 300)
-        if max_samples is not None:
-            x, y = x[:max_samples], y[:max_samples]
-        return x.astype(dtype), y.astype(dtype)
-
-    monkeypatch.setattr(RunDir, "arrays", arrays)
-    # the streaming choice asks for the split's size first (from the file's header)
-    monkeypatch.setattr(RunDir, "split_samples",
-                        lambda run_, split: 600 if split == "train" else 300)
-    return run
+    return make_fake_run(tmp_path, _fake_split, {"train": 600, "valid": 300}, monkeypatch)
 
 
 @pytest.mark.slow

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import fake_run
 
 from pcm.config import PremaskConfig, SearchConfig
 from pcm.errors import ParameterError
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask
-from pcm.rundir import RunDir
 
 #: Trains pre-masking, stability, knockoff and screen networks: not in make test-fast.
 pytestmark = pytest.mark.slow
@@ -35,21 +35,8 @@ def _split(split: str, n: int):
 @pytest.fixture(scope="module")
 def copy_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("copy")
-    run = RunDir(root / "run")
-    run.write_manifest({"train": root / "train.nc", "valid": root / "valid.nc",
-                        "norm": root / "norm.nc"}, source="synthetic")
     patch = pytest.MonkeyPatch()
-
-    def arrays(run_, split, *, max_samples=None, dtype="float32", warn=True):
-        x, y = _split(split, 3000 if split == "train" else 1000)
-        if max_samples is not None:
-            x, y = x[:max_samples], y[:max_samples]
-        return x.astype(dtype), y.astype(dtype)
-
-    patch.setattr(RunDir, "arrays", arrays)
-    if hasattr(RunDir, "split_samples"):  # the streaming path asks for the size first
-        patch.setattr(RunDir, "split_samples",
-                      lambda run_, split: 3000 if split == "train" else 1000)
+    run = fake_run(root, _split, {"train": 3000, "valid": 1000}, patch)
     common = dict(hidden_layers=1, hidden_units=16, batch_size=100, seed=0,
                   learning_rate=3e-3, lr_every=4)
     run_premask(run, PremaskConfig.from_parameters(dict(epochs=8, l1=20.0, **common)),

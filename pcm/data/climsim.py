@@ -60,7 +60,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import logging
 import os
 import re
 import time
@@ -72,6 +71,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pcm.data.cbrain_write import CbrainWriter
+from pcm.data.cluster import dask_client
 from pcm.data.datasets import split_steps
 from pcm.data.normalization import norm_from_moments, write_norm
 from pcm.errors import DataError, ParameterError
@@ -477,17 +477,6 @@ def _read_shard(path: Path) -> np.ndarray:
         return np.asarray(nc.variables["vars"][...], dtype="f4")
 
 
-def _client(scheduler: str | None, n_workers: int):
-    """A dask client: of ``scheduler``, or of a new local cluster of processes."""
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
-
-
 def _run_tasks(todo: list[tuple[dict, tuple]], finish, *, workers: int,
                scheduler: str | None) -> dict[str, float]:
     """Run ``_convert_chunk(*args)`` for each ``(chunk, args)``; ``finish(chunk, result)``.
@@ -505,7 +494,7 @@ def _run_tasks(todo: list[tuple[dict, tuple]], finish, *, workers: int,
         return {"cluster_start": 0.0, "tasks": time.perf_counter() - t0}
     from distributed import as_completed
 
-    client, cluster = _client(scheduler, min(workers, len(todo)))
+    client, cluster = dask_client(scheduler, min(workers, len(todo)))
     client.wait_for_workers(1)
     t1 = time.perf_counter()
     try:

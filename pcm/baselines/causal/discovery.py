@@ -20,7 +20,6 @@ tigramite call gives exactly what one call per output (the reference) gives.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from pcm.data.cluster import dask_client
 from pcm.io import atomic_path
 
 __all__ = [
@@ -288,17 +288,6 @@ def column_batches(n_columns: int, batch_columns: int) -> list[slice]:
             for lo in range(0, n_columns, int(batch_columns))]
 
 
-def _client(scheduler: str | None, n_workers: int):
-    """A dask client: of ``scheduler``, or of a new local cluster of processes."""
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
-
-
 def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
                      max_conds_dim: int | None = None, n_jobs: int | None = None,
                      scheduler: str | None = None, batch_columns: int = 4,
@@ -382,7 +371,7 @@ def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
         elif todo:
             from distributed import as_completed
 
-            client, cluster = _client(scheduler, min(n_jobs, len(todo)))
+            client, cluster = dask_client(scheduler, min(n_jobs, len(todo)))
             try:
                 futures = {client.submit(_discover_batch, *args(b), pure=False): (b, key)
                            for b, key in todo}
