@@ -196,6 +196,26 @@ def claims(summary: Mapping[str, Any]) -> list[dict[str, str]]:
                  "measured": "mean control R² over the variables, PCMasking vs unconstrained",
                  "this run": f"{_fmt(pcm)} vs {_fmt(unc)}",
                  "verdict": _skill_verdict(pcm, unc)})
+    shifted = {c: (_mean_r2(summary, "pcmasking", c), _mean_r2(summary, "unconstrained", c))
+               for c in ("plus4K", "minus4K")}
+    measured = {c: v for c, v in shifted.items() if None not in v}
+    if measured:
+        worst = {c: _skill_verdict(*v) for c, v in measured.items()}
+        verdict = ("holds on the mean" if all(w.startswith("holds") for w in worst.values())
+                   else "does not hold at " + ", ".join(c for c, w in worst.items()
+                                                        if not w.startswith("holds")))
+        r2 = summary["r2"]
+        losses = [f"{var} at {c}" for c in measured
+                  for var, ours in r2["pcmasking"].get(c, {}).items()
+                  if ours is not None and r2["unconstrained"].get(c, {}).get(var) is not None
+                  and ours < r2["unconstrained"][c][var] - SKILL_MARGIN]
+        if losses:
+            verdict += f"; below by more than {SKILL_MARGIN:g} on {', '.join(losses)}"
+        rows.append({"claim": "robust at ±4 K",
+                     "measured": "mean R² in the shifted climates, PCMasking vs unconstrained",
+                     "this run": "; ".join(f"{c}: {_fmt(a)} vs {_fmt(b)}"
+                                           for c, (a, b) in measured.items()),
+                     "verdict": verdict})
     share = summary.get("shap_nondriver_share", {})
     precision = summary.get("drivers", {}).get("pcmasking", {}).get("precision")
     s_pcm, s_unc = share.get("pcmasking"), share.get("unconstrained")

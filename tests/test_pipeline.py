@@ -702,6 +702,13 @@ def test_claims_verdicts_follow_the_numbers():
     verdicts = [r["verdict"] for r in claims(summary(0.70, 0.85, 0.03, 3.1))]
     assert verdicts[0].startswith("does not hold") and verdicts[1] == "holds"
     assert verdicts[3] == "holds"
+    shifted = summary(0.86, 0.85, 0.24, 3.0)
+    shifted["r2"]["pcmasking"]["minus4K"] = {"PRECT": 0.54}
+    shifted["r2"]["unconstrained"]["minus4K"] = {"PRECT": 0.71}
+    robust = [r for r in claims(shifted) if r["claim"] == "robust at ±4 K"]
+    assert robust[0]["verdict"] == ("does not hold at minus4K; below by more than 0.02 on "
+                                    "PRECT at minus4K")
+    assert robust[0]["this run"] == "minus4K: 0.54 vs 0.71"
     text = claims_markdown(summary(0.86, 0.85, 0.7, 0.9))
     assert "0.90 (discovery on every column) | does not hold |" in text
     assert "| spurious links removed |" in text and "| does not hold |" in text
