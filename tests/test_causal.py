@@ -261,8 +261,7 @@ def test_causal_masks_are_scored_by_the_one_rule():
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
-    datasets = pytest.importorskip("pcm.data.datasets")
-    pytest.importorskip("pcm.data.synthetic")
+    from pcm.data import datasets
     from pcm.rundir import RunDir
 
     run = RunDir(tmp_path_factory.mktemp("run"))

@@ -31,7 +31,6 @@ def one_error_line(capsys) -> str:
 
 @pytest.mark.slow
 def test_data_synthetic_writes_all_files(tmp_path, capsys):
-    pytest.importorskip("pcm.data.synthetic")
     out = tmp_path / "syn"
     assert main(["data", "synthetic", "--out", str(out), "--steps", "4", "--seed", "3",
                  "--lat", "2", "--lon", "4"]) == 0
@@ -46,7 +45,6 @@ def test_data_synthetic_writes_all_files(tmp_path, capsys):
 
 
 def test_data_synthetic_bad_grid_is_exit_2(tmp_path, capsys):
-    pytest.importorskip("pcm.data.synthetic")
     assert main(["data", "synthetic", "--out", str(tmp_path), "--steps", "4",
                  "--lat", "100"]) == 2
     assert "'lat'" in one_error_line(capsys)

@@ -197,7 +197,6 @@ def test_write_synthetic_dataset_is_deterministic(tmp_path, fake_synthetic):
 
 @pytest.mark.slow
 def test_write_synthetic_dataset_with_the_real_generator(tmp_path):
-    pytest.importorskip("pcm.data.synthetic")
     if isinstance(sys.modules.get("pcm.data.synthetic"), _FakeSynthetic):  # pragma: no cover
         pytest.skip("fake generator still installed")
     paths = datasets.write_synthetic_dataset(tmp_path, steps=4, seed=0, n_lat=2, n_lon=4)

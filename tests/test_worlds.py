@@ -9,11 +9,10 @@ import pytest
 import xarray as xr
 
 from pcm import variables as V
+from pcm.data import synthetic
+from pcm.data.synthetic import worlds
 from pcm.errors import ParameterError
 from pcm.rundir import RunDir
-
-synthetic = pytest.importorskip("pcm.data.synthetic")
-from pcm.data.synthetic import worlds  # noqa: E402
 
 #: Digests of the variables of the ``tutorial`` data (240 steps, 16 x 32, seed 0) as the
 #: generator wrote them before worlds existed (main 0d35998, /tmp/base/runs/tutorial/data).
