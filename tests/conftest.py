@@ -11,8 +11,12 @@ import pytest
 from pcm.rundir import RunDir
 
 
-def fake_run(root: Path, make_split: Callable[[str, int], tuple[np.ndarray, np.ndarray]],
-             sizes: dict[str, int], patch: pytest.MonkeyPatch) -> RunDir:
+def fake_run(
+    root: Path,
+    make_split: Callable[[str, int], tuple[np.ndarray, np.ndarray]],
+    sizes: dict[str, int],
+    patch: pytest.MonkeyPatch,
+) -> RunDir:
     """A run directory whose splits are in-memory arrays ``make_split(split, n)``.
 
     Writes the manifest and patches :meth:`RunDir.arrays` and
@@ -20,8 +24,10 @@ def fake_run(root: Path, make_split: Callable[[str, int], tuple[np.ndarray, np.n
     ``patch``; the caller undoes it.
     """
     run = RunDir(root / "run")
-    run.write_manifest({"train": root / "train.nc", "valid": root / "valid.nc",
-                        "norm": root / "norm.nc"}, source="synthetic")
+    run.write_manifest(
+        {"train": root / "train.nc", "valid": root / "valid.nc", "norm": root / "norm.nc"},
+        source="synthetic",
+    )
 
     def arrays(run_, split, *, max_samples=None, dtype="float32", warn=True):
         x, y = make_split(split, sizes[split])
