@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import fake_run as make_fake_run
+from fake_runs import fake_run as make_fake_run
 
 from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data.published import read_masking_vector_files

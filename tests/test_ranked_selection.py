@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import fake_run
+from fake_runs import fake_run
 
 from pcm.config import PremaskConfig, SearchConfig
 from pcm.errors import ParameterError

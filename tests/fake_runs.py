@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules."""
+"""A run directory with in-memory splits, shared by the test modules."""
 
 from __future__ import annotations
 
