@@ -45,7 +45,7 @@ from pcm.rundir import RunDir, run_lock
 from pcm.sweep import run_points
 
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
-           "world_medians", "COLUMNS"]
+           "world_medians", "median_table", "choice_outcome", "COLUMNS"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -315,3 +315,31 @@ def world_medians(table: xr.Dataset, split: str = "held-out") -> xr.Dataset:
 def table_path(out: str | os.PathLike) -> Path:
     """``OUT/worlds.nc``."""
     return Path(out) / "worlds.nc"
+
+
+def median_table(table: xr.Dataset, split: str = "held-out"):
+    """:func:`world_medians` as a table: one row per method, the number of worlds, the
+    median and the worst world's value of every goal score (rounded for reading)."""
+    med = world_medians(table, split).to_dataframe()
+    keep = [c for c in med.columns if c.startswith(("median_", "worst_"))
+            and not c.startswith("worst_world_")]
+    return med[["worlds", *keep]].round(3)
+
+
+def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
+    """Which method the development worlds choose by ``score``, and what it scores on the
+    held-out worlds next to the paper's rule.
+
+    The choice is made on the development worlds alone; the held-out worlds only say
+    whether it holds up.
+    """
+    development = world_medians(table, "development")[score].to_series()
+    heldout = world_medians(table, "held-out")[score].to_series()
+    best = str(development.idxmax())
+    holds = "also" if str(heldout.idxmax()) == best else "not"
+    name = score.removeprefix("median_").replace("_", " ")
+    return (f"Chosen on the development worlds by median {name}: `{best}` "
+            f"({development[best]:.2f}; the paper's rule {development['paper']:.2f}). On the "
+            f"held-out worlds, evaluated only, `{best}` reaches {heldout[best]:.2f} (paper's "
+            f"rule {heldout['paper']:.2f}); it is {holds} the best there. Defaults are chosen "
+            "on development worlds only, at the evaluation's size below, not this page's.")

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 __all__ = ["StatementError", "require", "training_outcome", "threshold_outcome",
-           "skill_outcome", "driver_outcome", "sweep_outcome", "shift_outcome",
+           "skill_outcome", "driver_outcome", "r2_by_variable", "sweep_outcome", "shift_outcome",
            "LOSS_MARGIN"]
 
 #: R² differences smaller than this are "about the same" in the generated sentences.
@@ -112,7 +112,8 @@ def threshold_outcome(thresholds: xr.Dataset, masks: xr.DataArray,
     return "\n".join(lines) + "\n"
 
 
-def _r2_means(summary: Mapping[str, Any], model: str, climate: str) -> dict[str, float]:
+def r2_by_variable(summary: Mapping[str, Any], model: str, climate: str) -> dict[str, float]:
+    """Mean R² per variable of ``model`` in ``climate`` (``summary.json``), finite only."""
     return {k: float(v) for k, v in summary.get("r2", {}).get(model, {}).get(climate, {}).items()
             if v is not None and np.isfinite(v)}
 
@@ -126,7 +127,8 @@ def skill_outcome(summary: Mapping[str, Any], *, model: str = "pcmasking",
         return f"_No R² of both {model} and {baseline} in this run._\n"
     lines = []
     for climate in r2[model]:
-        ours, theirs = _r2_means(summary, model, climate), _r2_means(summary, baseline, climate)
+        ours = r2_by_variable(summary, model, climate)
+        theirs = r2_by_variable(summary, baseline, climate)
         common = [v for v in ours if v in theirs]
         worse = [f"{v} {_f(ours[v])} vs {_f(theirs[v])}" for v in common
                  if ours[v] < theirs[v] - margin]
