@@ -101,6 +101,10 @@ def step_parameters(declared: Sequence[str], params: Mapping[str, Any], run_dir:
 
 
 # -- notebooks --------------------------------------------------------------------------
+#: Said when the package's own notebooks are missing (pcm.steps.notebook_dir).
+_MISSING_NOTEBOOKS = (" (this pcm has no notebooks: install it from a checkout or from a "
+                      "wheel built with its setup.py, docs/architecture.md 'Installing')")
+
 
 def _current_env_kernel_manager() -> type:
     """A kernel manager that always starts ``python3`` of this very environment.
@@ -215,7 +219,8 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
     for step in STEPS:
         src = src_dir / step.filename
         if not src.is_file():
-            raise PCMError(f"notebook source not found: {src}")
+            raise PCMError(f"notebook source not found: {src}"
+                           + ("" if notebooks_dir is not None else _MISSING_NOTEBOOKS))
         declared = declared_parameters(src)
         plan.append((step, src, step_parameters(declared, params, run_dir_value, step.filename)))
 
@@ -337,7 +342,8 @@ def run_real_data_chapter(book_dir: str | os.PathLike, *,
         params[key] = None if value is None else _notebook_path(Path(value).resolve(), Path.cwd())
     src = (Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOK_DIR) / step.filename
     if not src.is_file():
-        raise PCMError(f"notebook source not found: {src}")
+        raise PCMError(f"notebook source not found: {src}"
+                       + ("" if notebooks_dir is not None else _MISSING_NOTEBOOKS))
     book = Path(book_dir)
     book.mkdir(parents=True, exist_ok=True)
     dst = book / step.filename

@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,31 @@ from pcm.io import read_json, write_json
 from pcm.presets import PARAMETERS, notebook_name
 from pcm.rundir import RunDir
 
-__all__ = ["Step", "STEPS", "REAL_DATA_NOTEBOOK", "NOTEBOOK_DIR", "RUN_DIR_PARAMETER",
+__all__ = ["Step", "STEPS", "REAL_DATA_NOTEBOOK", "NOTEBOOK_DIR", "PACKAGED_NOTEBOOKS",
+           "notebook_dir", "RUN_DIR_PARAMETER",
            "STATE_FILE", "load_state", "comparable", "source_digest", "code_digest",
            "step_inputs", "Fingerprints", "changed_input", "stale_reason", "forget_outputs"]
 
-#: Where the clean parameterized notebook sources live (repository checkout).
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+#: Where an installed wheel holds the notebook sources (package data; setup.py copies
+#: ``notebooks/*.ipynb`` there when it builds the wheel).
+PACKAGED_NOTEBOOKS = "_notebooks"
+
+
+def notebook_dir() -> Path:
+    """The folder of the clean parameterized notebook sources.
+
+    ``pcm/_notebooks`` of an installed wheel (found with :mod:`importlib.resources`),
+    else ``notebooks/`` of the checkout that ``pcm`` is imported from (an editable
+    install, or the repository on ``sys.path``). docs/architecture.md, "Installing".
+    """
+    packaged = resources.files("pcm").joinpath(PACKAGED_NOTEBOOKS)
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+#: Where the clean parameterized notebook sources live (:func:`notebook_dir`).
+NOTEBOOK_DIR = notebook_dir()
 
 #: Name of the per-step record inside a run directory.
 STATE_FILE = "pipeline_state.json"
