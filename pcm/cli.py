@@ -44,6 +44,7 @@ from pcm.online.runner import run_notebook as run_online_notebook
 from pcm.pipeline import run, run_real_data_chapter
 from pcm.presets import PARAMETERS
 from pcm.run_parameters import parse_override
+from pcm.steps import NOTEBOOK_DIR
 from pcm.sweep import run_sweep
 from pcm.worlds import METHODS, run_worlds
 
@@ -138,7 +139,9 @@ def _exercises(args: argparse.Namespace) -> None:
 
 def _add_point_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     """The options shared by the commands that run the method at many points."""
-    parser.add_argument("--preset", default="ci", help="ci (default), tutorial or paper")
+    parser.add_argument("--preset", default="ci",
+                        help="a preset of pcm run: ci (default), tutorial, paper; climsim "
+                             "with --set data.dir=DIR")
     parser.add_argument("--params", type=Path, default=None, help="YAML file of parameters")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one parameter at every point (repeatable)")
@@ -277,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     real.set_defaults(func=_real_data)
 
     ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
-    ex.add_argument("--src", type=Path, default=Path("notebooks"), help="notebook sources")
+    ex.add_argument("--src", type=Path, default=NOTEBOOK_DIR,
+                    help="notebook sources (default: those pcm ships, pcm.steps.NOTEBOOK_DIR)")
     ex.add_argument("--out", type=Path, required=True, help="where to write the copies")
     ex.set_defaults(func=_exercises)
     return parser

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pcm.data.cbrain import header, open_nc
+from pcm.data.cbrain import file_catalogue, header, open_nc
 from pcm.data.climsim import CLIMSIM_SUBSET
 from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError
@@ -38,7 +38,8 @@ __all__ = ["THROUGHPUT_FILE", "throughput_table", "subset_steps", "dry_run_param
 THROUGHPUT_FILE = "throughput.json"
 
 #: ClimSim low-res: columns, inputs, outputs (pcm.variables.climsim_catalogue) and the
-#: published file sizes of one step (MB, mli + mlo; ClimSim's README: 1.9 + 1.1).
+#: published file sizes of one step (MB, mli + mlo; ClimSim's README: 1.9 + 1.1). The
+#: sizes estimate a run before conversion; a converted folder's catalogue sizes it after.
 CLIMSIM_COLUMNS, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS, CLIMSIM_STEP_MB = 384, 184, 128, 3.0
 
 #: Steps per day of ClimSim (20-minute steps) and days per month (no-leap calendar).
@@ -88,15 +89,18 @@ def _samples(params: Mapping[str, Any]) -> tuple[dict[str, int], int, int, str]:
         return counts, SPCAM.n_inputs, SPCAM.n_outputs, "the files' headers"
     folder = params.get("data.dir")
     if folder:
+        # a converted folder: its catalogue (levels) sizes the networks
+        catalogue = file_catalogue(Path(folder) / "train.nc")
+        n_in, n_out = catalogue.n_inputs, catalogue.n_outputs
         manifest = Path(folder) / "conversion.json"
         if manifest.is_file():
             splits = json.loads(manifest.read_text()).get("splits")
             if splits:
-                return ({k: int(v["samples"]) for k, v in splits.items()}, CLIMSIM_INPUTS,
-                        CLIMSIM_OUTPUTS, f"{manifest}")
+                return ({k: int(v["samples"]) for k, v in splits.items()}, n_in, n_out,
+                        f"{manifest}")
         counts = {k: _file_samples(str(Path(folder) / f"{k}.nc"))
                   for k in ("train", "valid", "test") if f"{k}.nc" in CLIMSIM_FILES}
-        return counts, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS, "the files' headers"
+        return counts, n_in, n_out, "the files' headers"
     counts = {k: subset_steps(m, CLIMSIM_SUBSET["stride"]) * CLIMSIM_COLUMNS
               for k, m in CLIMSIM_SUBSET["split_months"].items()}
     return (counts, CLIMSIM_INPUTS, CLIMSIM_OUTPUTS,

@@ -202,7 +202,8 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
     drivers = _true_drivers(run, "sparsity validation")
     vectors = run.masking_vectors()
     premask = run.load_model("premask")
-    fresh = StackedMLP(premask.n_networks, premask.hidden_units, input_layer=True,
+    fresh = StackedMLP(premask.n_networks, premask.hidden_units,
+                       n_inputs=run.catalogue.n_inputs, input_layer=True,
                        targets=premask.targets, seed=premask.seed)
     untrained = vectors.copy(data=fresh.masking_vectors()).rename("untrained")
     truth = drivers.sel(output=vectors["output"], input=vectors["input"]).values.astype(bool)
@@ -339,14 +340,16 @@ def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
     vectors = run.masking_vectors()
     config = premask_train_config(run)
     n_out = vectors.sizes["output"]
-    model = StackedMLP(n_out * int(runs), config.hidden_units, input_layer=True,
+    model = StackedMLP(n_out * int(runs), config.hidden_units,
+                       n_inputs=run.catalogue.n_inputs, input_layer=True,
                        targets=np.tile(np.arange(n_out), int(runs)), seed=config.seed + 1,
                        dtype=config.dtype_policy)
     x, y, xv, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
     start = time.perf_counter()
     hist = train_stacked(model, x, y, config, x_val=xv, y_val=yv,
                          checkpoint_dir=run.root / "experiments" / "stability",
-                         desc="stability selection", progress=progress)
+                         desc="stability selection", progress=progress,
+                         labels=run.catalogue.output_labels())
     seconds = time.perf_counter() - start + hist.attrs["seconds_previous_sessions"]
     each = model.masking_vectors().reshape(int(runs), n_out, -1)
     kept = single.values.sum(axis=1)

@@ -30,7 +30,7 @@ from pcm.data.cbrain import header, open_nc
 from pcm.data.datasets import load_split
 from pcm.data.normalization import Normalization
 from pcm.data.streaming import DiskSplit, choose_in_memory, split_nbytes
-from pcm.errors import DataError, PCMError
+from pcm.errors import DataError, ParameterError, PCMError
 from pcm.io import file_problem, read_json, write_json
 from pcm.nn.saving import load_stacked
 from pcm.variables import SPCAM, Catalogue
@@ -187,7 +187,7 @@ class RunDir:
 
     # -- data manifest ---------------------------------------------------
     def write_manifest(self, files: dict[str, str | os.PathLike | None], *, source: str,
-                       catalogue: str = "spcam") -> Path:
+                       catalogue: str | None = None) -> Path:
         """Record which files hold the data of this run.
 
         Parameters
@@ -197,9 +197,22 @@ class RunDir:
             are paths (absolute or relative to the run directory) or None.
         source : {"synthetic", "spcam", "climsim"}
             Where the data came from.
-        catalogue : str
-            Name of the variable catalogue of the data (``spcam``, ``climsim``).
+        catalogue : str, optional
+            Name of the variable catalogue of the data (``spcam``, ``climsim``); it
+            sizes the run's networks (:attr:`catalogue`). Default ``spcam`` for
+            ``synthetic`` and ``spcam`` data (their layout); required for any other
+            source.
+
+        Raises
+        ------
+        ParameterError
+            No catalogue for a source other than ``synthetic`` or ``spcam``.
         """
+        if catalogue is None:
+            if source not in ("synthetic", "spcam"):
+                raise ParameterError("catalogue", f"required for {source} data (which "
+                                     f"catalogue sizes the networks?), got none")
+            catalogue = SPCAM.name
         entries = {k: (None if v is None else str(Path(v).absolute())) for k, v in files.items()}
         return write_json({"source": source, "catalogue": catalogue, "files": entries},
                           self.manifest_path)

@@ -13,11 +13,13 @@ Sharing (the costly parts run once):
 * points with the same data parameters share one data set (``OUT/data/<key>``);
 * points whose data and pre-masking parameters (:class:`~pcm.config.DataConfig`,
   :class:`~pcm.config.PremaskConfig`) differ only in values that change the loss
-  (:data:`LOSS_ONLY`: λ) share one pre-masking training: k λ values x 65 outputs
-  train as ONE stack of 65 k networks (:meth:`pcm.nn.networks.StackedMLP.repeat` and
+  (:data:`LOSS_ONLY`: λ) share one pre-masking training: k λ values x n outputs
+  train as ONE stack of n k networks (:meth:`pcm.nn.networks.StackedMLP.repeat` and
   a per-network L1 weight; every copy starts from the weights a separate run would
   start from, so the result equals k separate runs), and one unconstrained baseline;
-  ``OUT/stacks/<key>`` holds them. Points that differ only after the pre-masking
+  ``OUT/stacks/<key>`` holds them. Every network is sized by the data's catalogue
+  (:attr:`pcm.rundir.RunDir.catalogue`: n inputs and outputs, SPCAM 94 and 65, ClimSim
+  184 and 128). Points that differ only after the pre-masking
   phase (threshold rule, fine-tuning, evaluation) use the same trained copy. Seeds
   are not stacked: the seed also orders the mini-batches, which one stack shares.
 
@@ -70,7 +72,6 @@ from pcm.phase import train_phase
 from pcm.presets import PARAMETERS, validate
 from pcm.run_parameters import parse_override, resolve_parameters
 from pcm.rundir import RunDir, run_lock
-from pcm.variables import OUTPUT_VARIABLES, output_labels
 
 __all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "run_points",
            "sweep_table",
@@ -163,14 +164,15 @@ def _mean(values: Iterable[Any]) -> float:
 def _row(run: RunDir) -> dict[str, float]:
     """The table columns of one finished point (from its ``summary.json`` and masks)."""
     summary = read_json(run.artefact("summary.json"))
+    outputs = run.catalogue.outputs
     row: dict[str, float] = {}
     for model, climates in summary.get("r2", {}).items():
         for climate, by_var in climates.items():
             suffix = "" if climate == "control" else f"_{climate}"
-            for var in OUTPUT_VARIABLES:
+            for var in outputs:
                 value = by_var.get(var)
                 row[f"r2_{model}_{var}{suffix}"] = math.nan if value is None else float(value)
-            row[f"r2_{model}_mean{suffix}"] = _mean(by_var.get(v) for v in OUTPUT_VARIABLES)
+            row[f"r2_{model}_mean{suffix}"] = _mean(by_var.get(v) for v in outputs)
     for column, path in _SCORES.items():
         row[column] = _get(summary, path)
     for model, share in summary.get("shap_nondriver_share", {}).items():
@@ -194,8 +196,10 @@ def _prepare(out: Path, params: Mapping[str, Any]) -> RunDir:
 
 
 def _use_data(run: RunDir, data: RunDir) -> None:
+    """Point ``run`` at the data of ``data``, catalogue included (it sizes the networks)."""
     manifest = data.manifest()
-    run.write_manifest(manifest["files"], source=manifest["source"])
+    run.write_manifest(manifest["files"], source=manifest["source"],
+                       catalogue=data.catalogue.name)
 
 
 def _premask_key(params: Mapping[str, Any]) -> str:
@@ -220,11 +224,13 @@ def _train_group(out: Path, data: RunDir, group: Sequence[Mapping[str, Any]], *,
     _use_data(stack_run, data)
     config = PremaskConfig.from_parameters(first)
     lambdas = np.array(_group_lambdas(group))
-    n_out = len(output_labels())
+    catalogue = stack_run.catalogue
+    n_out = catalogue.n_outputs
     t0 = time.perf_counter()
     train = config.train_config(hidden_units=config.hidden, epochs=config.epochs,
                                 l1=tuple(np.repeat(lambdas, n_out)))
-    model = StackedMLP(n_out, train.hidden_units, input_layer=True, seed=config.seed,
+    model = StackedMLP(n_out, train.hidden_units, n_inputs=catalogue.n_inputs,
+                       input_layer=True, seed=config.seed,
                        dtype=train.dtype_policy).repeat(len(lambdas))
     hist = train_phase(stack_run, "premask", "premask_stack", model, train,
                        l1=train.l1, progress=progress, t0=t0,
@@ -240,7 +246,7 @@ def _split_into(run: RunDir, stack_run: RunDir, model, hist: xr.Dataset, j: int,
 
     ``sharing`` points use the stack: each is charged that share of its cost.
     """
-    n_out = len(output_labels())
+    n_out = run.catalogue.n_outputs
     rows = np.arange(j * n_out, (j + 1) * n_out)
     run.model("premask").parent.mkdir(parents=True, exist_ok=True)
     save_stacked(model.select(rows), run.model("premask"))
@@ -295,7 +301,8 @@ def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],
     Parameters
     ----------
     preset : str
-        ``ci``, ``tutorial`` or ``paper``.
+        A preset of ``pcm run`` (``ci``, ``tutorial``, ``paper``; ``climsim`` with
+        ``data.dir`` among the overrides).
     grid : mapping or iterable of str
         ``{key: [values]}``, or ``--grid`` strings (``"l1=1,0.1"``).
     out : path-like
@@ -373,7 +380,7 @@ def run_points(out: Path, points: Sequence[Mapping[str, Any]],
         data = _prepare(out, params[members[0]])
         group_params = [params[i] for i in members]
         lambdas = _group_lambdas(group_params)
-        print(f"pre-masking {len(lambdas)} x 65 networks as one stack "
+        print(f"pre-masking {len(lambdas)} x {data.catalogue.n_outputs} networks as one stack "
               f"(l1 = {', '.join(f'{lam:g}' for lam in lambdas)}) ...", flush=True)
         stack_run, model, hist = _train_group(out, data, group_params, progress=progress)
         for i in todo:

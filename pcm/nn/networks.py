@@ -1,6 +1,6 @@
 """Many independent single-output MLPs as one stacked Keras model.
 
-PCMasking trains one network per output (65), and the threshold search one
+PCMasking trains one network per output (SPCAM: 65), and the threshold search one
 per output and threshold. Built one by one, each Keras model costs seconds to
 construct and trace; stacked, all networks share one compiled step. Every
 layer holds ``[n_networks, in, out]`` kernels and is applied with a batched
@@ -8,7 +8,8 @@ matmul, so network ``n`` only ever touches slice ``n`` of every weight: the
 networks stay mathematically independent, and summing their losses trains each
 exactly as if it were alone (Adam and its moments are element-wise).
 
-Network ``n`` of a :class:`StackedMLP` computes, for input ``x`` (94 values)::
+Network ``n`` of a :class:`StackedMLP` computes, for input ``x`` (``n_inputs`` values,
+the data's catalogue's: SPCAM 94, ClimSim 184)::
 
     z = LeakyReLU(W_in[n]^T (x * m[n]) + b_in[n])        # pre-masking only
     h = LeakyReLU(W_k[n]^T h + b_k[n])  for each hidden layer
@@ -26,6 +27,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 from keras import ops
+
+from pcm.variables import SPCAM
 
 __all__ = ["StackedDense", "StackedMLP", "glorot_limit"]
 
@@ -108,7 +111,9 @@ class StackedMLP(keras.Model):
     hidden_units : sequence of int
         Width of each hidden layer (reference: nine layers of 256).
     n_inputs : int
-        Number of inputs (94).
+        Number of inputs. The default is SPCAM's 94 (tests, benchmarks on the
+        synthetic SPCAM layout); ``pcm`` itself always passes its run's
+        ``RunDir.catalogue.n_inputs`` (``tests/test_package_data.py`` checks that).
     input_layer : bool
         True for pre-masking networks: a square ``Dense(n_inputs)`` input layer
         initialised RandomNormal(0, 0.01), whose kernel the L1 penalty acts on.
@@ -125,7 +130,7 @@ class StackedMLP(keras.Model):
     """
 
     def __init__(self, n_networks: int, hidden_units: Sequence[int] = (256,) * 9, *,
-                 n_inputs: int = 94, input_layer: bool = False,
+                 n_inputs: int = SPCAM.n_inputs, input_layer: bool = False,
                  targets: Sequence[int] | np.ndarray | None = None,
                  negative_slope: float = NEGATIVE_SLOPE, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
