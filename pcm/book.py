@@ -249,7 +249,8 @@ def claims(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     else:
         every = ratio_all is None
         decisive = ratio if ratio_all is None else ratio_all
-        text = (f"{_fmt(ratio)} (discovery on every column)" if every else
+        columns = f"all {cost['grid_columns']}" if "grid_columns" in cost else "every"
+        text = (f"{_fmt(ratio)} side by side (discovery on {columns} columns)" if every else
                 f"{_fmt(ratio)} with discovery on {cost['causal_columns']} of "
                 f"{cost['grid_columns']} columns; {_fmt(ratio_all)} extrapolated to every "
                 "column")

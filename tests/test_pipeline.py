@@ -710,5 +710,5 @@ def test_claims_verdicts_follow_the_numbers():
                                     "PRECT at minus4K")
     assert robust[0]["this run"] == "minus4K: 0.54 vs 0.71"
     text = claims_markdown(summary(0.86, 0.85, 0.7, 0.9))
-    assert "0.90 (discovery on every column) | does not hold |" in text
+    assert "0.90 side by side (discovery on all 512 columns) | does not hold |" in text
     assert "| spurious links removed |" in text and "| does not hold |" in text

@@ -203,6 +203,9 @@ def test_cost_comparison_ratio_and_extrapolation():
     assert cost["pcmasking_s"] == 100.0 and cost["causal_s"] == 50.0
     assert cost["ratio"] == 0.5
     assert cost["ratio_all_columns"] == (20.0 * 8 + 30.0) / 100.0
+    every = cost_comparison(seconds, {"n_columns": 512, "grid_columns": 512})
+    assert every["ratio"] == 0.5 and "ratio_all_columns" not in every  # measured, not scaled
+    assert every["causal_columns"] == every["grid_columns"] == 512
     assert cost_comparison({"premask": 1.0, "finetune": 1.0}) is None  # no causal run
 
 

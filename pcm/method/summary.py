@@ -96,7 +96,9 @@ def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | N
     dict or None
         ``pcmasking_s``, ``causal_s``, ``ratio`` (causal / PCMasking) and, with
         ``causal_attrs``, ``causal_columns``, ``grid_columns``,
-        ``ratio_all_columns``; None unless both pipelines ran.
+        ``ratio_all_columns`` (only where discovery ran on part of the grid: where it
+        ran on every column, ``ratio`` is the side-by-side measurement); None unless
+        both pipelines ran.
     """
     if not all(p in seconds for p in ("premask", "finetune", *CAUSAL_PHASES)):
         return None
@@ -104,11 +106,11 @@ def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | N
     causal = sum(seconds[p] for p in CAUSAL_PHASES)
     cost = {"pcmasking_s": pcmasking, "causal_s": causal, "ratio": causal / pcmasking}
     if causal_attrs and causal_attrs.get("grid_columns"):
-        scale = causal_attrs["grid_columns"] / causal_attrs["n_columns"]
-        full = seconds["causal_discovery"] * scale + seconds["causal_training"]
-        cost.update(causal_columns=int(causal_attrs["n_columns"]),
-                    grid_columns=int(causal_attrs["grid_columns"]),
-                    ratio_all_columns=full / pcmasking)
+        analysed, grid = int(causal_attrs["n_columns"]), int(causal_attrs["grid_columns"])
+        cost.update(causal_columns=analysed, grid_columns=grid)
+        if analysed < grid:  # measured on part of the grid: extrapolate, labelled
+            full = seconds["causal_discovery"] * grid / analysed + seconds["causal_training"]
+            cost["ratio_all_columns"] = full / pcmasking
     return cost
 
 
