@@ -15,7 +15,8 @@ from pcm.errors import ParameterError
 from pcm.rundir import RunDir
 
 #: Digests of the variables of the data of the ``tutorial`` preset as it was then (240
-#: steps, 16 x 32, seed 0) as the generator wrote them before worlds existed (main 0d35998, /tmp/base/runs/tutorial/data).
+#: steps, 16 x 32, seed 0) as the generator wrote them before worlds existed (main
+#: 0d35998, /tmp/base/runs/tutorial/data).
 TUTORIAL_DIGESTS = {
     "train": "3cce03a55aa693bf35866298a63c0e01d0e25a961b5a8c0d7b3e1e21e2631548",
     "valid": "ee088e26c0f1badb91dc7446773177672f57f49067960dc72f47a8990024f058",
