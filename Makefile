@@ -37,8 +37,14 @@ install: $(STAMP)
 book: $(STAMP)
 	@start=$$(date +%s); set -e; \
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks; \
-	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks; \
-	$(BIN)/pcm online --run $(RUN) --book-dir book/notebooks; \
+	t=$$(date +%s); echo "make book: pipeline done in $$(( t - start )) s"; \
+	echo "make book: the online chapter runs beside the experiments chapter (log: $(RUN)/online.log)"; \
+	$(BIN)/pcm online --run $(RUN) --book-dir book/notebooks > $(RUN)/online.log 2>&1 & online=$$!; \
+	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks || { kill $$online; exit 1; }; \
+	echo "make book: experiments chapter done in $$(( $$(date +%s) - t )) s"; \
+	wait $$online || { cat $(RUN)/online.log >&2; \
+		echo "make book: pcm online failed (its log above: $(RUN)/online.log)" >&2; exit 1; }; \
+	cat $(RUN)/online.log; echo "make book: both chapters done in $$(( $$(date +%s) - t )) s"; \
 	climsim_run=""; \
 	if [ -n "$(CLIMSIM)" ]; then \
 		$(BIN)/pcm data climsim --src "$(CLIMSIM)" --out "$(CLIMSIM_RUN)_data"; \
