@@ -80,3 +80,29 @@ def test_cli_writes_the_copies(tmp_path: Path, capsys):
     printed = capsys.readouterr().out.split()
     assert sorted(Path(p).name for p in printed) == [
         s.filename for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [EXPERIMENTS.name, ONLINE.name]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # the sources
+
+
+@pytest.mark.parametrize("path", BOOK_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_summary_exercises_whats_next(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    assert headings[-3:] == ["## Summary", "## Exercises", "## What's next?"], path.name
+    # the solution cells follow their exercise, before "What's next?"
+    starts = {h: i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+              for h in ("## Exercises", "## What's next?") if c.source.startswith(h)}
+    solutions = [i for i, c in enumerate(nb.cells)
+                 if SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert all(starts["## Exercises"] < i < starts["## What's next?"] for i in solutions), \
+        path.name
+
+
+def test_exercises_chapter_links_every_notebooks_exercises_section():
+    # an index (one row per chapter, linking its section), not a copy of the exercises
+    text = (ROOT / "book" / "exercises.md").read_text()
+    for path in BOOK_NOTEBOOKS:
+        assert text.count(f"(notebooks/{path.name}#exercises)") == 1, path.name
