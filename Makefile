@@ -66,7 +66,7 @@ html: $(STAMP)
 		  "'pcm online --run RUN --book-dir $(BOOK_SRC)/book/notebooks') first" >&2; exit 1; }
 	@test -f $(BOOK_SRC)/book/notebooks/07_real_data.ipynb || \
 		$(BIN)/pcm real-data --book-dir $(BOOK_SRC)/book/notebooks
-	$(BIN)/python -m pcm.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
+	$(BIN)/python -m pcm.book.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
 		--config $(BOOK_SRC)/_config.yml --write-config $(BOOK_SRC)/_build/_config.launch.yml
 	$(BIN)/jupyter-book build $(BOOK_SRC) --config $(BOOK_SRC)/_build/_config.launch.yml \
 		--warningiserror --keep-going --quiet

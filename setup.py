@@ -2,7 +2,7 @@
 
 Everything else is declared in ``pyproject.toml``. The notebooks stay tracked once, in
 ``notebooks/`` (the book's sources); building a wheel copies ``notebooks/*.ipynb`` to
-``pcm/_notebooks/`` inside the wheel, where :data:`pcm.steps.NOTEBOOK_DIR` finds them
+``pcm/_notebooks/`` inside the wheel, where :data:`pcm.run.steps.NOTEBOOK_DIR` finds them
 through :mod:`importlib.resources`. An editable install (``pip install -e .``) copies
 nothing: ``pcm`` then reads ``notebooks/`` of the checkout. ``MANIFEST.in`` puts the
 notebooks into the sdist, so a wheel built from it has them too

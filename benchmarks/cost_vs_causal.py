@@ -71,7 +71,7 @@ def _cpu_seconds() -> float:
 
 def _configs(p: dict[str, Any]) -> dict[str, Any]:
     """The configuration objects of the phases, built from the run parameters as in notebooks."""
-    from pcm.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
+    from pcm.params.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
 
     return {"premask": PremaskConfig.from_parameters(p),
             "threshold_search": SearchConfig.from_parameters(p),
@@ -126,7 +126,7 @@ def _finite(obj: Any) -> Any:
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     """Preset values (dotted keys flattened to notebook names) plus command-line overrides."""
-    from pcm.presets import notebook_name, preset
+    from pcm.params.presets import notebook_name, preset
 
     values = {notebook_name(k): v for k, v in preset(args.preset).items()}
     for key in ("steps", "n_lat", "n_lon"):
@@ -154,7 +154,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _prepare_run(args: argparse.Namespace, params: dict[str, Any]):
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
     tmp = tempfile.TemporaryDirectory(prefix="pcm-cost-")
     run = RunDir(Path(tmp.name) / "run")

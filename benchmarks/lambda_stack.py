@@ -28,7 +28,7 @@ from pcm.data.datasets import write_synthetic_dataset  # noqa: E402
 from pcm.nn.backend import quiet_tensorflow  # noqa: E402
 from pcm.nn.config import TrainConfig  # noqa: E402
 from pcm.nn.trainer import train_stacked  # noqa: E402
-from pcm.rundir import RunDir  # noqa: E402
+from pcm.run.rundir import RunDir  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -148,7 +148,7 @@ def stacked_sampled(x, y, hidden, batch, steps: int, dtype="float32") -> tuple[f
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # tutorial defaults follow pcm.presets "tutorial" (48 steps on 32x64: ~67k train samples)
+    # tutorial defaults follow pcm.params.presets "tutorial" (48 steps on 32x64: ~67k train samples)
     p.add_argument("--samples", type=int, default=67_584, help="tutorial-size samples")
     p.add_argument("--epochs", type=int, default=2, help="tutorial-size epochs")
     p.add_argument("--hidden-layers", type=int, default=3)

@@ -21,16 +21,18 @@ MOVES = {
     "exercises": "book.exercises",
     "sweep": "experiments.sweep",
     "experiments": "experiments.chapter",
+    "dry_run": "run.dry_run",
+    "real_data": "book.real_data",
 }
 EXTRA = {"worlds": "experiments.worlds"}  # helpers' new top-level modules, if present
 
 PACKAGES = {
     "params": "Run parameters: the schema and presets, their resolution, one configuration "
               "per step.",
-    "run": "A run: its directory and artefacts, training phases, the steps and the pipeline "
-           "that executes the notebooks.",
-    "book": "The book: generated pages and tables, the launch buttons and Sphinx extension, "
-            "student copies of the notebooks.",
+    "run": "A run: its directory and artefacts, training phases, the steps, the pipeline "
+           "that executes the notebooks and its dry run.",
+    "book": "The book: generated pages and tables, the real-data chapter, the launch "
+            "buttons and Sphinx extension, student copies of the notebooks.",
     "experiments": "Beyond one run: parameter sweeps, the experiments chapter, many worlds.",
 }
 

@@ -2,9 +2,9 @@
 
 The package is layered (``docs/architecture.md``); import what you need::
 
-    from pcm.config import PremaskConfig
+    from pcm.params.config import PremaskConfig
     from pcm.method.premask import run_premask
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
 Importing :mod:`pcm` itself imports nothing heavy (no TensorFlow).
 """

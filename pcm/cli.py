@@ -33,20 +33,20 @@ from pathlib import Path
 from pcm.data.checks import check_file
 from pcm.data.climsim import CHUNK_STEPS, CLIMSIM_SUBSET, convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
-from pcm.dry_run import dry_run
+from pcm.run.dry_run import dry_run
 from pcm.errors import ParameterError, PCMError
-from pcm.exercises import write_student_copies
-from pcm.experiments import NOTEBOOK, run_notebook
+from pcm.book.exercises import write_student_copies
+from pcm.experiments.chapter import NOTEBOOK, run_notebook
 from pcm.io import output_dir
 from pcm.online.runner import NOTEBOOK as ONLINE_NOTEBOOK
 from pcm.online.runner import OnlineConfig, run_online
 from pcm.online.runner import run_notebook as run_online_notebook
-from pcm.pipeline import run, run_real_data_chapter
-from pcm.presets import PARAMETERS
-from pcm.run_parameters import parse_override
-from pcm.steps import NOTEBOOK_DIR
-from pcm.sweep import run_sweep
-from pcm.worlds import METHODS, run_worlds
+from pcm.run.pipeline import run, run_real_data_chapter
+from pcm.params.presets import PARAMETERS
+from pcm.params.run_parameters import parse_override
+from pcm.run.steps import NOTEBOOK_DIR
+from pcm.experiments.sweep import run_sweep
+from pcm.experiments.worlds import METHODS, run_worlds
 
 __all__ = ["main", "build_parser"]
 
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("exercises", help="write student copies of the notebooks (no solutions)")
     ex.add_argument("--src", type=Path, default=NOTEBOOK_DIR,
-                    help="notebook sources (default: those pcm ships, pcm.steps.NOTEBOOK_DIR)")
+                    help="notebook sources (default: those pcm ships, pcm.run.steps.NOTEBOOK_DIR)")
     ex.add_argument("--out", type=Path, required=True, help="where to write the copies")
     ex.set_defaults(func=_exercises)
     return parser

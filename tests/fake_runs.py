@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 
 def fake_run(

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 
-from pcm.book import clean_notebook
-from pcm.pipeline import run
-from pcm.steps import STEPS
+from pcm.book.pages import clean_notebook
+from pcm.run.pipeline import run
+from pcm.run.steps import STEPS
 
 HERE = Path(__file__).resolve().parent / "notebooks"
 RUN_NAME = "_nbval_run"

@@ -18,18 +18,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pcm"
 
 #: The layers, bottom up: a module may import from its own and lower layers only.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pcm", "pcm.errors", "pcm.io", "pcm.variables", "pcm.exercises"),
+    ("pcm", "pcm.errors", "pcm.io", "pcm.variables", "pcm.book.exercises"),
     ("pcm.data",),
-    ("pcm.presets",),
+    ("pcm.params.presets",),
     ("pcm.nn", "pcm.analysis"),
-    ("pcm.config",),
-    ("pcm.rundir",),
-    ("pcm.phase",),
+    ("pcm.params.config",),
+    ("pcm.run.rundir",),
+    ("pcm.run.phase",),
     ("pcm.baselines",),
     ("pcm.method",),
-    ("pcm.book", "pcm.launch", "pcm.steps", "pcm.run_parameters", "pcm.real_data"),
-    ("pcm.pipeline", "pcm.dry_run"),
-    ("pcm.sweep", "pcm.experiments", "pcm.worlds"),
+    ("pcm.book.pages", "pcm.book.launch", "pcm.run.steps", "pcm.params.run_parameters", "pcm.book.real_data"),
+    ("pcm.run.pipeline", "pcm.run.dry_run"),
+    ("pcm.experiments.sweep", "pcm.experiments.chapter", "pcm.experiments.worlds"),
     ("pcm.online",),
     ("pcm.cli", "pcm.__main__"),
 )
@@ -144,11 +144,11 @@ def test_module_graph_has_no_cycle():
 
 def test_the_checker_sees_upward_and_lazy_imports(tmp_path):
     # the checks above must be able to fail: an upward import and a lazy pcm import
-    source = ("from pcm.pipeline import run\n\n"
-              "def f():\n    from pcm.rundir import RunDir\n    return RunDir\n")
+    source = ("from pcm.run.pipeline import run\n\n"
+              "def f():\n    from pcm.run.rundir import RunDir\n    return RunDir\n")
     path = tmp_path / "probe.py"
     path.write_text(source)
     found = _imports(path)
-    assert ("pcm.pipeline", False, 1) in found
-    assert ("pcm.rundir", True, 4) in found
-    assert _layer("pcm.pipeline") > _layer("pcm.data.cbrain")
+    assert ("pcm.run.pipeline", False, 1) in found
+    assert ("pcm.run.rundir", True, 4) in found
+    assert _layer("pcm.run.pipeline") > _layer("pcm.data.cbrain")

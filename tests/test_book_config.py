@@ -12,11 +12,11 @@ import nbformat
 import pytest
 import yaml
 
-from pcm.experiments import NOTEBOOK as EXPERIMENTS
-from pcm.launch import book_config
+from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
+from pcm.book.launch import book_config
 from pcm.online.runner import NOTEBOOK as ONLINE
-from pcm.presets import PARAMETERS, PRESETS, parameters_markdown
-from pcm.steps import REAL_DATA_NOTEBOOK, STEPS
+from pcm.params.presets import PARAMETERS, PRESETS, parameters_markdown
+from pcm.run.steps import REAL_DATA_NOTEBOOK, STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def test_launch_and_repository_buttons_only_with_book_repository():
 
 def test_mathjax_is_bundled_and_thebe_scripts_dropped():
     extensions = _config()["sphinx"]["extra_extensions"]
-    assert "sphinx-mathjax-offline" in extensions and "pcm.launch" in extensions
+    assert "sphinx-mathjax-offline" in extensions and "pcm.book.launch" in extensions
     assert "mathjax_path" not in str(_config())  # a CDN path would override the bundled copy
 
 

@@ -35,10 +35,10 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from pcm.experiments import NOTEBOOK as EXPERIMENTS
-from pcm.launch import SETUP_TAG
+from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
+from pcm.book.launch import SETUP_TAG
 from pcm.online.runner import NOTEBOOK as ONLINE
-from pcm.presets import parameters_markdown
+from pcm.params.presets import parameters_markdown
 
 #: Book builds and the browser: make test runs them, make test-fast does not.
 pytestmark = pytest.mark.slow
@@ -304,7 +304,7 @@ def test_bad_book_repository_is_one_clear_error(tmp_path):
     before = (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes()
     proc = make_html(tmp_path, "https://github.com/octo-org/pcm-book")
     assert proc.returncode != 0
-    errors = [line for line in proc.stderr.splitlines() if "pcm.launch: error" in line]
+    errors = [line for line in proc.stderr.splitlines() if "pcm.book.launch: error" in line]
     assert len(errors) == 1 and "BOOK_REPOSITORY" in errors[0] and "owner/name" in errors[0]
     assert (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes() == before
     assert not (tmp_path / "_build" / "html").exists()

@@ -15,7 +15,7 @@ from pcm.baselines.causal import (
     link_assumptions,
     select_columns,
 )
-from pcm.config import CausalConfig
+from pcm.params.config import CausalConfig
 from pcm.io import read_json
 
 
@@ -262,7 +262,7 @@ def test_causal_masks_are_scored_by_the_one_rule():
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     from pcm.data import datasets
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
     run = RunDir(tmp_path_factory.mktemp("run"))
     files = datasets.write_synthetic_dataset(run.data_dir, steps=72, seed=0, n_lat=4, n_lon=4)
@@ -390,7 +390,7 @@ def test_run_causal_training_searches_q_per_output(synthetic_run):
 
 
 def test_paper_preset_is_the_published_configuration():
-    from pcm.presets import preset
+    from pcm.params.presets import preset
 
     paper = preset("paper")
     assert (paper["selection"], paper["threshold_percentile"], paper["n_thresholds"],

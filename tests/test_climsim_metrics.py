@@ -86,7 +86,7 @@ def test_scores_average_columns_then_levels_and_label_what_is_left_out():
 def test_comparison_table_prints_no_huge_r2_and_counts_what_is_below():
     import pandas as pd
 
-    from pcm.real_data import comparison_outcome, readable_table
+    from pcm.book.real_data import comparison_outcome, readable_table
 
     table = pd.DataFrame({"unconstrained": [0.264, -5545.5, 0.915],
                           "pcmasking": [0.146, -1575.3, 0.99],

@@ -234,9 +234,9 @@ def test_constant_outputs_and_tiny_training_sets_warn_one_line_each():
 @pytest.mark.filterwarnings("ignore::pcm.data.normalization.ZeroVarianceWarning")
 @pytest.mark.slow
 def test_every_training_phase_checks_its_training_set(tmp_path, monkeypatch):
-    from pcm import phase
+    from pcm.run import phase
     from pcm.nn.config import TrainConfig
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
     files = datasets.write_synthetic_dataset(run.data_dir, steps=6, seed=0, n_lat=2, n_lon=4)

@@ -7,7 +7,7 @@ import pytest
 from pcm.cli import main
 from pcm.data.climsim import convert_climsim
 from pcm.data.climsim_sample import write_climsim_tree
-from pcm.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
+from pcm.run.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
 from pcm.errors import ParameterError
 
 

@@ -1,4 +1,4 @@
-"""Tests of the student copies (pcm.exercises, `pcm exercises`)."""
+"""Tests of the student copies (pcm.book.exercises, `pcm exercises`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from pcm.cli import main
 from pcm.errors import PCMError
-from pcm.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
-from pcm.experiments import NOTEBOOK as EXPERIMENTS
+from pcm.book.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
+from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
 from pcm.online.runner import NOTEBOOK as ONLINE
-from pcm.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
+from pcm.run.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 
 
 def _notebook() -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""The experiments chapter's functions on a tiny finished run (pcm.experiments)."""
+"""The experiments chapter's functions on a tiny finished run (pcm.experiments.chapter)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import xarray as xr  # noqa: E402
 
 from pcm.analysis import experiment_figures  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
-from pcm.experiments import (  # noqa: E402
+from pcm.experiments.chapter import (  # noqa: E402
     goal_check,
     ranking_diagnosis,
     shift_test,
     sparsity_validation,
     threshold_strategies,
 )
-from pcm.rundir import RunDir  # noqa: E402
-from pcm.sweep import run_sweep, run_table  # noqa: E402
+from pcm.run.rundir import RunDir  # noqa: E402
+from pcm.experiments.sweep import run_sweep, run_table  # noqa: E402
 
 #: A tiny sweep and run trained for the whole module: not in make test-fast.
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_shift_test(run):
 
 
 def test_stability_selection(run):
-    from pcm.experiments import stability_selection
+    from pcm.experiments.chapter import stability_selection
 
     ds = stability_selection(run, runs=3, share=0.6)
     assert list(ds["rule"].values) == ["single run", "stability"]

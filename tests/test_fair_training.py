@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
+from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.errors import ParameterError
 from pcm.nn.config import TrainConfig
 from pcm.nn.networks import StackedMLP

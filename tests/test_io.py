@@ -10,7 +10,7 @@ import xarray as xr
 
 from pcm.errors import DataError, ParameterError, PCMError
 from pcm.io import atomic_path, file_problem, output_dir, read_json, write_json, write_netcdf
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 
 def test_atomic_path_leaves_old_file_on_failure(tmp_path):

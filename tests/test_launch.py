@@ -1,4 +1,4 @@
-"""pcm.launch: the setup cell of launched notebooks, the book configuration, the CLI."""
+"""pcm.book.launch: the setup cell of launched notebooks, the book configuration, the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import nbformat
 import pytest
 import yaml
 
-from pcm import launch
-from pcm.launch import (
+from pcm.book import launch
+from pcm.book.launch import (
     SETUP_TAG,
     RepositoryError,
     add_setup_cell,
@@ -173,14 +173,14 @@ def test_cli_writes_notebooks_and_config(tmp_path):
 
 
 def test_cli_bad_repository_is_one_error_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pcm.launch", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "pcm.book.launch", str(tmp_path),
                            "--repository", "https://github.com/o/n"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("pcm.launch: error: BOOK_REPOSITORY must be")
+    assert lines[0].startswith("pcm.book.launch: error: BOOK_REPOSITORY must be")
     assert "owner/name" in lines[0] and "'https://github.com/o/n'" in lines[0]
 
 
@@ -197,7 +197,7 @@ def test_cli_other_errors_are_one_line(tmp_path, capsys, case):
             "--write-config", str(tmp_path / "out.yml")]
     assert launch.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pcm.launch: error: "), err
+    assert len(err) == 1 and err[0].startswith("pcm.book.launch: error: "), err
     assert not (tmp_path / "out.yml").exists()
 
 

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from fake_runs import fake_run as make_fake_run
 
-from pcm.config import FinetuneConfig, PremaskConfig, SearchConfig
+from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data.published import read_masking_vector_files
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json

@@ -23,7 +23,7 @@ from pcm.data.climsim import convert_climsim  # noqa: E402
 from pcm.data.climsim_sample import write_climsim_tree  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
 from pcm.nn.saving import load_stacked  # noqa: E402
-from pcm.rundir import RunDir  # noqa: E402
+from pcm.run.rundir import RunDir  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pcm"
 

@@ -1,5 +1,5 @@
 """The notebooks' parameters cells declare exactly their steps' configurations, with the
-defaults of :data:`pcm.presets.PARAMETERS` (one place for names and defaults)."""
+defaults of :data:`pcm.params.presets.PARAMETERS` (one place for names and defaults)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import nbformat
 import pytest
 
-from pcm.config import STEP_CONFIGS, PremaskConfig
-from pcm.steps import NOTEBOOK_DIR, RUN_DIR_PARAMETER, STEPS
+from pcm.params.config import STEP_CONFIGS, PremaskConfig
+from pcm.run.steps import NOTEBOOK_DIR, RUN_DIR_PARAMETER, STEPS
 
 
 def _parameters_cell(step) -> dict:
@@ -61,8 +61,8 @@ def test_notebook_cells_have_unique_ids(path):
 def test_a_notebook_opened_on_its_own_uses_a_scratch_run_at_ci_size(tmp_path):
     from pcm.errors import DataError
     from pcm.io import write_json
-    from pcm.presets import preset
-    from pcm.run_parameters import standalone_parameters
+    from pcm.params.presets import preset
+    from pcm.params.run_parameters import standalone_parameters
 
     scratch = tmp_path / "scratch"
     data = _parameters_cell(STEPS[0])

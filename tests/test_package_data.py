@@ -2,7 +2,7 @@
 
 ``notebooks/*.ipynb`` are tracked once; ``setup.py`` copies them into every wheel it
 builds (from the tree, as ``pip install .`` does, and from the sdist, which
-``MANIFEST.in`` gives them), and :data:`pcm.steps.NOTEBOOK_DIR` finds the packaged
+``MANIFEST.in`` gives them), and :data:`pcm.run.steps.NOTEBOOK_DIR` finds the packaged
 copy of an installed ``pcm`` with :mod:`importlib.resources` (docs/architecture.md,
 "Installing").
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pcm.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
+from pcm.run.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_wheels_hold_the_notebooks_and_an_installed_pcm_finds_them(tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
-    code = "import pcm.steps as s; print(s.NOTEBOOK_DIR)"
+    code = "import pcm.run.steps as s; print(s.NOTEBOOK_DIR)"
     env = {**os.environ, "PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -1,4 +1,4 @@
-"""Tests of `pcm run`: parameters, presets, resume, failures (pcm.pipeline, pcm.presets)."""
+"""Tests of `pcm run`: parameters, presets, resume, failures (pcm.run.pipeline, pcm.params.presets)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ import pytest
 import xarray as xr
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pcm import pipeline, run_parameters
-from pcm.book import render_results_markdown
+from pcm.run import pipeline
+from pcm.params import run_parameters
+from pcm.book.pages import render_results_markdown
 from pcm.cli import main
-from pcm.config import DataConfig
+from pcm.params.config import DataConfig
 from pcm.errors import ParameterError, PCMError
 from pcm.method.prepare import prepare_data
-from pcm.pipeline import NotebookError, declared_parameters, step_parameters
-from pcm.presets import PARAMETERS, PRESETS, preset, validate
-from pcm.run_parameters import parse_override, resolve_parameters
-from pcm.steps import NOTEBOOK_DIR, STEPS
+from pcm.run.pipeline import NotebookError, declared_parameters, step_parameters
+from pcm.params.presets import PARAMETERS, PRESETS, preset, validate
+from pcm.params.run_parameters import parse_override, resolve_parameters
+from pcm.run.steps import NOTEBOOK_DIR, STEPS
 
 # Parameters each fake notebook declares (run_dir always).
 FAKE_DECLARED = {
@@ -436,7 +437,7 @@ def test_failing_notebook_names_notebook_cell_and_output(tmp_path, fake_notebook
 
 @pytest.mark.slow
 def test_prepare_data_synthetic_writes_manifest(tmp_path):
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
     config = DataConfig.from_parameters(dict(data_source="synthetic", data_steps=6, seed=1,
@@ -450,7 +451,7 @@ def test_prepare_data_synthetic_writes_manifest(tmp_path):
 
 def test_prepare_data_spcam_validates_user_files(tmp_path):
     from pcm.errors import DataError
-    from pcm.rundir import RunDir
+    from pcm.run.rundir import RunDir
 
     bad = tmp_path / "train.nc"
     bad.write_text("not netCDF")
@@ -545,7 +546,7 @@ def test_truncated_or_incomplete_artefact_is_rerun_on_resume(tmp_path, fake_note
 
 _HOLD_LOCK = """
 import sys, time
-from pcm.rundir import run_lock
+from pcm.run.rundir import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -684,7 +685,7 @@ def test_real_data_chapter_gets_run_paths_relative_to_the_kernel_directory(tmp_p
 
 
 def test_claims_verdicts_follow_the_numbers():
-    from pcm.book import claims, claims_markdown
+    from pcm.book.pages import claims, claims_markdown
 
     def summary(pcm_r2, unc_r2, share, ratio, ratio_all=None):
         cost = {"ratio": ratio, "causal_columns": 32, "grid_columns": 512}

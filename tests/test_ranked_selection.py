@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 from fake_runs import fake_run
 
-from pcm.config import PremaskConfig, SearchConfig
+from pcm.params.config import PremaskConfig, SearchConfig
 from pcm.errors import ParameterError
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask

@@ -33,7 +33,7 @@ from pcm.nn.config import TrainConfig, epoch_permutation
 from pcm.nn.engine import evaluate_stacked
 from pcm.nn.networks import StackedMLP
 from pcm.nn.trainer import train_stacked
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 HIDDEN = (6, 5)
 

@@ -13,10 +13,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from pcm.config import EvaluationConfig, ShapConfig  # noqa: E402
+from pcm.params.config import EvaluationConfig, ShapConfig  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
 from pcm.io import write_json, write_netcdf  # noqa: E402
-from pcm.rundir import RunDir  # noqa: E402
+from pcm.run.rundir import RunDir  # noqa: E402
 from pcm.variables import (  # noqa: E402
     INPUT_VARIABLES,
     LEVELS_HPA,
@@ -210,7 +210,7 @@ def test_cost_comparison_ratio_and_extrapolation():
 
 
 def test_summary_strong_drivers_and_ranking(tmp_path):
-    from pcm.book import render_results_markdown
+    from pcm.book.pages import render_results_markdown
     from pcm.method.summary import write_summary
 
     run = _make_run(tmp_path / "run", drivers=True)

@@ -13,7 +13,7 @@ import xarray as xr  # noqa: E402
 
 from pcm.cli import main  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
-from pcm.sweep import grid_points, parse_grid, point_id, run_sweep  # noqa: E402
+from pcm.experiments.sweep import grid_points, parse_grid, point_id, run_sweep  # noqa: E402
 
 #: A sweep small enough for a test: 2 x 4 columns, 24 steps, one-layer networks.
 TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hidden_units=4",

@@ -12,7 +12,7 @@ from pcm import variables as V
 from pcm.data import synthetic
 from pcm.data.synthetic import worlds
 from pcm.errors import ParameterError
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 #: Digests of the variables of the data of the ``tutorial`` preset as it was then (240
 #: steps, 16 x 32, seed 0) as the generator wrote them before worlds existed (main
@@ -133,7 +133,7 @@ TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hid
 
 
 def test_parse_worlds_and_methods():
-    from pcm.worlds import METHODS, parse_method, parse_worlds
+    from pcm.experiments.worlds import METHODS, parse_method, parse_worlds
 
     assert parse_worlds(["0-2", "100,101", "1"]) == [0, 1, 2, 100, 101]
     for bad in ("a", "5-3", "200", ""):
@@ -154,7 +154,7 @@ def test_parse_worlds_and_methods():
 
 @pytest.mark.slow
 def test_run_worlds_writes_one_table_and_shares_premasking_per_world(tmp_path):
-    from pcm.worlds import run_worlds, world_medians
+    from pcm.experiments.worlds import run_worlds, world_medians
 
     out = tmp_path / "w"
     table = run_worlds(worlds=["3", "101"], methods=["relative", "loose:selection=relative,"

@@ -1,7 +1,7 @@
 """Figures of the experiments chapter: sweeps, threshold strategies, sparsity, climate shift.
 
 Each function returns a :class:`matplotlib.figure.Figure` drawn from the tables of
-:mod:`pcm.experiments` and :mod:`pcm.sweep`.
+:mod:`pcm.experiments.chapter` and :mod:`pcm.experiments.sweep`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["sweep_lines", "strategy_bars", "sparsity_histograms", "shift_curves"
 
 def sweep_lines(table: xr.Dataset, x: str, columns: Sequence[str], *, logx: bool = False,
                 title: str = "") -> Figure:
-    """Scores of a sweep table (:func:`pcm.sweep.sweep_table`) against one grid key.
+    """Scores of a sweep table (:func:`pcm.experiments.sweep.sweep_table`) against one grid key.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ def sweep_lines(table: xr.Dataset, x: str, columns: Sequence[str], *, logx: bool
 
 def strategy_bars(strategies: xr.Dataset,
                   columns: Sequence[str] = ("f1", "strong_f1", "precision", "recall")) -> Figure:
-    """Driver scores of each threshold strategy (:func:`pcm.experiments.threshold_strategies`),
+    """Driver scores of each threshold strategy (:func:`pcm.experiments.chapter.threshold_strategies`),
     with the mean number of inputs kept on a second axis."""
     names = [str(s) for s in strategies["strategy"].values]
     fig, ax = plt.subplots(figsize=(8.0, 3.8), layout="constrained")
@@ -79,7 +79,7 @@ def strategy_bars(strategies: xr.Dataset,
 
 def sparsity_histograms(validation: xr.Dataset) -> Figure:
     """Distributions of masking-vector entries: drivers, non-drivers, untrained networks
-    (:func:`pcm.experiments.sparsity_validation`)."""
+    (:func:`pcm.experiments.chapter.sparsity_validation`)."""
     vectors = validation["masking_vector"].values
     truth = validation["drivers"].values.astype(bool)
     groups = {"true drivers": vectors[truth], "non-drivers": vectors[~truth],
@@ -99,7 +99,7 @@ def sparsity_histograms(validation: xr.Dataset) -> Figure:
 
 def shift_curves(shift: xr.Dataset, variables: Sequence[str] | None = None) -> Figure:
     """R² against the SST shift of the test climate, per model kind
-    (:func:`pcm.experiments.shift_test`): the mean over variables and one panel each."""
+    (:func:`pcm.experiments.chapter.shift_test`): the mean over variables and one panel each."""
     variables = list(variables if variables is not None else shift["var"].values)
     panels = ["mean", *variables]
     ncol = min(3, len(panels))

@@ -205,7 +205,7 @@ def sweep_outcome(table: xr.Dataset, key: str,
 def shift_outcome(shift: xr.Dataset, *, model: str = "pcmasking",
                   baseline: str = "unconstrained", margin: float = LOSS_MARGIN) -> str:
     """Per shifted climate, the variables where ``model`` loses to ``baseline`` (R²),
-    from :func:`pcm.experiments.shift_test`'s table."""
+    from :func:`pcm.experiments.chapter.shift_test`'s table."""
     models = [str(m) for m in shift["model"].values]
     if model not in models or baseline not in models:
         return f"_No shift test of both {model} and {baseline}._\n"

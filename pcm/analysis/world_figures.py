@@ -14,7 +14,7 @@ __all__ = ["world_strips", "SCORES", "TARGETS"]
 #: Panels of :func:`world_strips`: score -> axis label.
 SCORES = {"auc": "ranking AUC", "strong_f1": "strong-driver F1", "precision": "precision",
           "shap_nondriver_share": "non-driver SHAP share", "r2_gap": "R² gap to unconstrained"}
-#: Goal lines drawn on the panels (the held-out goal of :data:`pcm.worlds.GOAL`).
+#: Goal lines drawn on the panels (the held-out goal of :data:`pcm.experiments.worlds.GOAL`).
 TARGETS = {"auc": 0.95, "strong_f1": 0.85, "precision": 0.8, "shap_nondriver_share": 0.05,
            "r2_gap": 0.02}
 
@@ -28,7 +28,7 @@ def world_strips(table: xr.Dataset, scores: Sequence[str] | None = None, *,
     Parameters
     ----------
     table : xr.Dataset
-        :func:`pcm.worlds.worlds_table` (dimension ``row``; ``world``, ``split``,
+        :func:`pcm.experiments.worlds.worlds_table` (dimension ``row``; ``world``, ``split``,
         ``method``).
     scores : sequence of str, optional
         Columns to draw (default :data:`SCORES`, those present).

@@ -9,7 +9,7 @@
 6. :mod:`pcm.method.explain` and :mod:`pcm.method.summary` — SHAP, scores against the true
    drivers, the headline numbers.
 
-Every step takes ``(run, config)``: a :class:`pcm.rundir.RunDir` and its configuration
-object from :mod:`pcm.config`. Only the notebooks, the pipeline and benchmarks import
+Every step takes ``(run, config)``: a :class:`pcm.run.rundir.RunDir` and its configuration
+object from :mod:`pcm.params.config`. Only the notebooks, the pipeline and benchmarks import
 this package.
 """

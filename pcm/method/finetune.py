@@ -16,12 +16,12 @@ import time
 import numpy as np
 import xarray as xr
 
-from pcm.config import FinetuneConfig
+from pcm.params.config import FinetuneConfig
 from pcm.errors import DataError
 from pcm.io import write_netcdf
 from pcm.nn.saving import save_stacked, with_dtype
-from pcm.phase import train_phase
-from pcm.rundir import RunDir
+from pcm.run.phase import train_phase
+from pcm.run.rundir import RunDir
 
 __all__ = ["run_finetune"]
 

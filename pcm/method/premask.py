@@ -3,7 +3,7 @@
 Pre-masking trains one network per output (all of them as one stacked model)
 whose square input layer carries the L1 penalty ``l1 * ||W_in||_1 / n_inputs**2``;
 the unconstrained baseline has the same hidden and output layers, no input layer,
-no penalty and no mask. Both read a :class:`~pcm.config.PremaskConfig`.
+no penalty and no mask. Both read a :class:`~pcm.params.config.PremaskConfig`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 
 import xarray as xr
 
-from pcm.config import PremaskConfig
-from pcm.phase import train_phase
-from pcm.rundir import RunDir
+from pcm.params.config import PremaskConfig
+from pcm.run.phase import train_phase
+from pcm.run.rundir import RunDir
 
 __all__ = ["run_premask", "run_unconstrained"]
 

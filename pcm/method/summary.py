@@ -34,7 +34,7 @@ from pcm.analysis.r2 import variable_means
 from pcm.analysis.scoring import mean_ranking_scores, mean_scores
 from pcm.io import read_json, write_json
 from pcm.method.explain import driver_tables
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 __all__ = ["write_summary", "build_summary", "cost_comparison", "training_section"]
 

@@ -2,8 +2,8 @@
 
 :class:`TrainConfig` is what the training engine (:mod:`pcm.nn.trainer`) needs;
 the method's steps build one from their step configuration
-(:meth:`pcm.config.TrainingStep.train_config`). Its defaults are those of the run
-parameters (:data:`pcm.presets.PARAMETERS`), so they are declared in one place.
+(:meth:`pcm.params.config.TrainingStep.train_config`). Its defaults are those of the run
+parameters (:data:`pcm.params.presets.PARAMETERS`), so they are declared in one place.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pcm.errors import ParameterError
-from pcm.presets import PARAMETERS
+from pcm.params.presets import PARAMETERS
 
 __all__ = ["COMPUTE_DTYPES", "SCHEDULES", "TrainConfig", "learning_rate_at", "epoch_permutation"]
 

@@ -18,7 +18,7 @@ import xarray as xr
 from pcm.errors import DataError
 from pcm.io import read_json
 from pcm.online.runner import ONLINE_DIR, OnlineConfig, run_online
-from pcm.rundir import read_mask_file
+from pcm.run.rundir import read_mask_file
 
 __all__ = ["OnlineResult", "open_online", "lifetime", "early_rmse", "stability_table",
            "masks_help", "verdict", "proxy_in_masks", "diagnostics_table", "online_outcome",

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from pcm import variables as V
-from pcm.book import copy_notebooks
+from pcm.book.pages import copy_notebooks
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json, write_json, write_netcdf
 from pcm.online import metrics
@@ -47,9 +47,9 @@ from pcm.online.testbed import (
     truth_fields,
 )
 from pcm.online.training import NETWORK_KINDS, TrainingPlan, train_models
-from pcm.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
-from pcm.rundir import RunDir
-from pcm.steps import NOTEBOOK_DIR
+from pcm.run.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
+from pcm.run.rundir import RunDir
+from pcm.run.steps import NOTEBOOK_DIR
 
 __all__ = ["OnlineConfig", "run_online", "ONLINE_DIR", "NOTEBOOK", "run_notebook",
            "REFERENCE_MODELS"]

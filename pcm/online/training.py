@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pcm.baselines.causal import run_causal_training, run_discovery
-from pcm.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
+from pcm.params.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data import synthetic
 from pcm.data.cbrain_write import write_cbrain
 from pcm.data.datasets import split_steps
@@ -33,8 +33,8 @@ from pcm.method.finetune import run_finetune
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask, run_unconstrained
 from pcm.online.testbed import Proxy, truth_fields
-from pcm.presets import preset
-from pcm.rundir import RunDir
+from pcm.params.presets import preset
+from pcm.run.rundir import RunDir
 
 __all__ = ["ONLINE_TRAINING", "NETWORK_KINDS", "TrainingPlan", "write_training_data",
            "train_models"]

@@ -17,7 +17,7 @@ import numpy as np
 from pcm.baselines.causal.discovery import select_columns
 from pcm.data.cbrain import column_index, iter_rows, open_cbrain, sample_grid
 from pcm.errors import DataError
-from pcm.presets import MIN_CAUSAL_STEPS
+from pcm.params.presets import MIN_CAUSAL_STEPS
 from pcm.variables import INPUT_VARIABLES, OUTPUT_VARIABLES, VARIABLES, gaussian_grid
 
 __all__ = ["feature_indices", "gaussian_weights", "read_column_series", "lag1_autocorrelation",
@@ -165,7 +165,7 @@ def series_problem(x: np.ndarray) -> str | None:
     Returns
     -------
     str or None
-        Too few time steps (< ``pcm.presets.MIN_CAUSAL_STEPS``) or no persistence
+        Too few time steps (< ``pcm.params.presets.MIN_CAUSAL_STEPS``) or no persistence
         from one step to the next (a shuffled file); None if the series are usable.
     """
     if x.shape[0] < MIN_CAUSAL_STEPS:

@@ -16,7 +16,7 @@ CDN, from every page while live code (``launch_buttons.thebe``) is off.
 
 Command line, used by ``make html``::
 
-    python -m pcm.launch book/notebooks --repository owner/name \\
+    python -m pcm.book.launch book/notebooks --repository owner/name \\
         --config _config.yml --write-config _build/_config.launch.yml
 
 An empty ``--repository`` (``BOOK_REPOSITORY`` unset) means "no repository".
@@ -357,7 +357,7 @@ def setup(app: Any) -> dict[str, Any]:
 # -- command line --------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pcm.launch``: prepare the book's notebooks and configuration.
+    """``python -m pcm.book.launch``: prepare the book's notebooks and configuration.
 
     Parameters
     ----------
@@ -367,10 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on bad input (one ``pcm.launch: error:`` line on stderr).
+        0 on success, 2 on bad input (one ``pcm.book.launch: error:`` line on stderr).
     """
     parser = argparse.ArgumentParser(
-        prog="pcm.launch",
+        prog="pcm.book.launch",
         description="Add (with --repository) or remove the pcm setup cell of the book's "
                     "notebooks and write the book configuration with or without buttons.")
     parser.add_argument("notebooks", help="folder of executed notebooks (book/notebooks)")
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     except (RepositoryError, OSError, yaml.YAMLError) as exc:
         message = " ".join(str(exc).split())  # one line, also for YAML errors
-        print(f"pcm.launch: error: {message}", file=sys.stderr)
+        print(f"pcm.book.launch: error: {message}", file=sys.stderr)
         return 2
     return 0
 

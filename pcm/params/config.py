@@ -1,6 +1,6 @@
 """One configuration object per step of the method, built once from the run parameters.
 
-The run parameters (:data:`pcm.presets.PARAMETERS`) are the single source of names
+The run parameters (:data:`pcm.params.presets.PARAMETERS`) are the single source of names
 and defaults. Each step of the pipeline gets one frozen dataclass whose fields are
 exactly the parameters that step reads, named as inside a notebook (``data.train``
 is ``data_train``). A notebook's ``parameters`` cell declares the same names with
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pcm.nn.config import TrainConfig
-from pcm.presets import PARAMETERS, notebook_name
+from pcm.params.presets import PARAMETERS, notebook_name
 
 __all__ = ["StepConfig", "TrainingStep", "ArchitectureStep", "NetworkStep", "DataConfig",
            "PremaskConfig",
@@ -41,7 +41,7 @@ class StepConfig:
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """Each field's default, from :data:`pcm.presets.PARAMETERS`."""
+        """Each field's default, from :data:`pcm.params.presets.PARAMETERS`."""
         return {name: PARAMETERS[_BY_NOTEBOOK_NAME[name]].default
                 for name in cls.parameter_names()}
 

@@ -3,8 +3,8 @@
 Every knob of ``pcm run`` is declared once in :data:`PARAMETERS` (type, default,
 allowed values, help text). A preset is a small dict of overrides of those
 defaults; a params YAML file and ``--set key=value`` override the preset
-(:func:`pcm.run_parameters.resolve_parameters`), and each step of the method builds its
-configuration object from the result (:mod:`pcm.config`). Nested keys are written
+(:func:`pcm.params.run_parameters.resolve_parameters`), and each step of the method builds its
+configuration object from the result (:mod:`pcm.params.config`). Nested keys are written
 with a dot (``data.train``); a notebook declares them with an underscore (``data_train``).
 
 The sizes of the ``ci`` and ``tutorial`` presets are tuned by measurement:
@@ -417,7 +417,7 @@ def validate(values: Mapping[str, Any], *, base_dir: str | Path | None = None) -
             raise ParameterError("data.dir", f"{folder} lacks {', '.join(missing)} (write it "
                                  "with: pcm data climsim --src DIR --out DIR)")
         out["data.dir"] = str(folder.resolve())
-        # ClimSim data are snapshots: pcm.run_parameters.check_causal_feasibility switches the
+        # ClimSim data are snapshots: pcm.params.run_parameters.check_causal_feasibility switches the
         # causally-informed baseline off, with one notice, before anything runs.
     elif source == "spcam":
         for key in REQUIRED_SPCAM:

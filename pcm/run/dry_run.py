@@ -26,9 +26,9 @@ from pcm.data.climsim import CLIMSIM_SUBSET
 from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError
 from pcm.method.thresholds import halving_rounds
-from pcm.presets import CLIMSIM_FILES
-from pcm.presets import preset as preset_values
-from pcm.run_parameters import parse_override, resolve_parameters
+from pcm.params.presets import CLIMSIM_FILES
+from pcm.params.presets import preset as preset_values
+from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.variables import SPCAM
 
 __all__ = ["THROUGHPUT_FILE", "throughput_table", "subset_steps", "dry_run_parameters", "plan",
@@ -133,7 +133,7 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
     Parameters
     ----------
     params : mapping
-        Resolved parameters (:func:`pcm.run_parameters.resolve_parameters`).
+        Resolved parameters (:func:`pcm.params.run_parameters.resolve_parameters`).
     throughput : list of dict, optional
         Records of :func:`throughput_table` (default: read them).
 

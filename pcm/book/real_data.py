@@ -25,7 +25,7 @@ from pcm.data.climsim import read_grid
 from pcm.data.datasets import load_split
 from pcm.errors import DataError
 from pcm.method.evaluate import predict
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 __all__ = ["SHORT_NAMES", "R2_FLOOR", "climsim_published_r2", "climsim_way_scores",
            "comparison_table", "readable_table", "comparison_outcome"]

@@ -2,7 +2,7 @@
 
 Each function reads a finished run directory (``pcm run``), computes one experiment
 and returns a labelled :class:`xarray.Dataset` (written under ``RUN/experiments/``
-where it is costly); the λ and architecture sweeps are :func:`pcm.sweep.run_sweep`.
+where it is costly); the λ and architecture sweeps are :func:`pcm.experiments.sweep.run_sweep`.
 The figures are in :mod:`pcm.analysis.figures`; the notebook
 ``notebooks/08_experiments.ipynb`` only calls these functions.
 
@@ -40,7 +40,7 @@ from pcm.analysis.scoring import (
     mean_scores,
     ranking_scores,
 )
-from pcm.book import copy_notebooks
+from pcm.book.pages import copy_notebooks
 from pcm.data import synthetic
 from pcm.data.cbrain import sample_grid
 from pcm.data.cbrain_write import write_cbrain
@@ -56,9 +56,9 @@ from pcm.method.thresholds import (
     threshold_table,
 )
 from pcm.nn.trainer import train_stacked
-from pcm.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
-from pcm.rundir import MODEL_KINDS, RunDir
-from pcm.steps import NOTEBOOK_DIR
+from pcm.run.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
+from pcm.run.rundir import MODEL_KINDS, RunDir
+from pcm.run.steps import NOTEBOOK_DIR
 
 __all__ = ["threshold_strategies", "sparsity_validation", "stability_selection",
            "ranking_diagnosis", "shift_test", "SHIFTS", "GOAL", "goal_check",
@@ -270,7 +270,7 @@ def goal_check(table: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     table : xr.Dataset
-        :func:`pcm.sweep.sweep_table` or :func:`pcm.sweep.run_table` (dimension ``point``).
+        :func:`pcm.experiments.sweep.sweep_table` or :func:`pcm.experiments.sweep.run_table` (dimension ``point``).
 
     Returns
     -------

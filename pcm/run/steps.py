@@ -21,8 +21,8 @@ from typing import Any
 
 from pcm.errors import PCMError
 from pcm.io import read_json, write_json
-from pcm.presets import PARAMETERS, notebook_name
-from pcm.rundir import RunDir
+from pcm.params.presets import PARAMETERS, notebook_name
+from pcm.run.rundir import RunDir
 
 __all__ = ["Step", "STEPS", "REAL_DATA_NOTEBOOK", "NOTEBOOK_DIR", "PACKAGED_NOTEBOOKS",
            "notebook_dir", "RUN_DIR_PARAMETER",
@@ -44,7 +44,7 @@ def notebook_dir() -> Path:
     packaged = resources.files("pcm").joinpath(PACKAGED_NOTEBOOKS)
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parent.parent.parent / "notebooks"
 
 
 #: Where the clean parameterized notebook sources live (:func:`notebook_dir`).
@@ -73,7 +73,7 @@ class Step:
     artefacts : tuple of str
         Paths, relative to the run directory, that the step writes; the step
         is complete when all open and hold what they should
-        (:meth:`pcm.rundir.RunDir.artefact_problem`).
+        (:meth:`pcm.run.rundir.RunDir.artefact_problem`).
     optional : tuple of str
         Paths the step writes only for some parameters (the causally-informed
         comparison); removed with the artefacts before the step re-runs, so
@@ -114,7 +114,7 @@ STEPS: tuple[Step, ...] = (
 
 
 #: The real-data chapter: not a step of the pipeline, it reads finished runs
-#: (:func:`pcm.pipeline.run_real_data_chapter`).
+#: (:func:`pcm.run.pipeline.run_real_data_chapter`).
 REAL_DATA_NOTEBOOK = Step("07_real_data", "real data: published SPCAM masks and ClimSim", ())
 
 
@@ -140,7 +140,7 @@ def source_digest(path: Path) -> str:
 def code_digest() -> str:
     """Digest of the ``pcm`` package's sources: a code change invalidates every step."""
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())

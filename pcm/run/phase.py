@@ -17,7 +17,7 @@ from pcm.io import write_netcdf
 from pcm.nn.config import TrainConfig
 from pcm.nn.saving import save_stacked
 from pcm.nn.trainer import train_stacked
-from pcm.rundir import RunDir
+from pcm.run.rundir import RunDir
 
 __all__ = ["train_phase"]
 
@@ -46,10 +46,10 @@ def train_phase(run: RunDir, phase: str, kind: str, model, config: TrainConfig, 
     config : TrainConfig
         Hyper-parameters; ``config.max_train_samples`` caps train and validation data;
         ``config.in_memory`` and ``config.memory_budget_mb`` decide whether each split
-        is loaded or streamed from disk (:meth:`pcm.rundir.RunDir.training_data`).
+        is loaded or streamed from disk (:meth:`pcm.run.rundir.RunDir.training_data`).
     l1 : float or tuple of float
         L1 weight on the input kernel (pre-masking only, else 0); one per network for
-        a stack of several λ values (:mod:`pcm.sweep`).
+        a stack of several λ values (:mod:`pcm.experiments.sweep`).
     progress : bool
         Per-epoch lines on stderr.
     t0 : float

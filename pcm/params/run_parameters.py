@@ -1,7 +1,7 @@
 """The parameters of a run: preset <- params YAML <- ``--set key=value``, validated whole.
 
 :func:`resolve_parameters` merges the three sources and validates the result with
-:func:`pcm.presets.validate` before anything runs; :func:`check_causal_feasibility`
+:func:`pcm.params.presets.validate` before anything runs; :func:`check_causal_feasibility`
 switches the causally-informed baseline off, with a one-line notice, for data that
 cannot support it (snapshots, too few or shuffled time steps).
 """
@@ -17,9 +17,9 @@ import yaml
 
 from pcm.baselines.causal.data import causal_feasibility
 from pcm.errors import DataError, ParameterError
-from pcm.presets import PARAMETERS, flatten, notebook_name, validate
-from pcm.presets import preset as preset_values
-from pcm.steps import STATE_FILE, STEPS, load_state
+from pcm.params.presets import PARAMETERS, flatten, notebook_name, validate
+from pcm.params.presets import preset as preset_values
+from pcm.run.steps import STATE_FILE, STEPS, load_state
 
 __all__ = ["parse_override", "resolve_parameters", "user_keys", "check_causal_feasibility",
            "SCRATCH_RUN", "standalone_parameters"]
@@ -86,7 +86,7 @@ def user_keys(params_file: str | os.PathLike | None, overrides: Iterable[str]) -
 def check_causal_feasibility(params: dict[str, Any], *, explicit: bool) -> str | None:
     """Turn the causal baseline off for user data without usable time series.
 
-    Synthetic data are checked by :func:`pcm.presets.validate`. ClimSim data are
+    Synthetic data are checked by :func:`pcm.params.presets.validate`. ClimSim data are
     snapshots: the baseline is always skipped, with the notice. For ``spcam``
     data with ``causal`` on, the train file's first time steps are read
     (:func:`pcm.baselines.causal.data.causal_feasibility`) before anything trains.

@@ -11,14 +11,14 @@ of the masking vectors, the SHAP share on non-drivers, inputs kept and seconds.
 Sharing (the costly parts run once):
 
 * points with the same data parameters share one data set (``OUT/data/<key>``);
-* points whose data and pre-masking parameters (:class:`~pcm.config.DataConfig`,
-  :class:`~pcm.config.PremaskConfig`) differ only in values that change the loss
+* points whose data and pre-masking parameters (:class:`~pcm.params.config.DataConfig`,
+  :class:`~pcm.params.config.PremaskConfig`) differ only in values that change the loss
   (:data:`LOSS_ONLY`: λ) share one pre-masking training: k λ values x n outputs
   train as ONE stack of n k networks (:meth:`pcm.nn.networks.StackedMLP.repeat` and
   a per-network L1 weight; every copy starts from the weights a separate run would
   start from, so the result equals k separate runs), and one unconstrained baseline;
   ``OUT/stacks/<key>`` holds them. Every network is sized by the data's catalogue
-  (:attr:`pcm.rundir.RunDir.catalogue`: n inputs and outputs, SPCAM 94 and 65, ClimSim
+  (:attr:`pcm.run.rundir.RunDir.catalogue`: n inputs and outputs, SPCAM 94 and 65, ClimSim
   184 and 128). Points that differ only after the pre-masking
   phase (threshold rule, fine-tuning, evaluation) use the same trained copy. Seeds
   are not stacked: the seed also orders the mini-batches, which one stack shares.
@@ -49,7 +49,7 @@ import numpy as np
 import xarray as xr
 
 from pcm.baselines.causal.phases import run_causal_training, run_discovery
-from pcm.config import (
+from pcm.params.config import (
     CausalConfig,
     DataConfig,
     EvaluationConfig,
@@ -68,10 +68,10 @@ from pcm.method.premask import run_unconstrained
 from pcm.method.prepare import prepare_data
 from pcm.method.summary import PCMASKING_PHASES, write_summary
 from pcm.nn.saving import save_stacked
-from pcm.phase import train_phase
-from pcm.presets import PARAMETERS, validate
-from pcm.run_parameters import parse_override, resolve_parameters
-from pcm.rundir import RunDir, run_lock
+from pcm.run.phase import train_phase
+from pcm.params.presets import PARAMETERS, validate
+from pcm.params.run_parameters import parse_override, resolve_parameters
+from pcm.run.rundir import RunDir, run_lock
 
 __all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "run_points",
            "sweep_table",
@@ -119,7 +119,7 @@ def parse_grid(specs: Iterable[str]) -> dict[str, list[Any]]:
         if not sep or not key:
             raise ParameterError(key or spec, f"expected KEY=V1,V2,... in --grid, got {spec!r}")
         if key not in PARAMETERS:
-            raise ParameterError(key, "not a run parameter (see pcm.presets.PARAMETERS)")
+            raise ParameterError(key, "not a run parameter (see pcm.params.presets.PARAMETERS)")
         if key in grid:
             raise ParameterError(key, "given twice in --grid")
         values = [parse_override(f"{key}={v}")[1] for v in raw.split(",") if v.strip()]
@@ -346,7 +346,7 @@ def run_points(out: Path, points: Sequence[Mapping[str, Any]],
 
     Points with the same data share one data set, points that differ only in
     :data:`LOSS_ONLY` one pre-masking stack, as described in the module docstring
-    (:func:`run_sweep` and :func:`pcm.worlds.run_worlds` both call this).
+    (:func:`run_sweep` and :func:`pcm.experiments.worlds.run_worlds` both call this).
 
     Parameters
     ----------

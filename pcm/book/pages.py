@@ -3,7 +3,7 @@
 After a run, :func:`write_book` copies the executed notebooks into the book
 folder (timing metadata removed, :func:`clean_notebook`) and renders
 ``results_tables.md`` from ``summary.json`` (:func:`render_results_markdown`) and
-``parameters_table.md`` from :data:`pcm.presets.PARAMETERS`.
+``parameters_table.md`` from :data:`pcm.params.presets.PARAMETERS`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import nbformat
 
 from pcm.analysis.outcomes import r2_by_variable
 from pcm.io import read_json
-from pcm.presets import parameters_markdown
+from pcm.params.presets import parameters_markdown
 
 __all__ = ["clean_notebook", "copy_notebooks", "drop_cells", "render_results_markdown",
            "claims", "claims_markdown", "write_book", "CLIMSIM_TAG", "SKILL_MARGIN",

@@ -13,11 +13,11 @@ narrative and of the calls into :mod:`pcm`. :func:`run`
    the step reads — the data files of the manifest and the artefacts of the
    earlier steps — in ``RUN/pipeline_state.json``; a later run on the same
    directory skips a step whose artefacts open and hold what they should
-   (:meth:`pcm.rundir.RunDir.artefact_problem`) and whose parameters, input
+   (:meth:`pcm.run.rundir.RunDir.artefact_problem`) and whose parameters, input
    files, notebook source and ``pcm`` code are unchanged (and whose upstream
    steps were skipped too). Training phases also resume from their per-epoch
    checkpoints, so a re-run step whose inputs did not change is fast;
-4. optionally hands the executed notebooks to :func:`pcm.book.write_book`.
+4. optionally hands the executed notebooks to :func:`pcm.book.pages.write_book`.
 
 One run at a time uses a run directory: a second ``pcm run`` on it stops at once
 with "another pcm run is using DIR (pid N)" (a :mod:`filelock` lock,
@@ -40,13 +40,13 @@ from typing import Any
 
 import nbformat
 
-from pcm.book import CLIMSIM_TAG, clean_notebook, drop_cells, write_book
+from pcm.book.pages import CLIMSIM_TAG, clean_notebook, drop_cells, write_book
 from pcm.errors import PCMError
 from pcm.io import output_dir, write_json
-from pcm.presets import notebook_name
-from pcm.run_parameters import check_causal_feasibility, resolve_parameters, user_keys
-from pcm.rundir import run_lock
-from pcm.steps import (
+from pcm.params.presets import notebook_name
+from pcm.params.run_parameters import check_causal_feasibility, resolve_parameters, user_keys
+from pcm.run.rundir import run_lock
+from pcm.run.steps import (
     NOTEBOOK_DIR,
     REAL_DATA_NOTEBOOK,
     RUN_DIR_PARAMETER,
@@ -96,12 +96,12 @@ def step_parameters(declared: Sequence[str], params: Mapping[str, Any], run_dir:
             out[name] = params[by_name[name]]
         else:
             raise PCMError(f"notebook {notebook}: parameters cell declares {name!r}, which is "
-                           "not a run parameter (see pcm.presets.PARAMETERS)")
+                           "not a run parameter (see pcm.params.presets.PARAMETERS)")
     return out
 
 
 # -- notebooks --------------------------------------------------------------------------
-#: Said when the package's own notebooks are missing (pcm.steps.notebook_dir).
+#: Said when the package's own notebooks are missing (pcm.run.steps.notebook_dir).
 _MISSING_NOTEBOOKS = (" (this pcm has no notebooks: install it from a checkout or from a "
                       "wheel built with its setup.py, docs/architecture.md 'Installing')")
 

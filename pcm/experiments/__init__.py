@@ -1,0 +1,1 @@
+"""Beyond one run: parameter sweeps, the experiments chapter, many worlds."""

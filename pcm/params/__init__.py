@@ -1,0 +1,1 @@
+"""Run parameters: the schema and presets, their resolution, one configuration per step."""
