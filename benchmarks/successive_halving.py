@@ -30,12 +30,12 @@ import numpy as np  # noqa: E402
 from common import mean_r2  # noqa: E402
 
 from pcm.analysis.scoring import mean_driver_scores  # noqa: E402
-from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig  # noqa: E402
 from pcm.data.datasets import write_synthetic_dataset  # noqa: E402
 from pcm.method.finetune import run_finetune  # noqa: E402
 from pcm.method.masking import compute_masking_vectors, search_thresholds  # noqa: E402
 from pcm.method.premask import run_premask  # noqa: E402
 from pcm.nn.engine import predict_stacked  # noqa: E402
+from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig  # noqa: E402
 from pcm.params.presets import notebook_name, preset  # noqa: E402
 from pcm.run.rundir import RunDir  # noqa: E402
 

@@ -30,23 +30,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcm.book.exercises import write_student_copies
+from pcm.book.launch import prepare_book
 from pcm.data.checks import check_file
 from pcm.data.climsim import CHUNK_STEPS, CLIMSIM_SUBSET, convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
-from pcm.run.dry_run import dry_run
 from pcm.errors import ParameterError, PCMError
-from pcm.book.exercises import write_student_copies
 from pcm.experiments.chapter import NOTEBOOK, run_notebook
+from pcm.experiments.sweep import run_sweep
+from pcm.experiments.worlds import METHODS, run_worlds
 from pcm.io import output_dir
 from pcm.online.runner import NOTEBOOK as ONLINE_NOTEBOOK
 from pcm.online.runner import OnlineConfig, run_online
 from pcm.online.runner import run_notebook as run_online_notebook
-from pcm.run.pipeline import run, run_real_data_chapter
 from pcm.params.presets import PARAMETERS
 from pcm.params.run_parameters import parse_override
+from pcm.run.dry_run import dry_run
+from pcm.run.pipeline import run, run_real_data_chapter
 from pcm.run.steps import NOTEBOOK_DIR
-from pcm.experiments.sweep import run_sweep
-from pcm.experiments.worlds import METHODS, run_worlds
 
 __all__ = ["main", "build_parser"]
 
@@ -135,6 +136,10 @@ def _exercises(args: argparse.Namespace) -> None:
     output_dir(args.out)
     for path in write_student_copies(args.src, args.out):
         print(path)
+
+
+def _book(args: argparse.Namespace) -> None:
+    prepare_book(args.notebooks, args.repository, args.config, args.write_config)
 
 
 def _add_point_options(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -284,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="notebook sources (default: those pcm ships, pcm.run.steps.NOTEBOOK_DIR)")
     ex.add_argument("--out", type=Path, required=True, help="where to write the copies")
     ex.set_defaults(func=_exercises)
+
+    book = sub.add_parser("book", help="add (with --repository) or remove the pcm setup cell "
+                          "of the book's notebooks and write the configuration to build with "
+                          "(make html)")
+    book.add_argument("notebooks", type=Path,
+                      help="folder of executed notebooks (book/notebooks)")
+    book.add_argument("--repository", default="",
+                      help="GitHub owner/name (BOOK_REPOSITORY); empty: no buttons")
+    book.add_argument("--config", type=Path, default=None, help="the book's _config.yml")
+    book.add_argument("--write-config", type=Path, default=None,
+                      help="where to write the configuration to build with")
+    book.set_defaults(func=_book)
     return parser
 
 

@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pcm.run.phase",),
     ("pcm.baselines",),
     ("pcm.method",),
-    ("pcm.book.pages", "pcm.book.launch", "pcm.run.steps", "pcm.params.run_parameters", "pcm.book.real_data"),
+    ("pcm.book.pages", "pcm.book.launch", "pcm.run.steps", "pcm.params.run_parameters",
+     "pcm.book.real_data"),
     ("pcm.run.pipeline", "pcm.run.dry_run"),
     ("pcm.experiments.sweep", "pcm.experiments.chapter", "pcm.experiments.worlds"),
     ("pcm.online",),
@@ -97,6 +98,21 @@ def _layer(module: str) -> int:
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+#: What ``ls pcm/`` shows: the packages that group modules by job, and the few modules
+#: every layer uses (docs/architecture.md, "Layers").
+TOP_LEVEL = {"packages": {"analysis", "baselines", "book", "data", "experiments", "method", "nn",
+                          "online", "params", "run"},
+             "modules": {"__init__", "__main__", "cli", "errors", "io", "variables"}}
+
+
+def test_the_tree_shows_the_layers():
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert packages == TOP_LEVEL["packages"]
+    assert modules == TOP_LEVEL["modules"], "a new module at the top of pcm/: put it in its package"
+    assert len(modules - {"__init__", "__main__"}) <= 10
 
 
 def test_every_module_has_a_layer():

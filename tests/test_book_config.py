@@ -12,8 +12,8 @@ import nbformat
 import pytest
 import yaml
 
-from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
 from pcm.book.launch import book_config
+from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
 from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.params.presets import PARAMETERS, PRESETS, parameters_markdown
 from pcm.run.steps import REAL_DATA_NOTEBOOK, STEPS

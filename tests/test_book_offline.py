@@ -35,8 +35,8 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
+from pcm.book.launch import NOTEBOOKS_BRANCH, SETUP_TAG
 from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
-from pcm.book.launch import SETUP_TAG
 from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.params.presets import parameters_markdown
 
@@ -289,8 +289,11 @@ def test_with_book_repository_buttons_and_setup_cells(repository_book):
         if page.parent.name == "notebooks":
             assert "btn-source-repository-button" in text and f'href="{url}"' in text
             nb = f"book/notebooks/{page.stem}.ipynb"
-            assert f"https://mybinder.org/v2/gh/{REPOSITORY}/main?urlpath=lab/tree/{nb}" in text
-            assert f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/{nb}" in text
+            # the buttons open the executed notebooks on the branch the deploy publishes
+            branch = NOTEBOOKS_BRANCH
+            assert f"https://mybinder.org/v2/gh/{REPOSITORY}/{branch}?urlpath=lab/tree/{nb}" in text
+            assert f"https://colab.research.google.com/github/{REPOSITORY}/blob/{branch}/{nb}" \
+                in text
             assert "git+" not in text and SETUP_TAG not in text  # setup cell not shown
     for path in (repository_book["src"] / "book" / "notebooks").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
@@ -304,7 +307,7 @@ def test_bad_book_repository_is_one_clear_error(tmp_path):
     before = (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes()
     proc = make_html(tmp_path, "https://github.com/octo-org/pcm-book")
     assert proc.returncode != 0
-    errors = [line for line in proc.stderr.splitlines() if "pcm.book.launch: error" in line]
+    errors = [line for line in proc.stderr.splitlines() if "pcm: error" in line]
     assert len(errors) == 1 and "BOOK_REPOSITORY" in errors[0] and "owner/name" in errors[0]
     assert (tmp_path / "book" / "notebooks" / "01_data.ipynb").read_bytes() == before
     assert not (tmp_path / "_build" / "html").exists()

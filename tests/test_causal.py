@@ -15,8 +15,8 @@ from pcm.baselines.causal import (
     link_assumptions,
     select_columns,
 )
-from pcm.params.config import CausalConfig
 from pcm.io import read_json
+from pcm.params.config import CausalConfig
 
 
 def toy_var(n_time: int = 400, n_in: int = 6, n_out: int = 3, *, seed: int = 0,

@@ -234,8 +234,8 @@ def test_constant_outputs_and_tiny_training_sets_warn_one_line_each():
 @pytest.mark.filterwarnings("ignore::pcm.data.normalization.ZeroVarianceWarning")
 @pytest.mark.slow
 def test_every_training_phase_checks_its_training_set(tmp_path, monkeypatch):
-    from pcm.run import phase
     from pcm.nn.config import TrainConfig
+    from pcm.run import phase
     from pcm.run.rundir import RunDir
 
     run = RunDir(tmp_path / "run")

@@ -7,8 +7,8 @@ import pytest
 from pcm.cli import main
 from pcm.data.climsim import convert_climsim
 from pcm.data.climsim_sample import write_climsim_tree
-from pcm.run.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
 from pcm.errors import ParameterError
+from pcm.run.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
 
 
 def test_climsim_full_before_conversion_counts_the_subset():

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from pcm.book.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
 from pcm.cli import main
 from pcm.errors import PCMError
-from pcm.book.exercises import EXERCISE_TAG, SOLUTION_TAG, student_copy, write_student_copies
 from pcm.experiments.chapter import NOTEBOOK as EXPERIMENTS
 from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.run.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS

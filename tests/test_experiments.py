@@ -23,8 +23,8 @@ from pcm.experiments.chapter import (  # noqa: E402
     sparsity_validation,
     threshold_strategies,
 )
-from pcm.run.rundir import RunDir  # noqa: E402
 from pcm.experiments.sweep import run_sweep, run_table  # noqa: E402
+from pcm.run.rundir import RunDir  # noqa: E402
 
 #: A tiny sweep and run trained for the whole module: not in make test-fast.
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.errors import ParameterError
 from pcm.nn.config import TrainConfig
 from pcm.nn.networks import StackedMLP
 from pcm.nn.trainer import train_stacked
+from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 
 N_IN = 94
 

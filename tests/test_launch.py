@@ -1,4 +1,4 @@
-"""pcm.book.launch: the setup cell of launched notebooks, the book configuration, the CLI."""
+"""pcm.book.launch: the setup cell of launched notebooks, the book configuration, `pcm book`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import nbformat
 import pytest
 import yaml
 
+from pcm import cli
 from pcm.book import launch
 from pcm.book.launch import (
     SETUP_TAG,
@@ -120,7 +121,7 @@ def test_book_config_with_and_without_repository():
     with_repo = book_config(config, "o/n")
     assert config == original
     assert with_repo["repository"] == {"url": "https://github.com/o/n", "path_to_book": "",
-                                       "branch": "main"}
+                                       "branch": launch.NOTEBOOKS_BRANCH}
     assert with_repo["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
     assert with_repo["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert with_repo["html"] == {"use_repository_button": True, "extra_footer": "f"}
@@ -165,22 +166,22 @@ def test_cli_writes_notebooks_and_config(tmp_path):
     nbformat.write(_notebook(), tmp_path / "01.ipynb")
     (tmp_path / "_config.yml").write_text("title: T\nhtml:\n  use_repository_button: false\n")
     out = tmp_path / "_build" / "_config.launch.yml"
-    assert launch.main([str(tmp_path), "--repository", "o/n", "--config",
-                        str(tmp_path / "_config.yml"), "--write-config", str(out)]) == 0
+    assert cli.main(["book", str(tmp_path), "--repository", "o/n", "--config",
+                     str(tmp_path / "_config.yml"), "--write-config", str(out)]) == 0
     config = yaml.safe_load(out.read_text())
     assert config["title"] == "T" and config["repository"]["url"] == "https://github.com/o/n"
     assert SETUP_TAG in nbformat.read(tmp_path / "01.ipynb", as_version=4).cells[0].metadata.tags
 
 
 def test_cli_bad_repository_is_one_error_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pcm.book.launch", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "pcm", "book", str(tmp_path),
                            "--repository", "https://github.com/o/n"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("pcm.book.launch: error: BOOK_REPOSITORY must be")
+    assert lines[0].startswith("pcm: error: BOOK_REPOSITORY must be")
     assert "owner/name" in lines[0] and "'https://github.com/o/n'" in lines[0]
 
 
@@ -193,11 +194,11 @@ def test_cli_other_errors_are_one_line(tmp_path, capsys, case):
         config.write_text("title: T\n")
     elif case == "yaml error":
         config.write_text("title: [unclosed\nhtml: x\n")
-    args = [str(folder), "--repository", "o/n", "--config", str(config),
+    args = ["book", str(folder), "--repository", "o/n", "--config", str(config),
             "--write-config", str(tmp_path / "out.yml")]
-    assert launch.main(args) == 2
+    assert cli.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pcm.book.launch: error: "), err
+    assert len(err) == 1 and err[0].startswith("pcm: error: "), err
     assert not (tmp_path / "out.yml").exists()
 
 

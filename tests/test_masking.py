@@ -8,7 +8,6 @@ import pytest
 import xarray as xr
 from fake_runs import fake_run as make_fake_run
 
-from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data.published import read_masking_vector_files
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json
@@ -25,6 +24,7 @@ from pcm.method.thresholds import (
 )
 from pcm.nn.engine import predict_stacked
 from pcm.nn.saving import export_networks
+from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.variables import input_labels, output_labels
 
 N_IN, N_OUT = 94, 65

@@ -1,4 +1,7 @@
-"""Tests of `pcm run`: parameters, presets, resume, failures (pcm.run.pipeline, pcm.params.presets)."""
+"""Tests of `pcm run`: parameters, presets, resume, failures.
+
+(pcm.run.pipeline, pcm.params.presets)
+"""
 
 from __future__ import annotations
 
@@ -16,16 +19,16 @@ import pytest
 import xarray as xr
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pcm.run import pipeline
-from pcm.params import run_parameters
 from pcm.book.pages import render_results_markdown
 from pcm.cli import main
-from pcm.params.config import DataConfig
 from pcm.errors import ParameterError, PCMError
 from pcm.method.prepare import prepare_data
-from pcm.run.pipeline import NotebookError, declared_parameters, step_parameters
+from pcm.params import run_parameters
+from pcm.params.config import DataConfig
 from pcm.params.presets import PARAMETERS, PRESETS, preset, validate
 from pcm.params.run_parameters import parse_override, resolve_parameters
+from pcm.run import pipeline
+from pcm.run.pipeline import NotebookError, declared_parameters, step_parameters
 from pcm.run.steps import NOTEBOOK_DIR, STEPS
 
 # Parameters each fake notebook declares (run_dir always).

@@ -12,10 +12,10 @@ import pytest
 import xarray as xr
 from fake_runs import fake_run
 
-from pcm.params.config import PremaskConfig, SearchConfig
 from pcm.errors import ParameterError
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask
+from pcm.params.config import PremaskConfig, SearchConfig
 
 #: Trains pre-masking, stability, knockoff and screen networks: not in make test-fast.
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from pcm.params.config import EvaluationConfig, ShapConfig  # noqa: E402
 from pcm.errors import ParameterError  # noqa: E402
 from pcm.io import write_json, write_netcdf  # noqa: E402
+from pcm.params.config import EvaluationConfig, ShapConfig  # noqa: E402
 from pcm.run.rundir import RunDir  # noqa: E402
 from pcm.variables import (  # noqa: E402
     INPUT_VARIABLES,

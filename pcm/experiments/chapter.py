@@ -270,7 +270,8 @@ def goal_check(table: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     table : xr.Dataset
-        :func:`pcm.experiments.sweep.sweep_table` or :func:`pcm.experiments.sweep.run_table` (dimension ``point``).
+        :func:`pcm.experiments.sweep.sweep_table` or :func:`pcm.experiments.sweep.run_table`
+        (dimension ``point``).
 
     Returns
     -------

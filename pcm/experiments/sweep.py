@@ -49,15 +49,6 @@ import numpy as np
 import xarray as xr
 
 from pcm.baselines.causal.phases import run_causal_training, run_discovery
-from pcm.params.config import (
-    CausalConfig,
-    DataConfig,
-    EvaluationConfig,
-    FinetuneConfig,
-    PremaskConfig,
-    SearchConfig,
-    ShapConfig,
-)
 from pcm.errors import ParameterError, PCMError
 from pcm.io import output_dir, read_json, write_json, write_netcdf
 from pcm.method.evaluate import run_r2
@@ -68,9 +59,18 @@ from pcm.method.premask import run_unconstrained
 from pcm.method.prepare import prepare_data
 from pcm.method.summary import PCMASKING_PHASES, write_summary
 from pcm.nn.saving import save_stacked
-from pcm.run.phase import train_phase
+from pcm.params.config import (
+    CausalConfig,
+    DataConfig,
+    EvaluationConfig,
+    FinetuneConfig,
+    PremaskConfig,
+    SearchConfig,
+    ShapConfig,
+)
 from pcm.params.presets import PARAMETERS, validate
 from pcm.params.run_parameters import parse_override, resolve_parameters
+from pcm.run.phase import train_phase
 from pcm.run.rundir import RunDir, run_lock
 
 __all__ = ["LOSS_ONLY", "parse_grid", "grid_points", "point_id", "run_sweep", "run_points",

@@ -3,9 +3,9 @@
 A *method* is a named set of run-parameter overrides (``paper``, ``relative`` below, or
 ``--method name:key=value,key=value``). :func:`run_worlds` runs every method on every
 world (``data.world``, :mod:`pcm.data.synthetic.worlds`) through the machinery of
-:mod:`pcm.experiments.sweep` (:func:`pcm.experiments.sweep.run_points`): each world's data are written once;
-methods that differ only after the pre-masking phase (threshold rule, selection,
-screen, fine-tuning) share that world's pre-masking networks and its unconstrained
+:mod:`pcm.experiments.sweep` (:func:`pcm.experiments.sweep.run_points`): each world's data
+are written once; methods that differ only after the pre-masking phase (threshold rule,
+selection, screen, fine-tuning) share that world's pre-masking networks and its unconstrained
 network; methods that differ only in λ train as one stack. Worlds do not stack with
 each other: the networks of a stack share their mini-batches, and two worlds have
 different data.
@@ -38,11 +38,11 @@ import xarray as xr
 from pcm.analysis.world_figures import world_strips
 from pcm.data.synthetic.worlds import MAX_WORLD, world_split
 from pcm.errors import ParameterError, PCMError
+from pcm.experiments.sweep import run_points
 from pcm.io import output_dir, read_json, write_netcdf
 from pcm.params.presets import PARAMETERS, validate
 from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.run.rundir import RunDir, run_lock
-from pcm.experiments.sweep import run_points
 
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
            "world_medians", "median_table", "choice_outcome", "COLUMNS"]
@@ -232,7 +232,8 @@ def worlds_table(records: Sequence[Mapping[str, Any]],
     Parameters
     ----------
     records : sequence of mapping
-        :func:`pcm.experiments.sweep.run_points` records whose ``point`` holds ``world`` and ``method``.
+        :func:`pcm.experiments.sweep.run_points` records whose ``point`` holds ``world`` and
+        ``method``.
     training : sequence of mapping, optional
         Each point's ``summary.json`` ``training`` entry (``converged_share`` per phase).
     """

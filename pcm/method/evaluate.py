@@ -15,13 +15,13 @@ import numpy as np
 import xarray as xr
 
 from pcm.analysis.r2 import r2_dataset
-from pcm.params.config import EvaluationConfig
 from pcm.data.cbrain import sample_grid
 from pcm.data.datasets import load_split
 from pcm.data.normalization import Normalization
 from pcm.data.streaming import DiskSplit, choose_in_memory
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.params.config import EvaluationConfig
 from pcm.run.rundir import MODEL_KINDS, RunDir
 from pcm.variables import SPCAM
 

@@ -17,10 +17,10 @@ import xarray as xr
 
 from pcm.analysis import attribution
 from pcm.analysis.scoring import driver_scores, nondriver_share, ranking_scores
-from pcm.params.config import ShapConfig
 from pcm.data.streaming import DiskSplit
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
+from pcm.params.config import ShapConfig
 from pcm.run.rundir import MODEL_KINDS, RunDir
 
 __all__ = ["SHAP_METHODS", "run_shap", "driver_tables"]

@@ -16,10 +16,10 @@ import time
 import numpy as np
 import xarray as xr
 
-from pcm.params.config import FinetuneConfig
 from pcm.errors import DataError
 from pcm.io import write_netcdf
 from pcm.nn.saving import save_stacked, with_dtype
+from pcm.params.config import FinetuneConfig
 from pcm.run.phase import train_phase
 from pcm.run.rundir import RunDir
 

@@ -73,7 +73,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pcm.params.config import SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.ranked_selection import knockoff_masks, ranking_vectors, screen_masks
@@ -89,6 +88,7 @@ from pcm.nn.checkpoint import CHECKPOINT_FILE, load_state
 from pcm.nn.engine import evaluate_stacked
 from pcm.nn.saving import save_stacked, with_dtype
 from pcm.nn.trainer import checkpoint_fingerprint, train_stacked
+from pcm.params.config import SearchConfig
 from pcm.run.rundir import RunDir
 from pcm.variables import SPCAM, Catalogue
 

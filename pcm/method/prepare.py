@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pcm.params.config import DataConfig
 from pcm.data.cbrain import file_catalogue
 from pcm.data.checks import check_file
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import ParameterError
+from pcm.params.config import DataConfig
 from pcm.run.rundir import RunDir
 
 __all__ = ["prepare_data"]

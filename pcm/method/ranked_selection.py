@@ -24,7 +24,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from pcm.params.config import SearchConfig
 from pcm.errors import DataError, ParameterError
 from pcm.method.ranking import (
     RANKINGS,
@@ -45,6 +44,7 @@ from pcm.method.selection import (
 from pcm.nn.config import TrainConfig
 from pcm.nn.gradients import input_gradients
 from pcm.nn.trainer import train_stacked
+from pcm.params.config import SearchConfig
 from pcm.run.rundir import RunDir
 
 __all__ = ["premask_train_config", "ranking_vectors", "knockoff_masks", "screen_masks"]

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from pcm.baselines.causal import run_causal_training, run_discovery
-from pcm.params.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.data import synthetic
 from pcm.data.cbrain_write import write_cbrain
 from pcm.data.datasets import split_steps
@@ -33,6 +32,7 @@ from pcm.method.finetune import run_finetune
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask, run_unconstrained
 from pcm.online.testbed import Proxy, truth_fields
+from pcm.params.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
 from pcm.params.presets import preset
 from pcm.run.rundir import RunDir
 

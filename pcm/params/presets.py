@@ -417,8 +417,8 @@ def validate(values: Mapping[str, Any], *, base_dir: str | Path | None = None) -
             raise ParameterError("data.dir", f"{folder} lacks {', '.join(missing)} (write it "
                                  "with: pcm data climsim --src DIR --out DIR)")
         out["data.dir"] = str(folder.resolve())
-        # ClimSim data are snapshots: pcm.params.run_parameters.check_causal_feasibility switches the
-        # causally-informed baseline off, with one notice, before anything runs.
+        # ClimSim data are snapshots: pcm.params.run_parameters.check_causal_feasibility
+        # switches the causally-informed baseline off, with one notice, before anything runs.
     elif source == "spcam":
         for key in REQUIRED_SPCAM:
             if out.get(key) is None:

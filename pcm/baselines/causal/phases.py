@@ -39,12 +39,12 @@ from pcm.baselines.causal.data import (
     series_problem,
 )
 from pcm.baselines.causal.discovery import aggregate_links, discover_columns, select_columns
-from pcm.params.config import CausalConfig
 from pcm.data.cbrain import sample_grid
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.nn.saving import save_stacked
 from pcm.nn.trainer import train_stacked
+from pcm.params.config import CausalConfig
 from pcm.run.rundir import RunDir
 from pcm.variables import input_labels, output_labels
 
