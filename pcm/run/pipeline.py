@@ -188,7 +188,7 @@ def run(*, preset: str = "tutorial", params_file: str | os.PathLike | None = Non
     book_dir : path-like, optional
         Where to copy the executed notebooks for the book (``book/notebooks``).
     notebooks_dir : path-like, optional
-        Folder of the notebook sources (default: ``notebooks/`` of the checkout).
+        Folder of the notebook sources (default: :data:`pcm.run.steps.NOTEBOOK_DIR`).
     executor : callable, optional
         ``executor(src, dst, parameters, cwd)``; default papermill (for tests).
 
@@ -317,7 +317,7 @@ def run_real_data_chapter(book_dir: str | os.PathLike, *,
     synthetic_run : path-like, optional
         A finished synthetic run (``runs/tutorial``), read side by side.
     notebooks_dir : path-like, optional
-        Folder of the notebook sources (default: ``notebooks/`` of the checkout).
+        Folder of the notebook sources (default: :data:`pcm.run.steps.NOTEBOOK_DIR`).
     executor : callable, optional
         ``executor(src, dst, parameters, cwd)``; default papermill (for tests).
 
