@@ -77,7 +77,7 @@ test: $(STAMP) chromium actionlint
 	$(BIN)/python -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg
 
-## Debian's chromium for the offline browser check of the book (tests/test_book_offline.py);
+## Debian's chromium for the offline browser check of the book (tests/book/test_book_offline.py);
 ## installed with apt-get where it is missing and we may (root or password-less sudo),
 ## otherwise that test is skipped.
 chromium:

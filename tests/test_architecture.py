@@ -115,6 +115,14 @@ def test_the_tree_shows_the_layers():
     assert len(modules - {"__init__", "__main__"}) <= 10
 
 
+def test_the_tests_mirror_the_packages():
+    tests = PACKAGE.parent / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert folders - {"notebooks"} <= TOP_LEVEL["packages"], "a test folder that is no package"
+    for folder in folders - {"notebooks"}:
+        assert list((tests / folder).glob("test_*.py")), folder
+
+
 def test_every_module_has_a_layer():
     for module in MODULES:
         _layer(module)

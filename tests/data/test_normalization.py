@@ -17,7 +17,7 @@ from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIA
 
 #: The real SPCAM norm file in the project's shared material (``../shared`` beside the
 #: checkout); the test that reads it skips where it is absent.
-REFERENCE_NORM = Path(__file__).resolve().parents[2] / "shared" / "reference" / "001_norm.nc"
+REFERENCE_NORM = Path(__file__).resolve().parents[3] / "shared" / "reference" / "001_norm.nc"
 
 
 @pytest.fixture

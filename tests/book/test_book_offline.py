@@ -43,7 +43,7 @@ from pcm.params.presets import parameters_markdown
 #: Book builds and the browser: make test runs them, make test-fast does not.
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "tests" / "notebooks").glob("*.ipynb"))
 REPOSITORY = "octo-org/pcm-book"
 

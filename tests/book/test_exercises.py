@@ -82,7 +82,7 @@ def test_cli_writes_the_copies(tmp_path: Path, capsys):
         s.filename for s in (*STEPS, REAL_DATA_NOTEBOOK)] + [EXPERIMENTS.name, ONLINE.name]
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOOK_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # the sources
 
 

@@ -473,7 +473,7 @@ def test_prepare_data_spcam_validates_user_files(tmp_path):
 def test_nbval_references_are_fresh():
     """tests/notebooks/ must be re-created (tests/refresh_notebooks.py) when a notebook
     source or the ci preset changes; nbval alone would keep testing the old cells."""
-    refs = Path(__file__).parent / "notebooks"
+    refs = Path(__file__).parents[1] / "notebooks"
     params = validate(preset("ci"))
     for step in STEPS:
         source = nbformat.read(NOTEBOOK_DIR / step.filename, as_version=4)
@@ -560,7 +560,7 @@ def test_second_run_on_a_locked_run_directory_stops_naming_the_pid(tmp_path, fak
                                                                    capsys):
     out = tmp_path / "run"
     out.mkdir()
-    repo = Path(pipeline.__file__).resolve().parents[1]
+    repo = Path(pipeline.__file__).resolve().parents[2]  # pcm/run/pipeline.py -> checkout
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], env=env,

@@ -18,7 +18,7 @@ from pcm.online.runner import NOTEBOOK as ONLINE
 from pcm.params.presets import PARAMETERS, PRESETS, parameters_markdown
 from pcm.run.steps import REAL_DATA_NOTEBOOK, STEPS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config() -> dict:

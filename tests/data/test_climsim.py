@@ -32,7 +32,7 @@ HYBM = np.array([0.0, 0.4, 0.95])
 LEVELS = (HYAM + HYBM) * 1000.0  # hPa at P0 = 1e5 Pa
 
 #: The real sample, where the project's shared folder sits beside the clone.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "climsim"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "climsim"
 
 
 def _grid(folder: Path, n_lev: int = N_LEV) -> Path:

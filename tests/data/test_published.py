@@ -24,7 +24,7 @@ from pcm.variables import input_labels, output_labels
 matplotlib.use("Agg")
 
 #: The reference artefacts, where the project's shared folder sits beside the clone.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / \
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / \
     "pcmasking_published"
 needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(), reason=f"published reference artefacts not found at {SHARED} "
@@ -52,7 +52,7 @@ PUBLISHED_N_INPUTS = {
 
 
 def test_packaged_file_is_declared_package_data():
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"data/published/*.nc"' in pyproject and '"data/published/LICENSE"' in pyproject
     assert PUBLISHED_FILE.is_file()
     assert (PUBLISHED_FILE.parent / "LICENSE").read_text().startswith("MIT License")
