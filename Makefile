@@ -16,6 +16,8 @@ BOOK_SRC ?= .
 # and show it in the real-data chapter (README: how to fetch the files).
 CLIMSIM ?=
 CLIMSIM_RUN ?= runs/climsim
+# The online chapter in make book: 2 training seeds on 32 columns (pcm online defaults: 3 on 64)
+ONLINE_SEEDS ?= 0,1
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export MPLBACKEND := Agg
@@ -39,7 +41,8 @@ book: $(STAMP)
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks; \
 	t=$$(date +%s); echo "make book: pipeline done in $$(( t - start )) s"; \
 	echo "make book: the online chapter runs beside the experiments chapter (log: $(RUN)/online.log)"; \
-	$(BIN)/pcm online --run $(RUN) --book-dir book/notebooks > $(RUN)/online.log 2>&1 & online=$$!; \
+	$(BIN)/pcm online --run $(RUN) --seeds $(ONLINE_SEEDS) --lat 8 --lon 4 \
+		--book-dir book/notebooks > $(RUN)/online.log 2>&1 & online=$$!; \
 	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks || { kill $$online; exit 1; }; \
 	echo "make book: experiments chapter done in $$(( $$(date +%s) - t )) s"; \
 	wait $$online || { cat $(RUN)/online.log >&2; \

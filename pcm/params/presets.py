@@ -239,20 +239,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "shap_background": 64, "shap_samples": 64,
         "causal": True, "causal_columns": 16, "causal_quantiles": 5, "causal_epochs": 12,
     },
-    # What `make book` runs, sized for the 10-minute budget on 2 cores, with the
+    # What `make book` runs, sized so that the whole `make book` (install, pipeline, the
+    # experiments and online chapters, HTML) fits its 15 minutes on 2 cores, with the
     # causally-informed baseline side by side on EVERY column: an 8 x 4 grid (the
-    # aquaplanet is zonally symmetric, so latitudes matter more than longitudes) of 900
-    # half-hour steps, 630 of them for training (20,160 samples), and PC1 on the first 168
-    # training steps of each of the 32 columns. The 16 x 32 x 240 grid this replaced took
-    # 20.7 min with discovery on only 32 of its 512 columns (measured 2026-12-03; the
-    # same 32 x 168 steps of discovery, 93 s). Batches of 128 give 1,890 optimizer steps
-    # in 12 epochs, and the learning rate is divided every 6 epochs instead of 4 (mask
-    # F1 on world 0, a development world: 0.38 against 0.36 with lr_every 4). The grid
-    # goes up to the 90th percentile because the synthetic outputs have ~10 % drivers,
-    # and p=70 caps masks at >= 30 % of the inputs (exercise in the book). 3 quantiles
-    # and 8 epochs for the causally-informed q search (5 and 12 put it over budget).
+    # aquaplanet is zonally symmetric, so latitudes matter more than longitudes) of 600
+    # half-hour steps, 420 of them for training (13,440 samples), and PC1 on the first 168
+    # training steps of each of the 32 columns. 900 steps (20,160 samples) took 9.8 min for
+    # the pipeline alone and 18.9 min for `make book` (measured 2026-12-03); the 16 x 32 x
+    # 240 grid before it took 20.7 min with discovery on only 32 of its 512 columns.
+    # Batches of 128 give 1,260 optimizer steps in 12 epochs, and the learning rate is
+    # divided every 6 epochs instead of 4 (mask F1 on world 0, a development world, at 900
+    # steps: 0.38 against 0.36 with lr_every 4). The grid goes up to the 90th percentile
+    # because the synthetic outputs have ~10 % drivers, and p=70 caps masks at >= 30 % of
+    # the inputs (exercise in the book). 3 quantiles and 8 epochs for the
+    # causally-informed q search (5 and 12 put it over budget).
     "tutorial": {
-        "data.steps": 900, "data.n_lat": 8, "data.n_lon": 4,
+        "data.steps": 600, "data.n_lat": 8, "data.n_lon": 4,
         "hidden_layers": 3, "hidden_units": 64,
         "epochs": 12, "finetune_epochs": 4, "batch_size": 128, "lr_every": 6,
         "n_thresholds": 10, "threshold_percentile": 90.0, "search_epochs": 1,
