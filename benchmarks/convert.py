@@ -2,35 +2,44 @@
 
 For each source tree (the real sample in ``../shared/climsim`` when present, and a
 made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
-:func:`pcm.data.climsim_sample.write_climsim_tree`, written once under ``--work``):
+:func:`pcm.data.climsim_sample.write_climsim_tree`, written once under ``--work``;
+768 steps by default, 1.9 GB, where the fixed costs of a run are amortised):
 
-* ``pcm data climsim`` (:func:`pcm.data.climsim.convert_climsim`: netCDF shards
-  assembled into the split files, norm from the chunk moments) with 1 worker
-  (serial, in process) and with 2 workers (dask LocalCluster), each in a fresh
-  subprocess: wall seconds, peak RSS of the driver and of the largest worker;
+* ``pcm data climsim`` (the command, run as users run it:
+  :func:`pcm.data.climsim.convert_climsim`, netCDF shards written into the split
+  files as they finish, norm from the chunk moments) with 1 worker (serial, in
+  process) and with 2 workers (dask LocalCluster), ``--repeat`` times each,
+  alternating: wall seconds, the phases the command records in
+  ``conversion.json``, peak RSS of the command and of the largest worker;
 * the same chunk tasks writing into one zarr store per split through xarray
   (``to_zarr(region=...)``, chunks of ``chunk_steps x ncol`` rows, the rows a
   training read takes; zarr's default compressor and none), 2 workers;
 * training reads from either store: blocks of ``8 x chunk_rows`` rows in random
   order, the 312 columns, samples/s;
-* memory against the number of files: driver peak RSS converting the first day
-  of the tree and the whole tree (serial).
+* memory against the number of files: the command's peak RSS converting the first
+  day of the tree and the whole tree (serial).
 
-Peak RSS: the driver's ``VmHWM`` (``ru_maxrss`` would carry the parent's peak
-across ``exec``) and the largest worker's RSS polled every 0.2 s (psutil).
+``--workers-only`` measures the first item only (the made-up tree).
+
+Peak RSS: ``VmHWM`` of the measured process (``ru_maxrss`` would carry the parent's
+peak across ``exec``), read every 0.1 s while the command runs (the command's own)
+or at its end (the zarr child), and the largest worker's RSS polled every 0.1 s
+(psutil).
 
 No asserts. Last line: JSON with every figure. The 2-worker ratio needs two idle
 cores; on a shared machine the figures say what the machine gave.
 
 Usage::
 
-    .venv/bin/python benchmarks/convert.py [--steps 384] [--work /tmp/climsim-data/bench]
+    .venv/bin/python benchmarks/convert.py [--steps 768] [--repeat 1] [--workers-only]
+        [--work /tmp/climsim-data/bench]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -45,24 +54,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "climsim"
 
 
-def _vm_hwm_mb() -> float:
-    """Peak RSS of this process since it started (VmHWM; ru_maxrss survives exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _vm_hwm_mb(pid: int | str = "self") -> float:
+    """Peak RSS of a process since it started (VmHWM; ru_maxrss survives exec)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _watch_tree(peak: dict, stop: threading.Event) -> None:
-    """Poll the RSS of this process's descendants (dask workers); keep the largest."""
+def _watch_tree(peak: dict, stop: threading.Event, root: int | None = None) -> None:
+    """Poll the RSS of ``root``'s descendants (dask workers; default: this process's)
+    and ``root``'s own VmHWM; keep the largest."""
     import psutil
 
-    me = psutil.Process()
-    while not stop.wait(0.2):
+    me = psutil.Process(root)
+    while not stop.wait(0.1):
         try:
             kids = me.children(recursive=True)
             rss = [k.memory_info().rss for k in kids]
-        except psutil.Error:
+            if root is not None:
+                peak["root_hwm_mb"] = _vm_hwm_mb(root)
+        except (psutil.Error, OSError):
             continue
         if rss:
             peak["worker"] = max(peak.get("worker", 0), max(rss))
@@ -70,30 +82,49 @@ def _watch_tree(peak: dict, stop: threading.Event) -> None:
 
 
 def _child(args: argparse.Namespace) -> None:
-    """One measured conversion (run in a subprocess): prints a JSON line."""
+    """One measured zarr conversion (run in a subprocess): prints a JSON line."""
     peak: dict = {}
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_tree, args=(peak, stop), daemon=True)
     watcher.start()
     t0 = time.perf_counter()
-    if args.mode == "netcdf":
-        from pcm.data.climsim import convert_climsim
-
-        convert_climsim(args.src, args.out, workers=args.workers, chunk_steps=args.chunk_steps,
-                        progress=False, include=args.include or None)
-    else:
-        _convert_zarr(args)
+    _convert_zarr(args)
     seconds = time.perf_counter() - t0
-    phases = {}
-    manifest = Path(args.out) / "conversion.json"
-    if manifest.is_file():
-        phases = json.loads(manifest.read_text())["seconds_by_phase"]
     stop.set()
     watcher.join()
     print(json.dumps({"seconds": round(seconds, 2), "driver_rss_mb": round(_vm_hwm_mb(), 1),
                       "worker_rss_mb": round(peak.get("worker", 0) / 2**20, 1),
-                      "all_processes_rss_mb": round(peak.get("tree", 0) / 2**20, 1),
-                      "phases": phases}))
+                      "all_processes_rss_mb": round(peak.get("tree", 0) / 2**20, 1)}))
+
+
+def _measure_command(src: Path, out: Path, workers: int, chunk_steps: int,
+                     include: list[str] | None = None) -> dict:
+    """``pcm data climsim`` as users run it (its workers re-run the ``pcm`` script
+    when spawned): wall seconds, its phases, peak RSS of it and of its largest worker."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(Path(sys.executable).with_name("pcm")), "data", "climsim", "--src", str(src),
+           "--out", str(out), "--workers", str(workers), "--chunk-steps", str(chunk_steps),
+           "--quiet"]
+    for g in include or []:
+        cmd += ["--include", g]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    peak: dict = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_tree, args=(peak, stop, proc.pid), daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    stop.set()
+    watcher.join()
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    phases = json.loads((out / "conversion.json").read_text())["seconds_by_phase"]
+    return {"seconds": round(seconds, 2), "phases": phases,
+            "driver_rss_mb": round(peak.get("root_hwm_mb", 0), 1),
+            "worker_rss_mb": round(peak.get("worker", 0) / 2**20, 1),
+            "all_processes_rss_mb": round(peak.get("tree", 0) / 2**20, 1)}
 
 
 def _zarr_task(pairs, levels, n_col, store, start):
@@ -141,14 +172,11 @@ def _convert_zarr(args: argparse.Namespace) -> None:
             f.result()
 
 
-def _measure(src: Path, out: Path, mode: str, workers: int, chunk_steps: int,
-             compress: bool = True, include: list[str] | None = None) -> dict:
+def _measure_zarr(src: Path, out: Path, workers: int, chunk_steps: int, compress: bool) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, __file__, "--child", "--mode", mode, "--src", str(src), "--out",
-           str(out), "--workers", str(workers), "--chunk-steps", str(chunk_steps)]
+    cmd = [sys.executable, __file__, "--child", "--src", str(src), "--out", str(out),
+           "--workers", str(workers), "--chunk-steps", str(chunk_steps)]
     cmd += ["--compress"] if compress else []
-    for g in include or []:
-        cmd += ["--include", g]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -183,14 +211,45 @@ def _read_rate(store: Path, kind: str, block: int, seed: int = 0) -> float:
     return round(got / (time.perf_counter() - t0))
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median wall seconds (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
+def _workers_1_vs_2(name: str, src: Path, work: Path, cs: int, repeat: int) -> dict:
+    """``pcm data climsim`` with 1 and 2 workers, alternating, ``repeat`` times each."""
+    res: dict = {"source_mb": _du_mb(src)}
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for w in (1, 2):
+            load = round(os.getloadavg()[0], 2)
+            m = {**_measure_command(src, work / f"{name}_nc{w}", w, cs), "load_before": load}
+            runs[w].append(m)
+            print(f"{name}: pcm data climsim, {w} worker(s): {m}")
+    for w in (1, 2):
+        res[f"netcdf_{w}w"] = _median_run(runs[w])
+        if repeat > 1:
+            res[f"netcdf_{w}w_seconds_all"] = [r["seconds"] for r in runs[w]]
+    one, two = res["netcdf_1w"], res["netcdf_2w"]
+    res["ratio_1w_over_2w"] = round(one["seconds"] / two["seconds"], 2)
+    res["ratio_tasks_1w_over_2w"] = round(one["phases"]["tasks"] / two["phases"]["tasks"], 2)
+    print(f"{name}: 1 worker / 2 workers: {res['ratio_1w_over_2w']} (wall), "
+          f"{res['ratio_tasks_1w_over_2w']} (tasks phase)")
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=384, help="steps of the made-up tree")
+    parser.add_argument("--steps", type=int, default=768, help="steps of the made-up tree")
     parser.add_argument("--work", type=Path, default=Path("/tmp/climsim-data/bench"))
     parser.add_argument("--chunk-steps", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each worker count (the median is reported)")
+    parser.add_argument("--workers-only", action="store_true",
+                        help="only 1 vs 2 workers on the made-up tree (no zarr, reads, RSS "
+                        "against files)")
     parser.add_argument("--no-real", action="store_true", help="skip the real sample")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", default="netcdf", help=argparse.SUPPRESS)
     parser.add_argument("--src", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -210,23 +269,19 @@ def main() -> None:
         write_climsim_tree(tree, args.steps, ignored_variables=True, seed=0)
         print(f"made-up tree of {args.steps} steps written in {time.perf_counter() - t0:.0f} s")
     sources = {"synthetic": tree / "ClimSim_low-res"}
-    if SHARED.is_dir() and not args.no_real:
+    if SHARED.is_dir() and not args.no_real and not args.workers_only:
         sources = {"real": SHARED, **sources}
-    result: dict = {"chunk_steps": args.chunk_steps, "steps_synthetic": args.steps}
+    result: dict = {"chunk_steps": args.chunk_steps, "steps_synthetic": args.steps,
+                    "cpu_count": os.cpu_count(), "repeat": args.repeat}
     cs = args.chunk_steps
     for name, src in sources.items():
-        res = {"source_mb": _du_mb(src)}
-        for w in (1, 2):
-            m = _measure(src, work / f"{name}_nc{w}", "netcdf", w, cs)
-            res[f"netcdf_{w}w"] = m
-            print(f"{name}: netCDF shards, {w} worker(s): {m}")
-        res["ratio_1w_over_2w"] = round(res["netcdf_1w"]["seconds"]
-                                        / res["netcdf_2w"]["seconds"], 2)
-        res["ratio_tasks_1w_over_2w"] = round(res["netcdf_1w"]["phases"]["tasks"]
-                                              / res["netcdf_2w"]["phases"]["tasks"], 2)
+        res = _workers_1_vs_2(name, src, work, cs, args.repeat)
+        result[name] = res
+        if args.workers_only:
+            break
         for compress in (True, False):
             key = "zarr_2w" + ("" if compress else "_uncompressed")
-            m = _measure(src, work / f"{name}_{key}", "zarr", 2, cs, compress=compress)
+            m = _measure_zarr(src, work / f"{name}_{key}", 2, cs, compress=compress)
             m["store_mb"] = _du_mb(work / f"{name}_{key}")
             res[key] = m
             print(f"{name}: zarr store{'' if compress else ' (no compressor)'}, 2 workers: {m}")
@@ -239,18 +294,19 @@ def main() -> None:
             "zarr_uncompressed": _read_rate(work / f"{name}_zarr_2w_uncompressed" /
                                             "train.zarr", "zarr", block)}
         print(f"{name}: training reads (samples/s): {res['read_samples_per_s']}")
-        result[name] = res
-    # memory against the number of files (serial: the driver is the only process)
-    src = sources["synthetic"]
-    names = sorted(p.name for p in src.rglob("*.mli.*.nc"))
-    first_day = names[0][:len("E3SM-MMF.mli.0001-02-01")] + "-*"
-    part = _measure(src, work / "rss_part", "netcdf", 1, cs, include=[first_day])
-    whole = result["synthetic"]["netcdf_1w"]
-    n_part = sum(1 for n in names if n.startswith(first_day[:-1]))
-    result["rss_vs_files"] = {"steps": [n_part, args.steps],
-                              "driver_rss_mb": [part["driver_rss_mb"], whole["driver_rss_mb"]]}
-    print(f"driver peak RSS, {n_part} vs {args.steps} steps: {result['rss_vs_files']}")
-    shutil.rmtree(work / "rss_part", ignore_errors=True)
+    if not args.workers_only:
+        # memory against the number of files (serial: the command is the only process)
+        src = sources["synthetic"]
+        names = sorted(p.name for p in src.rglob("*.mli.*.nc"))
+        first_day = names[0][:len("E3SM-MMF.mli.0001-02-01")] + "-*"
+        part = _measure_command(src, work / "rss_part", 1, cs, include=[first_day])
+        whole = result["synthetic"]["netcdf_1w"]
+        n_part = sum(1 for n in names if n.startswith(first_day[:-1]))
+        result["rss_vs_files"] = {"steps": [n_part, args.steps],
+                                  "driver_rss_mb": [part["driver_rss_mb"],
+                                                    whole["driver_rss_mb"]]}
+        print(f"driver peak RSS, {n_part} vs {args.steps} steps: {result['rss_vs_files']}")
+        shutil.rmtree(work / "rss_part", ignore_errors=True)
     print(json.dumps(result))
 
 

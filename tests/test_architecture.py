@@ -45,6 +45,7 @@ LAZY_IMPORTS: dict[str, str] = {
     "tigramite": "slow import; only causal discovery (and its worker processes)",
     "distributed": "slow import; only the parallel causal discovery and the ClimSim "
                    "converter (dask cluster)",
+    "dask": "slow import, with distributed: the configuration of its local workers",
     "papermill": "slow import; only notebook execution",
     "ipykernel": "only the kernel manager of notebook execution",
     "jupyter_client": "only the kernel manager of notebook execution",

@@ -43,16 +43,20 @@ Execution (dask.distributed): the steps of each split are cut into chunks of
 pairs, writes a netCDF shard ``.chunks/<split>/chunk-NNNNN.nc`` and returns the
 chunk's moments (count, mean, sum of squared deviations, min, max per column),
 which the driver records in ``chunk-NNNNN.json``. Tasks run on a local cluster of
-processes (``workers``) or on any running scheduler (``scheduler``, workers that
-see the same file system); at most ``2 x workers`` chunks are in flight, so
-memory stays at a few chunks whatever the number of files. A chunk whose record
-and shard exist and match its plan is not redone: an interrupted conversion
-resumes with the missing chunks only. The split files are then assembled from
-the shards in order (one shard in memory at a time), the norm file is built by
-merging the training chunks' moments (Chan's update, in chunk order: one
-streaming pass, no re-read), and the shards are removed (``keep_chunks``).
-The result does not depend on the number of workers. Why netCDF shards rather
-than a zarr store: ``benchmarks/convert.py`` (figures in ``docs/architecture.md``).
+processes (``workers``; forked from the driver where
+:func:`pcm.data.cluster.can_fork` allows, so that no worker imports ``pcm`` again)
+or on any running scheduler (``scheduler``, workers that see the same file
+system); at most two tasks per worker are in flight, so memory stays at a few
+chunks whatever the number of files. A chunk whose record and shard exist and
+match its plan is not redone: an interrupted conversion resumes with the missing
+chunks only. While the tasks run, the driver writes each finished chunk into the
+open split files as soon as every earlier chunk of its split is written (one
+shard in memory at a time; the files are the same bytes whatever order the
+chunks finish in), and merges the training chunks' moments in that order (Chan's
+update: one streaming pass, no re-read) for the norm file; the shards are then
+removed (``keep_chunks``). The result does not depend on the number of workers.
+Why netCDF shards rather than a zarr store: ``benchmarks/convert.py`` measures
+both; the speed-up with workers it measures is in ``README.md``.
 """
 
 from __future__ import annotations
@@ -64,7 +68,9 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
@@ -477,51 +483,62 @@ def _read_shard(path: Path) -> np.ndarray:
         return np.asarray(nc.variables["vars"][...], dtype="f4")
 
 
-def _run_tasks(todo: list[tuple[dict, tuple]], finish, *, workers: int,
-               scheduler: str | None) -> dict[str, float]:
-    """Run ``_convert_chunk(*args)`` for each ``(chunk, args)``; ``finish(chunk, result)``.
+@contextmanager
+def _workers(n_tasks: int, *, workers: int, scheduler: str | None) -> Iterator[Any]:
+    """The dask client the tasks run on, or None: serial in this process.
 
-    Serial in this process for one worker and no scheduler; else dask.distributed
-    with at most ``2 x workers`` tasks in flight (memory bounded). Returns the
-    seconds of starting the cluster and of running the tasks.
+    Serial for one worker and no scheduler (or a single task); else a client of
+    ``scheduler`` or of a local cluster of ``workers`` processes, forked from this
+    one where :func:`pcm.data.cluster.can_fork` allows (so none imports ``pcm``
+    again); closed when the block ends. Enter it before opening any output file.
     """
-    t0 = time.perf_counter()
-    if not todo:
-        return {"cluster_start": 0.0, "tasks": 0.0}
-    if scheduler is None and (workers == 1 or len(todo) == 1):
-        for chunk, args in todo:
-            finish(chunk, _convert_chunk(*args))
-        return {"cluster_start": 0.0, "tasks": time.perf_counter() - t0}
-    from distributed import as_completed
-
-    client, cluster = dask_client(scheduler, min(workers, len(todo)))
-    client.wait_for_workers(1)
-    t1 = time.perf_counter()
+    if n_tasks == 0 or (scheduler is None and (workers == 1 or n_tasks == 1)):
+        yield None
+        return
+    client, cluster = dask_client(scheduler, min(workers, n_tasks), fork=True)
     try:
-        window = 2 * max(1, len(client.scheduler_info().get("workers", {})) or workers)
-        pending = iter(todo)
-        futures = {}
-        for chunk, args in pending:
-            futures[client.submit(_convert_chunk, *args, pure=False)] = chunk
-            if len(futures) >= window:
-                break
-        queue = as_completed(list(futures))
-        for future in queue:
-            chunk = futures.pop(future)
-            result = future.result()
-            future.release()
-            finish(chunk, result)
-            nxt = next(pending, None)
-            if nxt is not None:
-                new = client.submit(_convert_chunk, *nxt[1], pure=False)
-                futures[new] = nxt[0]
-                queue.add(new)
-        t2 = time.perf_counter()
+        client.wait_for_workers(1)
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return {"cluster_start": t1 - t0, "tasks": t2 - t1}
+
+
+def _run_tasks(todo: list[tuple[dict, tuple]], finish, client: Any) -> None:
+    """Run ``_convert_chunk(*args)`` for each ``(chunk, args)``; ``finish(chunk, result)``.
+
+    ``client`` None: serial in this process. Else on its workers, with at most two
+    tasks per worker thread in flight (memory bounded whatever the number of
+    chunks; one running and one queued on each worker, so none waits for the
+    driver between tasks); ``finish`` runs in this process as each task ends, in
+    the order they end.
+    """
+    if client is None:
+        for chunk, args in todo:
+            finish(chunk, _convert_chunk(*args))
+        return
+    from distributed import as_completed
+
+    threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+    window = 2 * max(1, threads)
+    pending = iter(todo)
+    futures = {}
+    for chunk, args in pending:
+        futures[client.submit(_convert_chunk, *args, pure=False)] = chunk
+        if len(futures) >= window:
+            break
+    queue = as_completed(list(futures))
+    for future in queue:
+        chunk = futures.pop(future)
+        result = future.result()
+        future.release()
+        nxt = next(pending, None)
+        if nxt is not None:  # before finish: the worker's queue stays full while we write
+            new = client.submit(_convert_chunk, *nxt[1], pure=False)
+            futures[new] = nxt[0]
+            queue.add(new)
+        finish(chunk, result)
 
 
 def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
@@ -617,11 +634,16 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         except (OSError, ValueError):
             return False
 
+    is_stored = [stored(c) for c in chunks]
+    done = [c for c, s in zip(chunks, is_stored, strict=True) if s]
     todo = [(c, ([(str(a), str(b)) for a, b in c["pairs"]], levels, n_col, str(c["shard"])))
-            for c in chunks if not stored(c)]
+            for c, s in zip(chunks, is_stored, strict=True) if not s]
+    provenance = {"source": "ClimSim low-res (E3SM-MMF; Yu et al. 2023; data CC-BY-4.0)",
+                  "converted_from": str(src), "grid_info": str(grid_path)}
+    files = _SplitFiles(chunks, steps, paths, catalogue, info, provenance, chunk_steps)
     bar = tqdm(total=len(chunks), desc="pcm data climsim", unit="chunk", disable=not progress)
-    bar.update(len(chunks) - len(todo))
-    computed = []
+    bar.update(len(done))
+    computed: set[tuple[str, int]] = set()
 
     def finish(chunk: dict, result: dict) -> None:
         if "error" in result:
@@ -629,18 +651,29 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         write_json({"version": _RECORD_VERSION, "key": chunk["key"], "split": chunk["split"],
                     "index": chunk["index"], "first_step": chunk["first"],
                     "steps": [a.name for a, _ in chunk["pairs"]], **result}, chunk["record"])
-        computed.append(f"{chunk['split']}/{chunk['index']}")
+        computed.add((chunk["split"], chunk["index"]))
+        files.finished(chunk)  # its rows into the split file, while the others run
         bar.update(1)
 
     t_plan = time.perf_counter() - t0
+    timings = {}
     try:
-        timings = _run_tasks(todo, finish, workers=workers, scheduler=scheduler)
+        t1 = time.perf_counter()
+        with _workers(len(todo), workers=workers, scheduler=scheduler) as client:
+            t2 = time.perf_counter()
+            with files:  # opened after the workers started (a forked one inherits nothing)
+                for chunk in done:
+                    files.finished(chunk)
+                _run_tasks(todo, finish, client)
+                t3 = time.perf_counter()
+            t4 = time.perf_counter()
+        timings = {"cluster_start": t2 - t1, "tasks": t3 - t2, "cluster_stop":
+                   time.perf_counter() - t4}
     finally:
         bar.close()
-    t_assemble = time.perf_counter()
-    provenance = {"source": "ClimSim low-res (E3SM-MMF; Yu et al. 2023; data CC-BY-4.0)",
-                  "converted_from": str(src), "grid_info": str(grid_path)}
-    moments = _assemble(chunks, steps, paths, catalogue, info, provenance, chunk_steps)
+    t_norm = time.perf_counter()
+    moments = files.moments
+    assert moments is not None  # the plan has at least one training chunk
     names = np.array(catalogue.expand_var_names(catalogue.all_variables), dtype=object)
     norm = norm_from_moments(names, catalogue, moments["count"], moments["mean"],
                              moments["m2"], moments["min"], moments["max"],
@@ -670,7 +703,8 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         "chunk_rows": int(chunk_steps) * n_col,
         "plan_key": plan_key,
         "chunks": len(chunks),
-        "chunks_computed": computed,
+        "chunks_computed": [f"{c['split']}/{c['index']}" for c in chunks  # plan order
+                            if (c["split"], c["index"]) in computed],
         "workers": "scheduler " + scheduler if scheduler else workers,
         "steps": [{"mli": str(mli.relative_to(src)), "split": split,
                    "time_days": _stamp_days(step_stamp(mli))}
@@ -678,7 +712,9 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         "seconds": round(time.perf_counter() - t0, 2),
         "seconds_by_phase": {"plan": round(t_plan, 2),
                              **{k: round(v, 2) for k, v in timings.items()},
-                             "assemble_and_norm": round(time.perf_counter() - t_assemble, 2)},
+                             "assemble_and_norm": round(t4 - t3 + time.perf_counter() - t_norm,
+                                                        2),
+                             "driver_writes": round(files.seconds, 2)},
     }
     manifest["steps"].sort(key=lambda s: s["time_days"])
     write_json(manifest, paths["manifest"])
@@ -719,29 +755,83 @@ def _up_to_date(paths: dict[str, Path], plan_key: str) -> bool:
         return False
 
 
-def _iter_split(chunks: list[dict], split: str) -> Iterator[tuple[dict, np.ndarray]]:
-    for chunk in chunks:
-        if chunk["split"] == split:
-            yield chunk, _read_shard(chunk["shard"])
+class _SplitFiles:
+    """The split files, open while the chunks run: each chunk's rows go in as it finishes.
 
+    A finished chunk is written as soon as every earlier chunk of its split is
+    written (the plan's order), so the files are the same bytes whatever order
+    the chunks finish in; a chunk that finishes early waits as its shard on disk,
+    not in memory. The training chunks' moments are merged in the same order
+    (Chan's update), so the norm file does not depend on it either. Use it as a
+    context manager: the files appear (atomically) when the block ends without
+    error and every chunk was written.
 
-def _assemble(chunks, steps, paths, catalogue, info, provenance, chunk_steps) -> dict:
-    """Write the split files from the shards (in order); the training moments, merged."""
-    n_col = info["n_col"]
-    moments = None
-    for split, pairs in steps.items():
-        times = [_stamp_days(step_stamp(mli)) for mli, _ in pairs]
-        with CbrainWriter(paths[split], catalogue, lat=info["lat"], lon=info["lon"],
-                          area=info["area"], time=times, time_units=TIME_UNITS,
-                          calendar="noleap", attrs={**provenance, "split": split,
-                                                    "pcm_chunk_rows": chunk_steps * n_col},
-                          chunk_rows=chunk_steps * n_col) as writer:
-            for chunk, rows in _iter_split(chunks, split):
-                for k in range(len(chunk["pairs"])):
-                    writer.write_step(chunk["first"] + k, rows[k * n_col:(k + 1) * n_col])
-                if split == "train":
-                    moments = _merge(moments, read_json(chunk["record"]))
-    return moments
+    Parameters
+    ----------
+    chunks : list of dict
+        The plan (:func:`plan_chunks`), each chunk with its ``shard`` and ``record``.
+    steps : dict
+        ``split -> [(mli, mlo), ...]``: the steps of each split.
+    paths : dict
+        ``split -> path`` of each split file.
+    catalogue : Catalogue
+        The columns.
+    info : dict
+        The grid (:func:`read_grid`).
+    attrs : dict
+        Global attributes of every split file (provenance).
+    chunk_steps : int
+        Steps per chunk: one HDF5 chunk of ``chunk_steps x ncol`` rows.
+    """
+
+    def __init__(self, chunks: list[dict], steps: dict[str, list], paths: dict[str, Path],
+                 catalogue: Catalogue, info: dict, attrs: dict, chunk_steps: int) -> None:
+        self._order = {split: [c for c in chunks if c["split"] == split] for split in steps}
+        self._next = dict.fromkeys(steps, 0)
+        self._finished: set[tuple[str, int]] = set()
+        self._n_col = int(info["n_col"])
+        rows = int(chunk_steps) * self._n_col
+        self._writers = {
+            split: CbrainWriter(paths[split], catalogue, lat=info["lat"], lon=info["lon"],
+                                area=info["area"],
+                                time=[_stamp_days(step_stamp(mli)) for mli, _ in pairs],
+                                time_units=TIME_UNITS, calendar="noleap",
+                                attrs={**attrs, "split": split, "pcm_chunk_rows": rows},
+                                chunk_rows=rows)
+            for split, pairs in steps.items()}
+        self._stack = ExitStack()
+        #: Moments of the training chunks written so far, merged in chunk order.
+        self.moments: dict | None = None
+        #: Seconds spent reading shards and writing rows.
+        self.seconds = 0.0
+
+    def __enter__(self) -> _SplitFiles:
+        with ExitStack() as stack:
+            for writer in self._writers.values():
+                stack.enter_context(writer)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+    def finished(self, chunk: dict) -> None:
+        """Chunk ``chunk`` has its shard and record: write it and every waiting successor."""
+        t0 = time.perf_counter()
+        split = chunk["split"]
+        order = self._order[split]
+        self._finished.add((split, chunk["index"]))
+        while self._next[split] < len(order) and (split, self._next[split]) in self._finished:
+            ready = order[self._next[split]]
+            rows = _read_shard(ready["shard"])
+            for k in range(len(ready["pairs"])):
+                self._writers[split].write_step(ready["first"] + k,
+                                                rows[k * self._n_col:(k + 1) * self._n_col])
+            if split == "train":
+                self.moments = _merge(self.moments, read_json(ready["record"]))
+            self._finished.discard((split, self._next[split]))
+            self._next[split] += 1
+        self.seconds += time.perf_counter() - t0
 
 
 def _find_grid(src: Path) -> Path:

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import logging
+import sys
 
-__all__ = ["dask_client"]
+__all__ = ["dask_client", "can_fork"]
 
 
-def dask_client(scheduler: str | None, n_workers: int):
+def can_fork() -> bool:
+    """Whether local workers may be forked from this process: Linux, and no TensorFlow loaded.
+
+    A forked child inherits only the forking thread; TensorFlow's thread pools (and
+    the locks they hold) do not survive it, so a process that has imported
+    TensorFlow spawns fresh interpreters instead.
+    """
+    return sys.platform.startswith("linux") and "tensorflow" not in sys.modules
+
+
+def dask_client(scheduler: str | None, n_workers: int, *, fork: bool = False):
     """A dask client: of ``scheduler`` (an address), or of a new local cluster of
     ``n_workers`` single-threaded processes.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        Address of a running scheduler (``tcp://host:8786``); None: a local cluster.
+    n_workers : int
+        Worker processes of the local cluster.
+    fork : bool
+        Fork the local workers from this process where :func:`can_fork` allows,
+        instead of spawning fresh interpreters (dask's default). A spawned worker
+        imports ``distributed`` and re-runs the main script (for the ``pcm``
+        command, all of :mod:`pcm.cli`: seconds of CPU per worker); a forked one
+        starts with what this process has imported. The caller must hold no file
+        open for writing when it asks for this (a child would inherit it).
 
     Returns
     -------
@@ -17,15 +42,20 @@ def dask_client(scheduler: str | None, n_workers: int):
         ``(client, cluster)``; ``cluster`` is None for an existing scheduler (the caller
         closes the client, and the cluster it made).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    method = dask.config.get("distributed.worker.multiprocessing-method")
+    if fork and can_fork():
+        method = "fork"
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     return Client(cluster), cluster

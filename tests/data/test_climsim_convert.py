@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pcm.cli import main
+from pcm.data import climsim
 from pcm.data.climsim import (
     CLIMSIM_SUBSET,
     convert_climsim,
@@ -43,6 +44,14 @@ def _digest(path) -> str:
 def _values(path) -> np.ndarray:
     with netCDF4.Dataset(path) as nc:
         return np.asarray(nc.variables["vars"][...])
+
+
+def _manifest_content(path) -> dict:
+    """The manifest less what depends on the run: timings and the number of workers."""
+    manifest = json.loads(path.read_text())
+    for key in ("seconds", "seconds_by_phase", "workers"):
+        manifest.pop(key)
+    return manifest
 
 
 def test_month_range_and_stride_select_by_file_name(tree):
@@ -86,6 +95,7 @@ def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
     np.testing.assert_array_equal(_values(serial["train"]), _values(parallel["train"]))
     manifest = json.loads(parallel["manifest"].read_text())
     assert manifest["workers"] == 2 and manifest["chunks"] == len(manifest["chunks_computed"])
+    assert _manifest_content(serial["manifest"]) == _manifest_content(parallel["manifest"])
     # the merged chunk moments are the statistics of the training file itself
     merged, direct = read_norm(serial["norm"]), compute_norm(serial["train"])
     for stat in ("mean", "std", "min", "max", "std_by_var"):
@@ -94,6 +104,22 @@ def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
     assert not list((tmp_path / "w1" / ".chunks").rglob("*.nc"))  # shards removed
     x, y = load_split(serial["train"], Normalization.from_file(serial["norm"], warn=False))
     assert x.shape == (manifest["splits"]["train"]["samples"], 3 * N_LEV + 4)
+
+
+@pytest.mark.slow
+def test_a_running_scheduler_gives_the_same_files(tree, tmp_path):
+    from distributed import LocalCluster
+
+    serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=3, progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        paths = convert_climsim(tree, tmp_path / "s", scheduler=cluster.scheduler_address,
+                                chunk_steps=3, progress=False)
+    for split in ("train", "valid", "test"):
+        assert _digest(paths[split]) == _digest(serial[split]), split
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["workers"] == f"scheduler {cluster.scheduler_address}"
+    assert _manifest_content(paths["manifest"]) == _manifest_content(serial["manifest"])
 
 
 def test_restart_recomputes_only_the_missing_chunk(tree, tmp_path):
@@ -112,6 +138,40 @@ def test_restart_recomputes_only_the_missing_chunk(tree, tmp_path):
     # nothing to do: the files are up to date
     convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
     assert json.loads(again["manifest"].read_text())["chunks_computed"] == ["train/2"]
+
+
+@pytest.mark.parametrize("order", ["reversed", "shuffled"])
+def test_chunks_finishing_out_of_order_give_the_same_files(tree, tmp_path, monkeypatch, order):
+    """The split files are written while the chunks run, each chunk as it finishes: the
+    files, the norm and the manifest do not depend on the order in which chunks finish."""
+    in_order = convert_climsim(tree, tmp_path / "in_order", workers=1, chunk_steps=2,
+                               progress=False)
+    run_in_order = climsim._run_tasks
+    finished = []
+
+    def out_of_order(todo, finish, client):
+        if order == "reversed":
+            permuted = todo[::-1]
+        else:
+            permuted = [todo[i] for i in np.random.default_rng(1).permutation(len(todo))]
+        assert [c["index"] for c, _ in permuted] != [c["index"] for c, _ in todo]
+
+        def record(chunk, result):
+            finished.append((chunk["split"], chunk["index"]))
+            finish(chunk, result)
+
+        run_in_order(permuted, record, client)
+
+    monkeypatch.setattr(climsim, "_run_tasks", out_of_order)
+    paths = convert_climsim(tree, tmp_path / "out_of_order", workers=1, chunk_steps=2,
+                            progress=False)
+    assert len(finished) == json.loads(paths["manifest"].read_text())["chunks"]
+    for split in ("train", "valid", "test"):
+        assert _digest(paths[split]) == _digest(in_order[split]), split
+    a, b = read_norm(paths["norm"]), read_norm(in_order["norm"])  # attrs name out/
+    for stat in ("mean", "std", "min", "max", "std_by_var"):
+        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+    assert _manifest_content(paths["manifest"]) == _manifest_content(in_order["manifest"])
 
 
 def test_interrupted_conversion_resumes_after_the_last_finished_chunk(tmp_path):
