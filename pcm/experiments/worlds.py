@@ -13,7 +13,9 @@ different data.
 Outputs in ``OUT``: ``worlds.nc`` and ``worlds.csv`` (dimension ``row``, one per
 world and method: ``world``, ``split``, ``method``; ranking AUC, oracle F1, selected F1
 of all and of strong drivers, precision, recall, the SHAP share on non-drivers, R² of
-PCMasking and of the unconstrained network and their gap, inputs kept, seconds) and
+PCMasking and of the unconstrained network and their gap, inputs kept, seconds, and why
+the ranking misses: strong drivers left unused, non-drivers and proxies ranked ahead,
+:func:`world_diagnosis`) and
 ``worlds.png`` (the distribution over worlds, :func:`pcm.analysis.world_figures.world_strips`).
 Per-point run directories are under ``OUT/points/world-W_METHOD``.
 
@@ -38,6 +40,7 @@ import xarray as xr
 from pcm.analysis.world_figures import world_strips
 from pcm.data.synthetic.worlds import MAX_WORLD, world_split
 from pcm.errors import ParameterError, PCMError
+from pcm.experiments.chapter import ranking_diagnosis
 from pcm.experiments.sweep import run_points
 from pcm.io import output_dir, read_json, write_netcdf
 from pcm.params.presets import PARAMETERS, validate
@@ -45,7 +48,8 @@ from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.run.rundir import RunDir, run_lock
 
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
-           "world_medians", "median_table", "choice_outcome", "COLUMNS"]
+           "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
+           "world_diagnosis"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -205,7 +209,8 @@ def run_worlds(*, worlds: Iterable[int | str], methods: Mapping[str, Mapping[str
     with run_lock(out):
         records = run_points(out, points, params, ids=ids, progress=progress)
         summaries = [_training(RunDir(out / "points" / i)) for i in ids]
-        table = worlds_table(records, summaries)
+        diagnoses = [world_diagnosis(RunDir(out / "points" / i)) for i in ids]
+        table = worlds_table(records, summaries, diagnoses)
         table.attrs.update(preset=preset, methods=json.dumps(methods, default=str),
                            overrides=json.dumps(list(overrides)))
         write_netcdf(table, out / "worlds.nc")
@@ -225,8 +230,36 @@ def _training(run: RunDir) -> dict[str, Any]:
         return {}
 
 
+#: Why a point's ranking misses (:func:`world_diagnosis`): name -> long name.
+DIAGNOSIS = {
+    "strong_unused": "share of the strong drivers that the pre-masking networks left unused "
+                     "(entry at or below the median non-driver entry)",
+    "ahead": "non-drivers ranked above the weakest used strong driver, per output with "
+             "strong drivers",
+    "proxy_ahead": "of those, proxies of the output's true drivers (R2 on them >= "
+                   "pcm.analysis.diagnosis.PROXY_CUT), per output with strong drivers",
+}
+
+
+def world_diagnosis(run: RunDir) -> dict[str, float]:
+    """Why a point's masking vectors miss, in three numbers (:data:`DIAGNOSIS`).
+
+    Sums of :func:`pcm.experiments.chapter.ranking_diagnosis` over the outputs with strong
+    drivers: unused strong drivers as a share of the strong drivers, and non-drivers
+    (and proxies among them) ranked ahead of a used strong driver, per output.
+    """
+    per_output, _ = ranking_diagnosis(run)
+    outputs = max(int(per_output.sizes["output"]), 1)
+    strong = float(per_output["n_strong"].sum())
+    return {"strong_unused": float(per_output["n_strong_unused"].sum()) / strong
+            if strong else math.nan,
+            "ahead": float(per_output["n_ahead"].sum()) / outputs,
+            "proxy_ahead": float(per_output["n_proxy_ahead"].sum()) / outputs}
+
+
 def worlds_table(records: Sequence[Mapping[str, Any]],
-                 training: Sequence[Mapping[str, Any]] | None = None) -> xr.Dataset:
+                 training: Sequence[Mapping[str, Any]] | None = None,
+                 diagnosis: Sequence[Mapping[str, float]] | None = None) -> xr.Dataset:
     """The tidy table: dimension ``row`` (one per world and method).
 
     Parameters
@@ -236,6 +269,8 @@ def worlds_table(records: Sequence[Mapping[str, Any]],
         ``method``.
     training : sequence of mapping, optional
         Each point's ``summary.json`` ``training`` entry (``converged_share`` per phase).
+    diagnosis : sequence of mapping, optional
+        Each point's :func:`world_diagnosis` (columns :data:`DIAGNOSIS`).
     """
     if not records:
         raise PCMError("no finished world to tabulate")
@@ -262,6 +297,10 @@ def worlds_table(records: Sequence[Mapping[str, Any]],
             if np.isfinite(share).any():
                 data[f"converged_{phase}"] = ("row", np.array(share), {
                     "long_name": f"share of the {phase} networks that converged", "units": "1"})
+    if diagnosis is not None:
+        for name, long_name in DIAGNOSIS.items():
+            data[name] = ("row", np.array([d.get(name, math.nan) for d in diagnosis],
+                                          dtype=float), {"long_name": long_name, "units": "1"})
     return xr.Dataset(data, coords=coords)
 
 

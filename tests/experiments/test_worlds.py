@@ -169,6 +169,9 @@ def test_run_worlds_writes_one_table_and_shares_premasking_per_world(tmp_path):
         assert column in table and table[column].attrs["units"] in ("1", "s")
     gap = table["r2_unconstrained"] - table["r2_pcmasking"]
     np.testing.assert_allclose(table["r2_gap"].values, gap.values)
+    # why each world misses, from each point's own masking vectors and drivers
+    assert ((table["strong_unused"] >= 0) & (table["strong_unused"] <= 1)).all()
+    assert (table["proxy_ahead"] <= table["ahead"]).all() and (table["ahead"] >= 0).all()
     # a looser ratio keeps more inputs, from the same masking vectors (one pre-masking stack
     # and one data set per world)
     assert (table["inputs_kept"].values[1::2] >= table["inputs_kept"].values[::2]).all()
@@ -200,3 +203,16 @@ def test_cli_worlds_errors_are_one_line(tmp_path, capsys):
         assert main(["worlds", *argv, "--out", str(tmp_path / "w")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("pcm: error:"), err
+
+
+def test_worlds_table_says_why_each_world_misses():
+    from pcm.experiments.worlds import DIAGNOSIS, worlds_table
+
+    records = [{"point": {"world": w, "method": "paper"}, "row": {"auc": 0.9}} for w in (2, 103)]
+    why = [{"strong_unused": 0.25, "ahead": 3.0, "proxy_ahead": 2.0},
+           {"strong_unused": 0.0, "ahead": 0.5, "proxy_ahead": 0.0}]
+    table = worlds_table(records, diagnosis=why)
+    for name in DIAGNOSIS:
+        assert table[name].attrs["units"] == "1" and table[name].attrs["long_name"]
+        np.testing.assert_array_equal(table[name].values, [w[name] for w in why])
+    assert "strong_unused" not in worlds_table(records)
