@@ -55,10 +55,13 @@ SHARED = ROOT.parent / "shared" / "climsim"
 
 
 def _vm_hwm_mb(pid: int | str = "self") -> float:
-    """Peak RSS of a process since it started (VmHWM; ru_maxrss survives exec)."""
+    """Peak RSS of a process since it started (VmHWM; ru_maxrss survives exec); 0 for
+    another process that has no VmHWM (a zombie)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
+    if pid != "self":
+        return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -73,7 +76,7 @@ def _watch_tree(peak: dict, stop: threading.Event, root: int | None = None) -> N
             kids = me.children(recursive=True)
             rss = [k.memory_info().rss for k in kids]
             if root is not None:
-                peak["root_hwm_mb"] = _vm_hwm_mb(root)
+                peak["root_hwm_mb"] = max(peak.get("root_hwm_mb", 0.0), _vm_hwm_mb(root))
         except (psutil.Error, OSError):
             continue
         if rss:

@@ -189,11 +189,16 @@ class CbrainWriter:
         Further global attributes (provenance).
     chunk_rows : int
         Rows per HDF5 chunk of ``vars``.
+    chunk_cache_chunks : int, optional
+        Size of the HDF5 chunk cache of ``vars``, in chunks (default: the netCDF
+        library's, 64 MB). Steps written in order need one; a process that keeps
+        several files open bounds its memory with it.
     """
 
     def __init__(self, path: str | os.PathLike, catalogue: Catalogue, *, lat, lon, area,
                  time, time_units: str, calendar: str | None = None,
-                 attrs: dict | None = None, chunk_rows: int = CHUNK_ROWS) -> None:
+                 attrs: dict | None = None, chunk_rows: int = CHUNK_ROWS,
+                 chunk_cache_chunks: int | None = None) -> None:
         self.path = Path(path)
         self.catalogue = catalogue
         self.lat, self.lon, self.area = (np.asarray(a, dtype="f8") for a in (lat, lon, area))
@@ -202,6 +207,7 @@ class CbrainWriter:
         self.calendar = calendar
         self.attrs = dict(attrs or {})
         self.chunk_rows = chunk_rows
+        self.chunk_cache_chunks = chunk_cache_chunks
         self.var_names = catalogue.expand_var_names(catalogue.all_variables)
         self._written = np.zeros(self.time.size, dtype=bool)
         self._stack = None
@@ -251,6 +257,10 @@ class CbrainWriter:
                                              n_cols))
         data.long_name = "stacked input and output variables"
         data.units = "per variable, see the global attribute units_by_variable"
+        if self.chunk_cache_chunks is not None:
+            rows = max(1, min(self.chunk_rows, n_time * n_col))
+            data.set_var_chunk_cache(size=int(self.chunk_cache_chunks) * rows * n_cols * 4,
+                                     nelems=max(1, int(self.chunk_cache_chunks)))
         self._nc = nc
         return self
 

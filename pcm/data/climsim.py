@@ -797,7 +797,7 @@ class _SplitFiles:
                                 time=[_stamp_days(step_stamp(mli)) for mli, _ in pairs],
                                 time_units=TIME_UNITS, calendar="noleap",
                                 attrs={**attrs, "split": split, "pcm_chunk_rows": rows},
-                                chunk_rows=rows)
+                                chunk_rows=rows, chunk_cache_chunks=2)
             for split, pairs in steps.items()}
         self._stack = ExitStack()
         #: Moments of the training chunks written so far, merged in chunk order.
