@@ -3,14 +3,15 @@
 For each source tree (the real sample in ``../shared/climsim`` when present, and a
 made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
 :func:`pcm.data.climsim_sample.write_climsim_tree`, written once under ``--work``;
-768 steps by default, 1.9 GB, where the fixed costs of a run are amortised):
+768 steps by default, 1.9 GB, so that the fixed costs of a run weigh less):
 
 * ``pcm data climsim`` (the command, run as users run it:
   :func:`pcm.data.climsim.convert_climsim`, netCDF shards written into the split
   files as they finish, norm from the chunk moments) with 1 worker (serial, in
   process) and with 2 workers (dask LocalCluster), ``--repeat`` times each,
-  alternating: wall seconds, the phases the command records in
-  ``conversion.json``, peak RSS of the command and of the largest worker;
+  alternating: wall seconds (the command, from its start), the seconds and phases
+  the conversion records in ``conversion.json``, peak RSS of the command and of
+  the largest worker;
 * the same chunk tasks writing into one zarr store per split through xarray
   (``to_zarr(region=...)``, chunks of ``chunk_steps x ncol`` rows, the rows a
   training read takes; zarr's default compressor and none), 2 workers;
@@ -123,8 +124,9 @@ def _measure_command(src: Path, out: Path, workers: int, chunk_steps: int,
     watcher.join()
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    phases = json.loads((out / "conversion.json").read_text())["seconds_by_phase"]
-    return {"seconds": round(seconds, 2), "phases": phases,
+    manifest = json.loads((out / "conversion.json").read_text())
+    return {"seconds": round(seconds, 2), "conversion_seconds": manifest["seconds"],
+            "phases": manifest["seconds_by_phase"],
             "driver_rss_mb": round(peak.get("root_hwm_mb", 0), 1),
             "worker_rss_mb": round(peak.get("worker", 0) / 2**20, 1),
             "all_processes_rss_mb": round(peak.get("tree", 0) / 2**20, 1)}
@@ -235,9 +237,12 @@ def _workers_1_vs_2(name: str, src: Path, work: Path, cs: int, repeat: int) -> d
             res[f"netcdf_{w}w_seconds_all"] = [r["seconds"] for r in runs[w]]
     one, two = res["netcdf_1w"], res["netcdf_2w"]
     res["ratio_1w_over_2w"] = round(one["seconds"] / two["seconds"], 2)
+    res["ratio_conversion_1w_over_2w"] = round(one["conversion_seconds"]
+                                               / two["conversion_seconds"], 2)
     res["ratio_tasks_1w_over_2w"] = round(one["phases"]["tasks"] / two["phases"]["tasks"], 2)
-    print(f"{name}: 1 worker / 2 workers: {res['ratio_1w_over_2w']} (wall), "
-          f"{res['ratio_tasks_1w_over_2w']} (tasks phase)")
+    print(f"{name}: 1 worker / 2 workers: {res['ratio_1w_over_2w']} (the command, wall), "
+          f"{res['ratio_conversion_1w_over_2w']} (convert_climsim), "
+          f"{res['ratio_tasks_1w_over_2w']} (its tasks phase)")
     return res
 
 
