@@ -120,6 +120,7 @@ def _train(x, y, xv, yv, epochs=3, **kwargs):
     return model, hist
 
 
+@pytest.mark.slow  # trains (make test-fast skips it)
 def test_streamed_training_equals_in_memory_training_with_one_window(files):
     train, valid, norm = files
     x, y = datasets.load_split(train, norm, dtype="float64")
@@ -133,6 +134,7 @@ def test_streamed_training_equals_in_memory_training_with_one_window(files):
     assert h_disk.attrs["n_train"] == len(x) and h_disk.attrs["n_val"] == len(xv)
 
 
+@pytest.mark.slow  # trains (make test-fast skips it)
 def test_streamed_training_resumes_to_the_uninterrupted_weights(files, tmp_path):
     train, valid, norm = files
     many = StreamLayout(block_rows=20, window_blocks=3)
@@ -207,6 +209,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # trains (make test-fast skips it)
 def test_mirrored_training_equals_single_device_training():
     """Two logical CPU devices under MirroredStrategy, float64 (in a subprocess: the
     logical device layout of this session's TensorFlow must not change)."""
