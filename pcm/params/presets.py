@@ -239,8 +239,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "shap_background": 64, "shap_samples": 64,
         "causal": True, "causal_columns": 16, "causal_quantiles": 5, "causal_epochs": 12,
     },
-    # What `make book` runs, sized so that the whole `make book` (install, pipeline, the
-    # experiments and online chapters, HTML) fits its 15 minutes on 2 cores, with the
+    # What `make book` runs, sized for its 15-minute budget on 2 cores (pipeline 7.8 min,
+    # `make book` 13.6 min with the venv in place, 16.8 min from a fresh clone: measured
+    # 2026-12-05), with the
     # causally-informed baseline side by side on EVERY column: an 8 x 4 grid (the
     # aquaplanet is zonally symmetric, so latitudes matter more than longitudes) of 600
     # half-hour steps, 420 of them for training (13,440 samples), and PC1 on the first 168
