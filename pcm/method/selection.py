@@ -144,23 +144,33 @@ def _basis(x: np.ndarray) -> np.ndarray:
     return np.stack([z, sq], axis=2).reshape(len(x), -1)
 
 
-def _drop_one_pvalues(basis: np.ndarray, y: np.ndarray, kept: list[int]) -> np.ndarray:
-    """p-value of the partial F-test of each kept input's two terms in the full model."""
-    cols = np.array([[2 * j, 2 * j + 1] for j in kept]).reshape(-1)
-    design = np.column_stack([np.ones(len(y)), basis[:, cols]])
-    gram = design.T @ design
-    gram_inv = np.linalg.pinv(gram)
-    beta = gram_inv @ (design.T @ y)
-    resid = y - design @ beta
-    # rank(X) == rank(X^T X): the small Gram matrix instead of an SVD of the design
-    dof = max(1, len(y) - np.linalg.matrix_rank(gram))
-    sigma2 = max(float(resid @ resid) / dof, 1e-300)
-    pvalues = np.empty(len(kept))
-    for k in range(len(kept)):
-        b = slice(1 + 2 * k, 3 + 2 * k)
-        increase = float(beta[b] @ np.linalg.pinv(gram_inv[b, b]) @ beta[b])
-        pvalues[k] = stats.f.sf(increase / 2.0 / sigma2, 2, dof)
-    return pvalues
+def _drop_one_pvalues(gram_full: np.ndarray, xty_full: np.ndarray, yty: float, n: int,
+                      kept: list[int]) -> np.ndarray:
+    """p-value of the partial F-test of each kept input's two terms in the full model.
+
+    The least-squares fit is solved on the Gram matrix of all candidate columns (intercept
+    first, then the two terms of each input), restricted to the intercept and the kept
+    inputs' terms: no pass over the samples per step. One eigendecomposition of the
+    restricted Gram matrix gives its pseudo-inverse and its rank (= the rank of the design).
+    """
+    cols = np.concatenate([[0], 1 + np.array([[2 * j, 2 * j + 1] for j in kept]).reshape(-1)])
+    gram = gram_full[np.ix_(cols, cols)]
+    xty = xty_full[cols]
+    w, v = np.linalg.eigh(gram)
+    tol = max(float(w.max()), 0.0) * len(cols) * np.finfo(float).eps
+    big = w > tol
+    gram_inv = (v[:, big] / w[big]) @ v[:, big].T
+    beta = gram_inv @ xty
+    dof = max(1, n - int(big.sum()))
+    # residual sum of squares of the projection: y'y - beta' X'y (no pass over the samples)
+    sigma2 = max((yty - float(beta @ xty)) / dof, 1e-300)
+    k = np.arange(len(kept))
+    first, second = 1 + 2 * k, 2 + 2 * k
+    blocks = np.stack([np.stack([gram_inv[first, first], gram_inv[first, second]], -1),
+                       np.stack([gram_inv[second, first], gram_inv[second, second]], -1)], -2)
+    b = np.stack([beta[first], beta[second]], -1)
+    increase = np.einsum("ki,kij,kj->k", b, np.linalg.pinv(blocks), b)
+    return stats.f.sf(increase / 2.0 / sigma2, 2, dof)
 
 
 def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
@@ -187,15 +197,17 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     if not 0 < float(alpha) < 1:
         raise ParameterError("screen_alpha", f"must lie in (0, 1), got {alpha}")
     masks = np.asarray(masks, dtype=bool)
-    basis = _basis(np.asarray(x, dtype=np.float64))
+    design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
+    gram_full = design.T @ design
     y = np.asarray(y, dtype=np.float64)
     out = masks.copy()
     pvalues = np.full(masks.shape, np.nan)
     for o in range(masks.shape[0]):
         kept = np.flatnonzero(masks[o]).tolist()
         target = y[:, o] - y[:, o].mean()
+        xty, yty = design.T @ target, float(target @ target)
         while kept:
-            p = _drop_one_pvalues(basis, target, kept)
+            p = _drop_one_pvalues(gram_full, xty, yty, len(target), kept)
             pvalues[o, kept] = p
             worst = int(np.argmax(p))
             if p[worst] <= alpha:
