@@ -11,7 +11,7 @@ Usage (docs/architecture.md, "Command line")::
         [--set key=value ...] [--out DIR] [--dry-run]
     pcm sweep --grid key=v1,v2 [--grid ...] --out DIR [--preset P] [--params F] [--set k=v]
     pcm worlds --worlds A-B [--method NAME[:k=v,...] ...] --out DIR [--preset P] [--set k=v]
-    pcm experiments --run RUN [--set name=value ...] [--book-dir DIR]
+    pcm experiments --run RUN [--set name=value ...] [--book-dir DIR] [--prepare]
     pcm online --run RUN [--seeds 0,1,2] [--days D] [--lat N --lon N] [--causal] [--book-dir DIR]
     pcm real-data --book-dir DIR [--climsim-run RUN] [--synthetic-run RUN]
     pcm exercises --out DIR
@@ -37,6 +37,7 @@ from pcm.data.climsim import CHUNK_STEPS, CLIMSIM_SUBSET, convert_climsim
 from pcm.data.datasets import write_synthetic_dataset
 from pcm.errors import ParameterError, PCMError
 from pcm.experiments.chapter import NOTEBOOK, run_notebook
+from pcm.experiments.chapter_sweeps import prepare
 from pcm.experiments.sweep import run_sweep
 from pcm.experiments.worlds import METHODS, run_worlds
 from pcm.io import output_dir
@@ -105,6 +106,10 @@ def _worlds(args: argparse.Namespace) -> None:
 
 
 def _experiments(args: argparse.Namespace) -> None:
+    if args.prepare:
+        prepare(args.run, dict(parse_override(o) for o in args.set), progress=args.progress)
+        print(f"experiments chapter: sweeps and worlds finished under {args.run}/experiments")
+        return
     parameters = {"run_dir": str(args.run), **dict(parse_override(o) for o in args.set)}
     dst = run_notebook(NOTEBOOK, args.run / "notebooks" / NOTEBOOK.name, parameters,
                        book_dir=args.book_dir)
@@ -255,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "values, e.g. lambdas=[1,0.1])")
     exp.add_argument("--book-dir", type=Path, default=None,
                      help="also copy the executed notebook here (make book: book/notebooks)")
+    exp.add_argument("--prepare", action="store_true",
+                     help="only run the chapter's sweeps and worlds, which need no finished "
+                     "run (make book runs this beside pcm run; the notebook then finds them "
+                     "finished)")
+    exp.add_argument("--progress", action="store_true", help="per-point progress lines "
+                     "(with --prepare)")
     exp.set_defaults(func=_experiments)
 
     onl = sub.add_parser("online", help="couple the networks to a prognostic single-column "

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "pcm.book.real_data"),
     ("pcm.run.pipeline", "pcm.run.dry_run"),
     ("pcm.experiments.sweep", "pcm.experiments.chapter", "pcm.experiments.worlds"),
+    ("pcm.experiments.chapter_sweeps",),
     ("pcm.online",),
     ("pcm.cli", "pcm.__main__"),
 )

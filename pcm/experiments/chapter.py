@@ -2,7 +2,8 @@
 
 Each function reads a finished run directory (``pcm run``), computes one experiment
 and returns a labelled :class:`xarray.Dataset` (written under ``RUN/experiments/``
-where it is costly); the λ and architecture sweeps are :func:`pcm.experiments.sweep.run_sweep`.
+where it is costly); the λ and architecture sweeps are :func:`pcm.experiments.sweep.run_sweep`, run
+ahead of the notebook by :mod:`pcm.experiments.chapter_sweeps`.
 The figures are in :mod:`pcm.analysis.figures`; the notebook
 ``notebooks/08_experiments.ipynb`` only calls these functions.
 

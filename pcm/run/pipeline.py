@@ -30,6 +30,7 @@ directory.
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import sys
@@ -63,18 +64,46 @@ from pcm.run.steps import (
     step_inputs,
 )
 
-__all__ = ["NotebookError", "run", "declared_parameters", "step_parameters",
+__all__ = ["NotebookError", "run", "declared_parameters", "notebook_defaults", "step_parameters",
            "execute_notebook", "run_real_data_chapter"]
 
 class NotebookError(PCMError):
     """A notebook of the pipeline failed; the message names notebook, cell and output."""
 
 
+def notebook_defaults(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The names a notebook's cell tagged ``parameters`` assigns, with their default values.
+
+    Each line of that cell is ``name = literal`` (a Python literal, possibly over several
+    lines). Parsed with :mod:`ast`, not :func:`papermill.inspect_notebook`, whose line
+    parser skips an assignment whose string holds ``:`` or ``=``.
+
+    Raises
+    ------
+    PCMError
+        The notebook has no parameters cell, or an assignment in it is not a literal.
+    """
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells
+             if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise PCMError(f"{Path(notebook).name}: no cell tagged 'parameters'")
+    defaults: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise PCMError(f"{Path(notebook).name}: parameters cell line {node.lineno} is not "
+                           "'name = value'")
+        try:
+            defaults[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise PCMError(f"{Path(notebook).name}: parameter {node.targets[0].id!r} (line "
+                           f"{node.lineno}) is not a Python literal") from None
+    return defaults
+
+
 def declared_parameters(notebook: str | os.PathLike) -> list[str]:
     """Names declared in a notebook's cell tagged ``parameters``."""
-    import papermill
-
-    return list(papermill.inspect_notebook(str(notebook)))
+    return list(notebook_defaults(notebook))
 
 
 def step_parameters(declared: Sequence[str], params: Mapping[str, Any], run_dir: str,
