@@ -4,9 +4,12 @@ Its λ sweep, architecture sweep and worlds section train their own small runs; 
 not read the run the chapter is executed on. :func:`chapter_runs` turns the notebook's
 parameters into the arguments of those three calls (the notebook itself calls them
 through it), and :func:`prepare` runs them ahead of the notebook (``pcm experiments
---prepare``): ``make book`` starts it beside ``pcm run``, and the notebook, executed
-after the run with the same parameters, finds every point finished (a sweep recomputes a
-point only when its parameters differ).
+--prepare``), for example beside ``pcm run`` on a machine with cores to spare or on
+another machine that shares the folder; the notebook, executed later with the same
+parameters, finds every point finished (a sweep recomputes a point only when its
+parameters differ). ``make book`` does not: on 2 cores, running them beside the
+pipeline slowed the pipeline from 469 s to 774 s even at the lowest CPU priority, and the
+whole ``make book`` from 816 s to 953 s (measured 2026-12-05).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def prepare(
 ) -> None:
     """Run the chapter's sweeps and worlds (:func:`chapter_runs`) before its notebook.
 
-    They do not read the run, so ``make book`` runs them beside ``pcm run``; the
+    They do not read the run, so they may run before or beside ``pcm run``; the
     notebook, executed later with the same parameters, finds every point finished
     (a sweep recomputes a point only when its parameters differ).
 
