@@ -39,17 +39,22 @@ install: $(STAMP)
 
 ## make book: install, run the pipeline on the embedded synthetic default, build the HTML book
 book: $(STAMP)
-	@start=$$(date +%s); set -e; \
-	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks; \
+	@start=$$(date +%s); set -e; mkdir -p $(RUN); \
+	echo "make book: the experiments chapter's sweeps, then the online chapter, run beside" \
+		"the pipeline at the lowest CPU priority (log: $(RUN)/beside.log)"; \
+	{ nice -n 19 $(BIN)/pcm experiments --run $(RUN) --prepare && \
+	  nice -n 19 $(BIN)/pcm online --run $(RUN) --seeds $(ONLINE_SEEDS) --lat 8 --lon 4 \
+		--book-dir book/notebooks; } > $(RUN)/beside.log 2>&1 & beside=$$!; \
+	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks || \
+		{ pkill -P $$beside || true; kill $$beside 2>/dev/null || true; exit 1; }; \
 	t=$$(date +%s); echo "make book: pipeline done in $$(( t - start )) s"; \
-	echo "make book: the online chapter runs beside the experiments chapter (log: $(RUN)/online.log)"; \
-	$(BIN)/pcm online --run $(RUN) --seeds $(ONLINE_SEEDS) --lat 8 --lon 4 \
-		--book-dir book/notebooks > $(RUN)/online.log 2>&1 & online=$$!; \
-	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks || { kill $$online; exit 1; }; \
+	wait $$beside || { cat $(RUN)/beside.log >&2; echo "make book: the sweeps or pcm online" \
+		"failed (their log above: $(RUN)/beside.log)" >&2; exit 1; }; \
+	cat $(RUN)/beside.log; \
+	echo "make book: sweeps and online chapter done $$(( $$(date +%s) - start )) s after the start"; \
+	t=$$(date +%s); \
+	$(BIN)/pcm experiments --run $(RUN) --book-dir book/notebooks; \
 	echo "make book: experiments chapter done in $$(( $$(date +%s) - t )) s"; \
-	wait $$online || { cat $(RUN)/online.log >&2; \
-		echo "make book: pcm online failed (its log above: $(RUN)/online.log)" >&2; exit 1; }; \
-	cat $(RUN)/online.log; echo "make book: both chapters done in $$(( $$(date +%s) - t )) s"; \
 	climsim_run=""; \
 	if [ -n "$(CLIMSIM)" ]; then \
 		$(BIN)/pcm data climsim --src "$(CLIMSIM)" --out "$(CLIMSIM_RUN)_data"; \

@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also copy the executed notebook here (make book: book/notebooks)")
     exp.add_argument("--prepare", action="store_true",
                      help="only run the chapter's sweeps and worlds, which need no finished "
-                     "run (before or beside pcm run; the notebook then finds them finished)")
+                     "run (make book runs this beside pcm run; the notebook then finds them "
+                     "finished)")
     exp.add_argument("--progress", action="store_true", help="per-point progress lines "
                      "(with --prepare)")
     exp.set_defaults(func=_experiments)

@@ -4,12 +4,11 @@ Its λ sweep, architecture sweep and worlds section train their own small runs; 
 not read the run the chapter is executed on. :func:`chapter_runs` turns the notebook's
 parameters into the arguments of those three calls (the notebook itself calls them
 through it), and :func:`prepare` runs them ahead of the notebook (``pcm experiments
---prepare``), for example beside ``pcm run`` on a machine with cores to spare or on
-another machine that shares the folder; the notebook, executed later with the same
-parameters, finds every point finished (a sweep recomputes a point only when its
-parameters differ). ``make book`` does not: on 2 cores, running them beside the
-pipeline slowed the pipeline from 469 s to 774 s even at the lowest CPU priority, and the
-whole ``make book`` from 816 s to 953 s (measured 2026-12-05).
+--prepare``): ``make book`` starts it beside ``pcm run`` at the lowest CPU priority, and
+the notebook, executed after the run with the same parameters, finds every point finished
+(a sweep recomputes a point only when its parameters differ). Measured on 2 cores the
+same day (2026-12-05): ``make book`` 953 s that way against 1033 s with the sweeps inside the
+notebook after the pipeline; at normal priority beside the pipeline, 1071 s.
 """
 
 from __future__ import annotations
