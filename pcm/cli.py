@@ -106,11 +106,12 @@ def _worlds(args: argparse.Namespace) -> None:
 
 
 def _experiments(args: argparse.Namespace) -> None:
+    given = dict(parse_override(o) for o in args.set)
     if args.prepare:
-        prepare(args.run, dict(parse_override(o) for o in args.set), progress=args.progress)
+        prepare(args.run, given, progress=args.progress)
         print(f"experiments chapter: sweeps and worlds finished under {args.run}/experiments")
         return
-    parameters = {"run_dir": str(args.run), **dict(parse_override(o) for o in args.set)}
+    parameters = {"run_dir": str(args.run), **given}
     dst = run_notebook(NOTEBOOK, args.run / "notebooks" / NOTEBOOK.name, parameters,
                        book_dir=args.book_dir)
     print(f"executed notebook: {dst}")

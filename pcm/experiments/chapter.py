@@ -57,7 +57,7 @@ from pcm.method.thresholds import (
     threshold_table,
 )
 from pcm.nn.trainer import train_stacked
-from pcm.run.pipeline import NotebookError, declared_parameters, execute_notebook, failure_message
+from pcm.run.pipeline import NotebookError, execute_notebook, failure_message, notebook_parameters
 from pcm.run.rundir import MODEL_KINDS, RunDir
 from pcm.run.steps import NOTEBOOK_DIR
 
@@ -441,11 +441,7 @@ def run_notebook(src: str | os.PathLike, dst: str | os.PathLike, parameters: dic
     NotebookError
         The notebook failed (names the cell; the partial output is kept).
     """
-    declared = declared_parameters(src)
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        raise ParameterError(unknown[0], f"not a parameter of {Path(src).name}; expected one "
-                             f"of {', '.join(declared)}")
+    notebook_parameters(src, parameters)
     run = RunDir(parameters.get("run_dir", "runs/tutorial"))
     if not run.artefact("summary.json").exists():
         raise DataError("not a finished run (no summary.json): run `pcm run` first",

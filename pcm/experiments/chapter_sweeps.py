@@ -18,11 +18,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pcm.errors import ParameterError
 from pcm.experiments.chapter import NOTEBOOK
 from pcm.experiments.sweep import run_sweep
 from pcm.experiments.worlds import run_worlds
-from pcm.run.pipeline import notebook_defaults
+from pcm.run.pipeline import notebook_parameters
 
 __all__ = ["chapter_runs", "prepare"]
 
@@ -96,13 +95,9 @@ def prepare(
     ParameterError
         A name that is not a parameter of the notebook.
     """
-    defaults = notebook_defaults(NOTEBOOK)
-    unknown = sorted(set(parameters or {}) - set(defaults))
-    if unknown:
-        raise ParameterError(
-            unknown[0], f"not a parameter of {NOTEBOOK.name}; expected one of {', '.join(defaults)}"
-        )
-    runs = chapter_runs({**defaults, **(parameters or {}), "run_dir": str(run_dir)})
+    runs = chapter_runs(
+        {**notebook_parameters(NOTEBOOK, parameters or {}), "run_dir": str(run_dir)}
+    )
     run_sweep(**runs["lambda"], progress=progress)
     run_sweep(**runs["architecture"], progress=progress)
     run_worlds(**runs["worlds"], progress=progress)

@@ -42,7 +42,7 @@ from typing import Any
 import nbformat
 
 from pcm.book.pages import CLIMSIM_TAG, clean_notebook, drop_cells, write_book
-from pcm.errors import PCMError
+from pcm.errors import ParameterError, PCMError
 from pcm.io import output_dir, write_json
 from pcm.params.presets import notebook_name
 from pcm.params.run_parameters import check_causal_feasibility, resolve_parameters, user_keys
@@ -64,7 +64,8 @@ from pcm.run.steps import (
     step_inputs,
 )
 
-__all__ = ["NotebookError", "run", "declared_parameters", "notebook_defaults", "step_parameters",
+__all__ = ["NotebookError", "run", "declared_parameters", "notebook_defaults",
+           "notebook_parameters", "step_parameters",
            "execute_notebook", "run_real_data_chapter"]
 
 class NotebookError(PCMError):
@@ -99,6 +100,23 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict[str, Any]:
             raise PCMError(f"{Path(notebook).name}: parameter {node.targets[0].id!r} (line "
                            f"{node.lineno}) is not a Python literal") from None
     return defaults
+
+
+def notebook_parameters(notebook: str | os.PathLike,
+                        given: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's parameter defaults (:func:`notebook_defaults`) updated with ``given``.
+
+    Raises
+    ------
+    ParameterError
+        A name of ``given`` that the notebook's parameters cell does not assign.
+    """
+    defaults = notebook_defaults(notebook)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ParameterError(unknown[0], f"not a parameter of {Path(notebook).name}; expected "
+                             f"one of {', '.join(defaults)}")
+    return {**defaults, **given}
 
 
 def declared_parameters(notebook: str | os.PathLike) -> list[str]:
