@@ -283,6 +283,11 @@ def _comparable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_done(run: RunDir, params: Mapping[str, Any]) -> bool:
+    """Whether the point finished with these parameters.
+
+    A parameter that ``pcm`` gained after the point finished, set to its default, is
+    ignored: the default keeps the earlier behaviour, so the point's results stand.
+    """
     path = run.artefact(POINT_FILE)
     if not path.exists():
         return False
@@ -290,7 +295,12 @@ def _is_done(run: RunDir, params: Mapping[str, Any]) -> bool:
         record = read_json(path)
     except (OSError, json.JSONDecodeError):
         return False
-    return record.get("params") == _comparable(params) and "row" in record
+    recorded, current = record.get("params"), _comparable(params)
+    if not isinstance(recorded, dict) or "row" not in record:
+        return False
+    added = [k for k in current if k not in recorded and k in PARAMETERS
+             and current[k] == _comparable({k: PARAMETERS[k].default})[k]]
+    return {k: v for k, v in current.items() if k not in added} == recorded
 
 
 def run_sweep(*, preset: str, grid: Mapping[str, Sequence[Any]] | Iterable[str],

@@ -29,8 +29,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import re
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +52,27 @@ from pcm.run.rundir import RunDir, run_lock
 
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
-           "world_diagnosis"]
+           "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
+           "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
 #: percentile), here with the preset's search epochs and a fine-tuned final network;
 #: ``relative``: keep inputs above ``selection_ratio`` of the output's largest entry;
-#: ``val_loss``: the search by validation loss (the default rule).
+#: ``val_loss``: the search by validation loss (the default rule); ``screen_all``: every
+#: input the pre-masking network uses at all (gradient x input above 0), then the
+#: conditional screen with an effect-size stop (an input stays only if dropping it loses
+#: at least 0.5 % of the output's variance). ``screen_all`` was chosen on development
+#: worlds 1-12 alone, from the masking vectors of finished runs (selection ratios 0-0.1,
+#: significance levels 1e-4 to 1e-15 and shares 0.001-0.02; docs/architecture.md,
+#: "Selections across worlds").
 METHODS: dict[str, dict[str, Any]] = {
     "paper": {"selection": "train_loss", "n_thresholds": 20, "threshold_percentile": 70.0},
     "relative": {"selection": "relative"},
     "val_loss": {"selection": "val_loss"},
+    "screen_all": {"ranking": "gradient_input", "selection": "relative",
+                   "selection_ratio": 0.0, "screen": "partial_correlation",
+                   "screen_min_share": 0.005},
 }
 
 #: The goal over held-out worlds (medians): ranking AUC, strong-driver F1, precision,
@@ -383,3 +396,108 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
             f"held-out worlds, evaluated only, `{best}` reaches {heldout[best]:.2f} (paper's "
             f"rule {heldout['paper']:.2f}); it is {holds} the best there. Defaults are chosen "
             "on development worlds only, at the evaluation's size below, not this page's.")
+
+
+
+def chosen_method(table: xr.Dataset, score: str = "median_strong_f1") -> str:
+    """The method with the best development-world median of ``score``."""
+    return str(world_medians(table, "development")[score].to_series().idxmax())
+
+
+def goal_outcome(table: xr.Dataset, method: str, split: str = "held-out") -> str:
+    """Which goal medians (:data:`GOAL`) ``method`` meets over the worlds of ``split``."""
+    med = world_medians(table, split).sel({"method": method})  # not sel(method=): a keyword
+    met, missed, absent = [], [], []
+    for score, (sense, target) in GOAL.items():
+        value = float(med[f"median_{score}"])
+        name = score.replace("_", " ")
+        if not math.isfinite(value):
+            absent.append(name)
+        elif value >= target if sense == ">=" else value <= target:
+            met.append(f"{name} {value:.3g} {sense} {target:g}")
+        else:
+            missed.append(f"{name} {value:.3g}, goal {sense} {target:g}")
+    text = f"Over the {int(med['worlds'])} {split} worlds, `{method}` "
+    if not missed and not absent:
+        return text + f"meets every goal median: {'; '.join(met)}."
+    text += f"meets the goal medians of {'; '.join(met)}" if met else "meets no goal median"
+    text += f"; it misses {'; '.join(missed)}" if missed else ""
+    return text + (f"; not measured: {', '.join(absent)}." if absent else ".")
+
+#: The evaluation shipped with the package: a ``pcm worlds`` table over development and
+#: held-out worlds, with the command that made it, the commit, the date and the machine
+#: as attributes (:func:`record_evaluation`). The book shows it beside the worlds it
+#: runs itself; the command re-creates it.
+RECORDED_EVALUATION = Path(__file__).with_name("recorded") / "worlds_evaluation.nc"
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=False, cwd=Path(__file__).parent)
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def record_evaluation(table: xr.Dataset, command: str, *, seconds: float,
+                      path: str | os.PathLike = RECORDED_EVALUATION) -> Path:
+    """Write a ``pcm worlds`` table with its provenance (the recorded evaluation).
+
+    Parameters
+    ----------
+    table : xr.Dataset
+        :func:`run_worlds`' table (``worlds.nc``).
+    command : str
+        The ``pcm worlds`` command that made it.
+    seconds : float
+        Its wall-clock time (summed over the runs that filled it: ``pcm worlds`` resumes).
+    path : path-like
+        Where to write (default :data:`RECORDED_EVALUATION`).
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in
+                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    attrs = {"command": command, "commit": _commit(),
+             "recorded": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+             "machine": f"{cpu}, {os.cpu_count()} cores", "seconds": float(seconds)}
+    return write_netcdf(table.assign_attrs(attrs), path)
+
+
+def recorded_evaluation(path: str | os.PathLike = RECORDED_EVALUATION) -> xr.Dataset:
+    """The recorded evaluation (:data:`RECORDED_EVALUATION`).
+
+    Raises
+    ------
+    PCMError
+        The file is missing or is not a recorded ``pcm worlds`` table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PCMError(f"{path}: no recorded evaluation (it ships with pcm; re-create it "
+                       "with the command in docs/architecture.md, 'Selections across worlds')")
+    table = xr.load_dataset(path)
+    missing = [k for k in ("command", "commit", "recorded") if k not in table.attrs]
+    if missing or "method" not in table:
+        raise PCMError(f"{path}: not a recorded pcm worlds table (missing "
+                       f"{', '.join(missing) or 'method'})")
+    return table
+
+
+def evaluation_provenance(table: xr.Dataset) -> str:
+    """One Markdown paragraph: how many worlds of each split, the command, commit and date."""
+    split = table["split"].values
+    worlds = {s: len(set(table["world"].values[split == s].tolist()))
+              for s in ("development", "held-out")}
+    minutes = float(table.attrs.get("seconds", math.nan)) / 60
+    methods = ", ".join(f"`{m}`" for m in dict.fromkeys(table["method"].values.tolist()))
+    return (f"Recorded {table.attrs['recorded']} at commit `{table.attrs['commit']}` on "
+            f"{table.attrs.get('machine', 'an unnamed machine')} in {minutes:.0f} min of wall "
+            f"time over the runs that filled it: {worlds['development']} development and "
+            f"{worlds['held-out']} held-out worlds, methods {methods}. The commands:\n\n"
+            f"```bash\n"
+            f"{table.attrs['command']}\n```")

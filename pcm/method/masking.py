@@ -525,7 +525,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     masks_ds.attrs = {"criterion": criterion, "ranking": config.ranking, "screen": config.screen,
                       "rule": rule + ("" if config.screen == "none" else
                                       f", then the {config.screen} screen at alpha "
-                                      f"{config.screen_alpha:g}")}
+                                      f"{config.screen_alpha:g}, minimum share "
+                                      f"{config.screen_min_share:g}")}
     write_netcdf(masks_ds, run.artefact("masks.nc"))
     run.record_seconds(threshold_search=seconds)
     return ds

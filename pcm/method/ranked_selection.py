@@ -180,4 +180,4 @@ def screen_masks(run: RunDir, config: SearchConfig,
     n = min(int(config.screen_samples), len(x))
     rows = np.sort(rng.choice(len(x), n, replace=False))
     return partial_f_screen(np.asarray(x[rows]), np.asarray(y[rows]), masks,
-                            config.screen_alpha)
+                            config.screen_alpha, config.screen_min_share)

@@ -16,9 +16,13 @@ Model-X knockoffs (Candes, Fan, Janson and Lv 2018)
 Conditional screen
     :func:`partial_f_screen`: for each output, backward elimination among the kept
     inputs; an input is dropped while its partial F-test (its linear and squared
-    terms, given those of the other kept inputs) is not significant at ``alpha``.
-    A proxy that is a noisy copy of a kept driver adds nothing given it and goes;
-    the test is blind to effects that only act through interactions.
+    terms, given those of the other kept inputs) is not significant at ``alpha``, or
+    (``min_share > 0``) while dropping it loses less than ``min_share`` of the output's
+    variance. A proxy that is a noisy copy of a kept driver adds nothing given it and
+    goes; the test is blind to effects that only act through interactions. The share is
+    an effect size: unlike a significance level it does not grow stricter with the
+    number of samples, where a misspecified (linear and squared) fit makes ever smaller
+    contributions of non-drivers significant.
 """
 
 from __future__ import annotations
@@ -144,9 +148,10 @@ def _basis(x: np.ndarray) -> np.ndarray:
     return np.stack([z, sq], axis=2).reshape(len(x), -1)
 
 
-def _drop_one_pvalues(gram_full: np.ndarray, xty_full: np.ndarray, yty: float, n: int,
-                      kept: list[int]) -> np.ndarray:
-    """p-value of the partial F-test of each kept input's two terms in the full model.
+def _drop_one_tests(gram_full: np.ndarray, xty_full: np.ndarray, yty: float, n: int,
+                    kept: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Partial F-test of each kept input's two terms in the full model: p-values and the
+    increase of the residual sum of squares when the input is dropped.
 
     The least-squares fit is solved on the Gram matrix of all candidate columns (intercept
     first, then the two terms of each input), restricted to the intercept and the kept
@@ -170,11 +175,12 @@ def _drop_one_pvalues(gram_full: np.ndarray, xty_full: np.ndarray, yty: float, n
                        np.stack([gram_inv[second, first], gram_inv[second, second]], -1)], -2)
     b = np.stack([beta[first], beta[second]], -1)
     increase = np.einsum("ki,kij,kj->k", b, np.linalg.pinv(blocks), b)
-    return stats.f.sf(increase / 2.0 / sigma2, 2, dof)
+    return stats.f.sf(increase / 2.0 / sigma2, 2, dof), increase
 
 
 def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
-                     alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+                     alpha: float = 0.01, min_share: float = 0.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Drop kept inputs that add nothing given the other kept inputs (backward elimination).
 
     Parameters
@@ -187,6 +193,12 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     alpha : float
         Significance level: while the least significant kept input has p > alpha, it
         is dropped and the test repeated on the rest.
+    min_share : float
+        Effect size: the least significant kept input is also dropped while dropping it
+        raises the residual sum of squares by less than this share of the output's
+        total sum of squares (0: the significance level alone). Every input has the
+        same two degrees of freedom, so the input whose loss costs least is also the
+        least significant: both rules walk the same elimination path.
 
     Returns
     -------
@@ -196,6 +208,8 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     """
     if not 0 < float(alpha) < 1:
         raise ParameterError("screen_alpha", f"must lie in (0, 1), got {alpha}")
+    if not 0 <= float(min_share) < 1:
+        raise ParameterError("screen_min_share", f"must lie in [0, 1), got {min_share}")
     masks = np.asarray(masks, dtype=bool)
     design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
     gram_full = design.T @ design
@@ -207,10 +221,12 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
         target = y[:, o] - y[:, o].mean()
         xty, yty = design.T @ target, float(target @ target)
         while kept:
-            p = _drop_one_pvalues(gram_full, xty, yty, len(target), kept)
+            p, increase = _drop_one_tests(gram_full, xty, yty, len(target), kept)
             pvalues[o, kept] = p
-            worst = int(np.argmax(p))
-            if p[worst] <= alpha:
+            # the least significant input: the one whose loss costs least (the same as the
+            # largest p, but not tied where the p-values of strong inputs underflow to 0)
+            worst = int(np.argmin(increase))
+            if p[worst] <= alpha and increase[worst] >= min_share * yty:
                 break
             out[o, kept.pop(worst)] = False
     return out, pvalues

@@ -193,6 +193,7 @@ class SearchConfig(TrainingStep):
     knockoff_plus: bool
     screen: str
     screen_alpha: float
+    screen_min_share: float
     screen_samples: int
 
 

@@ -188,6 +188,10 @@ PARAMETERS: dict[str, Parameter] = {
                         "not significant", choices=("none", "partial_correlation")),
     "screen_alpha": Parameter("float", 0.01, "screen: significance level of the partial "
                               "F-test", minimum=1e-12, maximum=0.5),
+    "screen_min_share": Parameter("float", 0.0, "screen: also drop a kept input while dropping "
+                                  "it loses less than this share of the output's variance "
+                                  "(an effect size; 0: the significance level alone)",
+                                  minimum=0.0, maximum=0.5),
     "screen_samples": Parameter("int", 20000, "screen: training samples used", minimum=10),
     # -- causally-informed comparison (PCMCI) -------------------------------
     "causal": Parameter("bool", True, "also train the causally-informed networks (PC1 of "

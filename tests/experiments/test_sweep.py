@@ -94,3 +94,19 @@ def test_points_differing_after_premasking_share_one_premasking_model(tmp_path):
         xr.load_dataset(loose / "masking_vectors.nc")["masking_vector"].values,
         xr.load_dataset(tight / "masking_vectors.nc")["masking_vector"].values)
     assert table["inputs_kept"].isel(point=0) > table["inputs_kept"].isel(point=1)
+
+
+def test_a_finished_point_stands_when_pcm_gains_a_parameter_at_its_default(tmp_path):
+    from pcm.experiments.sweep import POINT_FILE, _is_done
+    from pcm.io import write_json
+    from pcm.params.presets import preset
+    from pcm.run.rundir import RunDir
+
+    params = preset("ci")
+    run = RunDir(tmp_path / "point")
+    run.root.mkdir(parents=True)
+    older = {k: v for k, v in params.items() if k != "screen_min_share"}  # before it existed
+    write_json({"point": {}, "params": older, "row": {}}, run.artefact(POINT_FILE))
+    assert _is_done(run, params)  # the new parameter at its default changes nothing
+    assert not _is_done(run, {**params, "screen_min_share": 0.005})  # a new value does
+    assert not _is_done(run, {**params, "l1": 0.5})  # as does any recorded parameter

@@ -258,3 +258,66 @@ def test_worlds_table_says_why_each_world_misses():
         assert table[name].attrs["units"] == "1" and table[name].attrs["long_name"]
         np.testing.assert_array_equal(table[name].values, [w[name] for w in why])
     assert "strong_unused" not in worlds_table(records)
+
+
+def _goal_table():
+    from pcm.experiments.worlds import worlds_table
+
+    rows = {"paper": {"auc": 0.9, "strong_f1": 0.2, "precision": 0.1,
+                      "shap_nondriver_share_pcmasking": 0.6},
+            "screen_all": {"auc": 0.9, "strong_f1": 0.9, "precision": 0.95,
+                           "shap_nondriver_share_pcmasking": 0.03, "r2_pcmasking_mean": 0.75,
+                           "r2_unconstrained_mean": 0.7}}
+    records = [{"point": {"world": w, "method": m}, "row": dict(row)}
+               for w in (3, 104) for m, row in rows.items()]
+    return worlds_table(records)
+
+
+def test_goal_outcome_names_what_is_met_and_what_is_missed():
+    from pcm.experiments.worlds import chosen_method, goal_outcome
+
+    table = _goal_table()
+    assert chosen_method(table) == "screen_all"
+    text = goal_outcome(table, "screen_all")
+    assert text.startswith("Over the 1 held-out worlds, `screen_all` meets the goal medians of")
+    assert "strong f1 0.9 >= 0.85" in text and "r2 gap -0.05 <= 0.02" in text
+    assert text.endswith("; it misses auc 0.9, goal >= 0.95.")
+    paper = goal_outcome(table, "paper", "development")
+    assert paper.startswith("Over the 1 development worlds, `paper` meets no goal median; it "
+                            "misses auc 0.9")
+    assert paper.endswith("; not measured: r2 gap.")
+
+
+def test_recorded_evaluation_round_trip_and_one_line_errors(tmp_path):
+    from pcm.errors import PCMError
+    from pcm.experiments.worlds import (
+        evaluation_provenance,
+        record_evaluation,
+        recorded_evaluation,
+    )
+
+    path = record_evaluation(_goal_table(), "pcm worlds --worlds 3,104", seconds=600.0,
+                             path=tmp_path / "recorded.nc")
+    table = recorded_evaluation(path)
+    assert table.attrs["command"] == "pcm worlds --worlds 3,104" and table.attrs["commit"]
+    text = evaluation_provenance(table)
+    assert "in 10 min of wall time over the runs that filled it: 1 development and 1" in text
+    assert "methods `paper`, `screen_all`" in text and "pcm worlds --worlds 3,104" in text
+    with pytest.raises(PCMError, match="no recorded evaluation"):
+        recorded_evaluation(tmp_path / "absent.nc")
+    _goal_table().to_netcdf(tmp_path / "bare.nc")
+    with pytest.raises(PCMError, match="not a recorded pcm worlds table"):
+        recorded_evaluation(tmp_path / "bare.nc")
+
+
+def test_the_shipped_evaluation_chose_screen_all_on_development_worlds_alone():
+    from pcm.experiments.worlds import METHODS, chosen_method, recorded_evaluation
+
+    table = recorded_evaluation()
+    split = table["split"].values
+    assert len(set(table["world"].values[split == "held-out"].tolist())) >= 20
+    assert len(set(table["world"].values[split == "development"].tolist())) >= 10
+    methods = set(table["method"].values.tolist())
+    assert {"paper", "screen_all"} <= methods and "screen_all" in METHODS
+    assert chosen_method(table) == "screen_all"  # the name METHODS documents as chosen
+    assert all(f"--method {m}" in table.attrs["command"] for m in methods)

@@ -49,6 +49,20 @@ def test_screen_keeps_the_copy_when_the_driver_is_not_kept():
     assert masks[0].tolist() == [False, True, True, False]  # the proxy stands in
 
 
+def test_screen_min_share_drops_a_significant_but_negligible_driver():
+    x, y = _copy_problem(extra=1)
+    y = y + 0.05 * x[:, 3:4]  # x4: a real driver worth 0.3 % of the variance
+    everything = np.ones((1, 4), dtype=bool)
+    kept, p = partial_f_screen(x, y, everything, alpha=0.01)
+    assert kept[0].tolist() == [True, True, False, True] and p[0, 3] < 1e-6  # significant
+    kept, _ = partial_f_screen(x, y, everything, alpha=0.01, min_share=0.001)
+    assert kept[0].tolist() == [True, True, False, True]
+    kept, _ = partial_f_screen(x, y, everything, alpha=0.01, min_share=0.01)
+    assert kept[0].tolist() == [True, True, False, False]  # the copy and x4 go, not x1, x2
+    with pytest.raises(ParameterError, match="screen_min_share"):
+        partial_f_screen(x, y, everything, min_share=1.0)
+
+
 def test_knockoff_threshold_reference_example():
     w = np.array([5.0, 4.0, 3.0, -1.0, 0.5, -0.5])
     assert knockoff_threshold(w, 0.34) == 3.0
