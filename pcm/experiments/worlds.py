@@ -395,7 +395,7 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
             f"({development[best]:.2f}; the paper's rule {development['paper']:.2f}). On the "
             f"held-out worlds, evaluated only, `{best}` reaches {heldout[best]:.2f} (paper's "
             f"rule {heldout['paper']:.2f}); it is {holds} the best there. Defaults are chosen "
-            "on development worlds only, at the evaluation's size below, not this page's.")
+            "on development worlds only.")
 
 
 
