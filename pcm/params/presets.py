@@ -243,9 +243,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "shap_background": 64, "shap_samples": 64,
         "causal": True, "causal_columns": 16, "causal_quantiles": 5, "causal_epochs": 12,
     },
-    # What `make book` runs, sized for its 15-minute budget on 2 cores (pipeline 7.8 min,
-    # `make book` 13.6 min with the venv in place, 16.8 min from a fresh clone: measured
-    # 2026-12-05), with the
+    # What `make book` runs, sized for its 15-minute budget on 2 cores (on 2026-12-05 the
+    # pipeline took 7.8 to 12.9 min and `make book` 13.6 to 15.9 min with the venv in place
+    # on the earlier machines, 3.5 and 5.0 min on an AVX-512 one; see README), with the
     # causally-informed baseline side by side on EVERY column: an 8 x 4 grid (the
     # aquaplanet is zonally symmetric, so latitudes matter more than longitudes) of 600
     # half-hour steps, 420 of them for training (13,440 samples), and PC1 on the first 168
