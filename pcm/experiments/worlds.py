@@ -60,17 +60,18 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
 #: percentile), here with the preset's search epochs and a fine-tuned final network;
 #: ``relative``: keep inputs above ``selection_ratio`` of the output's largest entry;
 #: ``val_loss``: the search by validation loss (the default rule); ``screen_all``: every
-#: input the pre-masking network uses at all (gradient x input above 0), then the
-#: conditional screen with an effect-size stop (an input stays only if dropping it loses
-#: at least 0.5 % of the output's variance). ``screen_all`` was chosen on development
-#: worlds 1-12 alone, from the masking vectors of finished runs (selection ratios 0-0.1,
-#: significance levels 1e-4 to 1e-15 and shares 0.001-0.02; docs/architecture.md,
-#: "Selections across worlds").
+#: input that varies, ranked by the order in which the conditional screen eliminates
+#: them (``ranking: screen``), selected by the screen with an effect-size stop (an input
+#: stays only if dropping it loses at least 0.5 % of the output's variance). The selection
+#: of ``screen_all`` was chosen on development worlds 1-12 alone, from the masking vectors
+#: of finished runs (selection ratios 0-0.1, significance levels 1e-4 to 1e-15 and shares
+#: 0.001-0.02), and its ranking on the same worlds (docs/architecture.md, "Selections
+#: across worlds").
 METHODS: dict[str, dict[str, Any]] = {
     "paper": {"selection": "train_loss", "n_thresholds": 20, "threshold_percentile": 70.0},
     "relative": {"selection": "relative"},
     "val_loss": {"selection": "val_loss"},
-    "screen_all": {"ranking": "gradient_input", "selection": "relative",
+    "screen_all": {"ranking": "screen", "selection": "relative",
                    "selection_ratio": 0.0, "screen": "partial_correlation",
                    "screen_min_share": 0.005},
 }

@@ -8,7 +8,9 @@ and :func:`pcm.method.masking.compute_masking_vectors`:
   ``integrated_gradients``: of ``models/premask.keras`` on validation samples;
   ``adaptive_l1``: a second pre-masking stage continuing from the pre-masking
   weights with adaptive penalty weights; ``stability``: ``stability_runs`` fresh
-  pre-masking networks per output with random penalty weights, ONE stack);
+  pre-masking networks per output with random penalty weights, ONE stack;
+  ``screen``: no network, the order in which the conditional screen eliminates the
+  inputs of every output, :func:`pcm.method.selection.elimination_ranking`);
 * :func:`knockoff_masks` -- ``selection: knockoff``: a pre-masking stack on the inputs
   and their Gaussian knockoffs, the statistic ``W = v - v~`` and the knockoff(+) cut;
 * :func:`screen_masks` -- ``screen: partial_correlation`` on the training samples.
@@ -36,6 +38,7 @@ from pcm.method.ranking import (
     weighted_start,
 )
 from pcm.method.selection import (
+    elimination_ranking,
     fit_gaussian_knockoffs,
     knockoff_select,
     partial_f_screen,
@@ -110,6 +113,9 @@ def ranking_vectors(run: RunDir, config: SearchConfig, *, progress: bool = False
     if config.ranking not in RANKINGS:
         raise ParameterError("ranking", f"expected one of {', '.join(RANKINGS)}, "
                              f"got {config.ranking!r}")
+    if config.ranking == "screen":  # no network: the screen's elimination order
+        x, y = _screen_sample(run, config)
+        return elimination_ranking(x, y, np.tile(x.std(axis=0) > 0, (y.shape[1], 1)))
     premask = run.load_model("premask")
     order = _ordered(run, premask)
     if config.ranking == "row_norm":
@@ -172,12 +178,17 @@ def knockoff_masks(run: RunDir, config: SearchConfig, *,
     return masks, w, cuts
 
 
-def screen_masks(run: RunDir, config: SearchConfig,
-                 masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``screen: partial_correlation`` on ``screen_samples`` training samples (seeded)."""
+def _screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``screen_samples`` training samples (seeded): what the screen and its ranking read."""
     x, y = run.arrays("train", max_samples=config.max_samples)
     rng = np.random.default_rng([int(config.seed), 5])
     n = min(int(config.screen_samples), len(x))
     rows = np.sort(rng.choice(len(x), n, replace=False))
-    return partial_f_screen(np.asarray(x[rows]), np.asarray(y[rows]), masks,
-                            config.screen_alpha, config.screen_min_share)
+    return np.asarray(x[rows]), np.asarray(y[rows])
+
+
+def screen_masks(run: RunDir, config: SearchConfig,
+                 masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``screen: partial_correlation`` on ``screen_samples`` training samples (seeded)."""
+    x, y = _screen_sample(run, config)
+    return partial_f_screen(x, y, masks, config.screen_alpha, config.screen_min_share)

@@ -42,7 +42,8 @@ __all__ = ["RANKINGS", "gradient_input", "integrated_gradients", "ig_alphas",
            "selection_frequency"]
 
 #: Values of the run parameter ``ranking``.
-RANKINGS = ("row_norm", "gradient_input", "integrated_gradients", "adaptive_l1", "stability")
+RANKINGS = ("row_norm", "gradient_input", "integrated_gradients", "adaptive_l1", "stability",
+            "screen")
 
 
 def gradient_input(gradients: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from pcm.errors import ParameterError
 
 __all__ = ["SELECTIONS", "SCREENS", "GaussianKnockoffs", "knockoff_diagonal",
            "fit_gaussian_knockoffs", "sample_knockoffs", "knockoff_threshold",
-           "knockoff_select", "partial_f_screen"]
+           "knockoff_select", "partial_f_screen", "elimination_ranking"]
 
 #: Values of the run parameter ``selection`` added here (the rest: :mod:`pcm.method.masking`).
 SELECTIONS = ("stability", "knockoff")
@@ -230,3 +230,41 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
                 break
             out[o, kept.pop(worst)] = False
     return out, pvalues
+
+
+def elimination_ranking(x: np.ndarray, y: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Rank inputs by the order in which backward elimination drops them (last out first).
+
+    The path of :func:`partial_f_screen`, walked to its end: at each step the input whose
+    loss raises the residual sum of squares least goes. An input's score is its step
+    divided by the number of candidates, so the last input left scores 1 and the first
+    to go ``1 / candidates``; inputs that are not candidates score 0.
+
+    Parameters
+    ----------
+    x : array ``(samples, inputs)``
+    y : array ``(samples, outputs)``
+    candidates : array of bool ``(outputs, inputs)``
+        The inputs that enter each output's elimination.
+
+    Returns
+    -------
+    array ``(outputs, inputs)``
+        Scores in [0, 1]; a larger score ranks higher.
+    """
+    candidates = np.asarray(candidates, dtype=bool)
+    design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
+    gram_full = design.T @ design
+    y = np.asarray(y, dtype=np.float64)
+    scores = np.zeros(candidates.shape)
+    for o in range(candidates.shape[0]):
+        kept = np.flatnonzero(candidates[o]).tolist()
+        total = len(kept)
+        target = y[:, o] - y[:, o].mean()
+        xty, yty = design.T @ target, float(target @ target)
+        step = 0
+        while kept:
+            _, increase = _drop_one_tests(gram_full, xty, yty, len(target), kept)
+            step += 1
+            scores[o, kept.pop(int(np.argmin(increase)))] = step / total
+    return scores

@@ -158,10 +158,11 @@ PARAMETERS: dict[str, Parameter] = {
                                  "largest entry", minimum=0.0, maximum=1.0),
     "ranking": Parameter("str", "row_norm", "what ranks the inputs (the masking vector): L2 "
                          "norm of the input-kernel row, |gradient x input| or |integrated "
-                         "gradients| of the pre-masking network, reweighted (adaptive) L1, or "
-                         "the selection frequency of stability selection",
+                         "gradients| of the pre-masking network, reweighted (adaptive) L1, "
+                         "the selection frequency of stability selection, or the order in "
+                         "which the conditional screen eliminates the inputs (screen)",
                          choices=("row_norm", "gradient_input", "integrated_gradients",
-                                  "adaptive_l1", "stability")),
+                                  "adaptive_l1", "stability", "screen")),
     "ranking_samples": Parameter("int", 2048, "gradient rankings: validation samples "
                                  "averaged", minimum=1),
     "ranking_steps": Parameter("int", 16, "integrated gradients: steps of the path from the "

@@ -60,15 +60,19 @@ def _ranks(vectors: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("ranking", ["row_norm", "gradient_input", "integrated_gradients",
-                                     "adaptive_l1"])
+                                     "adaptive_l1", "screen"])
 def test_rankings_put_the_drivers_first(copy_run, ranking):
     run, common = copy_run
     config = SearchConfig.from_parameters({"ranking": ranking, "ranking_samples": 500,
-                                           "ranking_steps": 8, "batch_size": 100})
+                                           "ranking_steps": 8, "batch_size": 100,
+                                           "screen_samples": 2000})
     vectors = compute_masking_vectors(run, config)
     assert vectors.attrs["ranking"] == ranking
     ranks = _ranks(vectors.values)
     assert np.all(ranks[:, :2] <= 2)  # both drivers among the top three
+    if ranking == "screen":  # the drivers are the last out; given them the copy adds
+        # nothing and leaves among the noise inputs
+        assert np.all(ranks[:, :2] <= 1) and np.median(ranks[:, 2]) > 3
     if ranking == "adaptive_l1":  # reweighting pushes the proxy far below the driver
         v, first = vectors.values, run.load_model("premask").masking_vectors()
         ratio, first_ratio = np.median(v[:, 2] / v[:, 0]), np.median(first[:, 2] / first[:, 0])

@@ -15,6 +15,7 @@ from pcm.method.ranking import (
     weighted_start,
 )
 from pcm.method.selection import (
+    elimination_ranking,
     fit_gaussian_knockoffs,
     knockoff_diagonal,
     knockoff_select,
@@ -61,6 +62,18 @@ def test_screen_min_share_drops_a_significant_but_negligible_driver():
     assert kept[0].tolist() == [True, True, False, False]  # the copy and x4 go, not x1, x2
     with pytest.raises(ParameterError, match="screen_min_share"):
         partial_f_screen(x, y, everything, min_share=1.0)
+
+
+def test_elimination_ranking_puts_the_drivers_first_and_the_copy_after_them():
+    x, y = _copy_problem(extra=3)  # x1, x2 drivers; x3 a copy of x1; x4-x6 noise
+    candidates = np.array([[True, True, True, True, True, False]])
+    scores = elimination_ranking(x, y, candidates)
+    assert scores[0, 5] == 0  # not a candidate
+    assert sorted(scores[0, :5]) == [0.2, 0.4, 0.6, 0.8, 1.0]  # step / candidates
+    assert set(np.argsort(-scores[0])[:2]) == {0, 1}  # the drivers outlast the copy
+    # the path is the screen's: the screen stops where its kept inputs are the top ones
+    kept, _ = partial_f_screen(x, y, candidates, alpha=0.01)
+    assert kept[0].tolist() == (scores[0] >= 0.8).tolist()
 
 
 def test_knockoff_threshold_reference_example():
