@@ -399,7 +399,6 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
             "on development worlds only.")
 
 
-
 def chosen_method(table: xr.Dataset, score: str = "median_strong_f1") -> str:
     """The method with the best development-world median of ``score``."""
     return str(world_medians(table, "development")[score].to_series().idxmax())
@@ -424,6 +423,7 @@ def goal_outcome(table: xr.Dataset, method: str, split: str = "held-out") -> str
     text += f"meets the goal medians of {'; '.join(met)}" if met else "meets no goal median"
     text += f"; it misses {'; '.join(missed)}" if missed else ""
     return text + (f"; not measured: {', '.join(absent)}." if absent else ".")
+
 
 #: The evaluation shipped with the package: a ``pcm worlds`` table over development and
 #: held-out worlds, with the command that made it, the commit, the date and the machine
