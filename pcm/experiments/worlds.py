@@ -53,7 +53,8 @@ from pcm.run.rundir import RunDir, run_lock
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
-           "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome"]
+           "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
+           "world_rows"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -318,6 +319,15 @@ def worlds_table(records: Sequence[Mapping[str, Any]],
     return xr.Dataset(data, coords=coords)
 
 
+def world_rows(table: xr.Dataset, split: str, method: str | None = None) -> xr.Dataset:
+    """The rows of the worlds of ``split`` (``development`` or ``held-out``), of one
+    ``method`` or of all."""
+    keep = table["split"] == split
+    if method is not None:
+        keep = keep & (table["method"] == method)
+    return table.where(keep, drop=True)
+
+
 def world_medians(table: xr.Dataset, split: str = "held-out") -> xr.Dataset:
     """Per method: median and worst world of every goal score over the worlds of ``split``.
 
@@ -329,12 +339,12 @@ def world_medians(table: xr.Dataset, split: str = "held-out") -> xr.Dataset:
         dimension ``method``; ``worlds`` (how many), ``meets_goal`` (every median on the
         right side of :data:`GOAL`).
     """
-    sub = table.where(table["split"] == split, drop=True)
+    sub = world_rows(table, split)
     if sub.sizes.get("row", 0) == 0:
         raise PCMError(f"no {split} world in the table")
     methods = list(dict.fromkeys(sub["method"].values.tolist()))
     out: dict[str, tuple] = {}
-    rows = {m: sub.where(sub["method"] == m, drop=True) for m in methods}
+    rows = {m: world_rows(sub, split, m) for m in methods}
     out["worlds"] = ("method", np.array([rows[m].sizes["row"] for m in methods]),
                      {"long_name": f"{split} worlds", "units": "1"})
     meets = np.ones(len(methods), dtype=bool)

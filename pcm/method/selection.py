@@ -27,6 +27,7 @@ Conditional screen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,6 +179,34 @@ def _drop_one_tests(gram_full: np.ndarray, xty_full: np.ndarray, yty: float, n: 
     return stats.f.sf(increase / 2.0 / sigma2, 2, dof), increase
 
 
+def _eliminations(x: np.ndarray, y: np.ndarray, candidates: np.ndarray
+                  ) -> Iterator[tuple[int, float, Iterator[tuple[list[int], np.ndarray,
+                                                                np.ndarray, int]]]]:
+    """Backward elimination of every output's candidate inputs, one step at a time.
+
+    Yields ``(output, total sum of squares, steps)``; each step is ``(kept, p, increase,
+    worst)``: the inputs still in, their partial F-test p-values and residual-sum-of-squares
+    increases, and the position in ``kept`` of the input whose loss costs least (the same
+    as the largest p, but not tied where the p-values of strong inputs underflow to 0). That
+    input leaves when the next step is asked for; a caller stops the walk by not asking.
+    """
+    design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
+    gram_full = design.T @ design
+    y = np.asarray(y, dtype=np.float64)
+
+    def steps(xty: np.ndarray, yty: float, n: int, kept: list[int]):
+        while kept:
+            p, increase = _drop_one_tests(gram_full, xty, yty, n, kept)
+            worst = int(np.argmin(increase))
+            yield kept, p, increase, worst
+            kept.pop(worst)
+
+    for o in range(candidates.shape[0]):
+        target = y[:, o] - y[:, o].mean()
+        xty, yty = design.T @ target, float(target @ target)
+        yield o, yty, steps(xty, yty, len(target), np.flatnonzero(candidates[o]).tolist())
+
+
 def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
                      alpha: float = 0.01, min_share: float = 0.0
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -211,24 +240,14 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     if not 0 <= float(min_share) < 1:
         raise ParameterError("screen_min_share", f"must lie in [0, 1), got {min_share}")
     masks = np.asarray(masks, dtype=bool)
-    design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
-    gram_full = design.T @ design
-    y = np.asarray(y, dtype=np.float64)
     out = masks.copy()
     pvalues = np.full(masks.shape, np.nan)
-    for o in range(masks.shape[0]):
-        kept = np.flatnonzero(masks[o]).tolist()
-        target = y[:, o] - y[:, o].mean()
-        xty, yty = design.T @ target, float(target @ target)
-        while kept:
-            p, increase = _drop_one_tests(gram_full, xty, yty, len(target), kept)
+    for o, yty, steps in _eliminations(x, y, masks):
+        for kept, p, increase, worst in steps:
             pvalues[o, kept] = p
-            # the least significant input: the one whose loss costs least (the same as the
-            # largest p, but not tied where the p-values of strong inputs underflow to 0)
-            worst = int(np.argmin(increase))
             if p[worst] <= alpha and increase[worst] >= min_share * yty:
                 break
-            out[o, kept.pop(worst)] = False
+            out[o, kept[worst]] = False
     return out, pvalues
 
 
@@ -253,18 +272,9 @@ def elimination_ranking(x: np.ndarray, y: np.ndarray, candidates: np.ndarray) ->
         Scores in [0, 1]; a larger score ranks higher.
     """
     candidates = np.asarray(candidates, dtype=bool)
-    design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
-    gram_full = design.T @ design
-    y = np.asarray(y, dtype=np.float64)
     scores = np.zeros(candidates.shape)
-    for o in range(candidates.shape[0]):
-        kept = np.flatnonzero(candidates[o]).tolist()
-        total = len(kept)
-        target = y[:, o] - y[:, o].mean()
-        xty, yty = design.T @ target, float(target @ target)
-        step = 0
-        while kept:
-            _, increase = _drop_one_tests(gram_full, xty, yty, len(target), kept)
-            step += 1
-            scores[o, kept.pop(int(np.argmin(increase)))] = step / total
+    for o, _, steps in _eliminations(x, y, candidates):
+        total = int(candidates[o].sum())
+        for step, (kept, _, _, worst) in enumerate(steps, start=1):
+            scores[o, kept[worst]] = step / total
     return scores
