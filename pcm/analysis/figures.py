@@ -355,7 +355,8 @@ def driver_score_bars(tables: dict[str, xr.Dataset], *, by: str = "overall") -> 
 
 
 def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float | None = None,
-                        drivers: xr.DataArray | None = None) -> Figure:
+                        drivers: xr.DataArray | None = None, kept: xr.DataArray | None = None,
+                        ylabel: str = "L2 norm of the input-layer row (1)") -> Figure:
     """Masking vector of one output over the 94 inputs, with the threshold line.
 
     Parameters
@@ -369,6 +370,11 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
         are kept by the mask.
     drivers : xr.DataArray, optional
         True drivers ``(output, input)``; marked on the plot.
+    kept : xr.DataArray, optional
+        The mask ``(output, input)``; its kept inputs are filled (where a screen
+        follows the threshold, they are not simply the inputs above the line).
+    ylabel : str
+        What the vector holds (another ranking than the row norm).
     """
     vec = vectors.sel(output=output)
     inputs = [str(s) for s in vec["input"].values]
@@ -381,8 +387,11 @@ def masking_vector_plot(vectors: xr.DataArray, output: str, *, threshold: float 
     if drivers is not None:
         truth = drivers.sel(output=output, input=inputs).values.astype(bool)
         ax.plot(x[truth], vec.values[truth], "o", mfc="none", color="k", label="true driver")
+    if kept is not None:
+        keep = kept.sel(output=output, input=inputs).values.astype(bool)
+        ax.plot(x[keep], vec.values[keep], "o", color="C2", markersize=4, label="kept by the mask")
     _label_axis(ax, inputs, "x")
-    ax.set_ylabel("L2 norm of the input-layer row (1)")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"Masking vector of {output}")
     fig.legend(loc="outside lower center", ncols=3)
     return fig

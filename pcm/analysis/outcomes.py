@@ -17,9 +17,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pcm.analysis.scoring import driver_scores, mean_scores
+
 __all__ = ["StatementError", "require", "training_outcome", "threshold_outcome",
            "skill_outcome", "driver_outcome", "r2_by_variable", "sweep_outcome", "shift_outcome",
-           "LOSS_MARGIN"]
+           "selection_comparison", "LOSS_MARGIN", "SELECTION_LABELS"]
+
+#: How the book names the masks of each model kind that selects inputs.
+SELECTION_LABELS = {"pcmasking": "this run's selection", "paper_rule": "the paper's rule",
+                    "causal": "causally-informed (PCMCI)"}
 
 #: R² differences smaller than this are "about the same" in the generated sentences.
 LOSS_MARGIN = 0.01
@@ -109,6 +115,35 @@ def threshold_outcome(thresholds: xr.Dataset, masks: xr.DataArray,
                      f"the smallest for {smallest}.")
     else:
         lines.append(f"- `{selection}`: no loss was searched (one candidate per output).")
+    screen = thresholds.attrs.get("screen", "none")
+    if screen != "none" and "n_inputs_kept" in thresholds:
+        chosen = thresholds["chosen_index"].values
+        above = thresholds["n_inputs_kept"].values[np.arange(len(chosen)), chosen]
+        lines.append(f"- Then the `{screen}` screen: of a median of {int(np.nanmedian(above))} "
+                     f"inputs above the threshold it kept {int(np.median(kept))}; the mask "
+                     "is the screen's choice, not the inputs above the line.")
+    return "\n".join(lines) + "\n"
+
+
+def selection_comparison(masks: Mapping[str, xr.DataArray], drivers: xr.DataArray | None,
+                         strength: xr.DataArray | None = None) -> str:
+    """Masks of several selections side by side: inputs kept per output and, where the
+    true drivers are known, mean precision, recall and F1 (strong drivers too where
+    ``strength`` is given; :func:`pcm.analysis.scoring.driver_scores`)."""
+    head = "| selection | inputs kept per output (median) |"
+    if drivers is not None:
+        head += " precision | recall | F1 |" + (" strong-driver F1 |" if strength is not None
+                                                 else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for kind, mask in masks.items():
+        row = (f"| {SELECTION_LABELS.get(kind, kind)} (`{kind}`) | "
+               f"{int(mask.sum('input').median())} of {mask.sizes['input']} |")
+        if drivers is not None:
+            means = mean_scores(driver_scores(mask, drivers, strength))
+            row += "".join(f" {_f(means[k])} |" for k in ("precision", "recall", "f1"))
+            if strength is not None:
+                row += f" {_f(means.get('strong', {}).get('f1'))} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -168,12 +203,14 @@ def driver_outcome(summary: Mapping[str, Any]) -> str:
         if model in share and share[model] is not None:
             text += f"{_f(100 * share[model], '.0f')} % of its mean |SHAP| on non-drivers."
         lines.append(text.rstrip("; ") + ("" if text.endswith(".") else "."))
-    if "pcmasking" in share and "unconstrained" in share:
-        ours, theirs = share["pcmasking"], share["unconstrained"]
-        verdict = ("less" if ours < theirs - LOSS_MARGIN else
-                   "more" if ours > theirs + LOSS_MARGIN else "about as much")
-        lines.append(f"- PCMasking puts {verdict} of its SHAP mass on non-drivers than the "
-                     f"unconstrained network ({_f(ours)} against {_f(theirs)}).")
+    for kind, name in (("pcmasking", "PCMasking"), ("paper_rule", "PCMasking with the paper's "
+                                                                  "rule")):
+        if kind in share and "unconstrained" in share:
+            ours, theirs = share[kind], share["unconstrained"]
+            verdict = ("less" if ours < theirs - LOSS_MARGIN else
+                       "more" if ours > theirs + LOSS_MARGIN else "about as much")
+            lines.append(f"- {name} puts {verdict} of its SHAP mass on non-drivers than the "
+                         f"unconstrained network ({_f(ours)} against {_f(theirs)}).")
     return "\n".join(lines) + "\n"
 
 

@@ -48,7 +48,7 @@ from pcm.data.cbrain_write import write_cbrain
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 from pcm.method.evaluate import r2_on_split
-from pcm.method.masking import premask_index, proxy_losses
+from pcm.method.masking import l1_masking_vectors, loss_search, premask_index, proxy_losses
 from pcm.method.ranked_selection import premask_train_config
 from pcm.method.thresholds import (
     choose_thresholds,
@@ -123,8 +123,10 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
     Parameters
     ----------
     run : RunDir or path-like
-        A finished run with ground truth (synthetic data): ``masking_vectors.nc``,
-        ``thresholds.nc`` and ``models/premask.keras``.
+        A finished run with ground truth (synthetic data), ``models/premask.keras`` and
+        a threshold search on its L1 masking vectors (``thresholds.nc``, or
+        ``paper_rule_thresholds.nc`` where the run ranks by another ranking:
+        :func:`pcm.method.masking.loss_search`).
     percentiles : tuple of float
         Fixed rules: keep the inputs above this percentile of each masking vector.
     tolerances : tuple of float
@@ -133,7 +135,7 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         Relative rules: keep the inputs above this share of each output's largest entry
         (:func:`pcm.method.thresholds.relative_thresholds`).
     n_thresholds, threshold_percentile : optional
-        Candidate grid (default: the run's, from ``thresholds.nc``).
+        Candidate grid (default: that of the search).
 
     Returns
     -------
@@ -144,9 +146,8 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
     run = RunDir.of(run)
     drivers = _true_drivers(run, "threshold strategies")
     strength = run.driver_strength()
-    vectors = run.masking_vectors()
-    with xr.open_dataset(run.artefact("thresholds.nc")) as ds:
-        searched = ds.load()
+    vectors = l1_masking_vectors(run)
+    searched = loss_search(run)
     n_thr = int(n_thresholds or searched.attrs["n_thresholds"])
     pct = float(threshold_percentile if threshold_percentile is not None
                 else searched.attrs["percentile"])
@@ -185,7 +186,8 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
 
 
 def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
-    """Masking-vector entries of drivers, non-drivers and untrained networks.
+    """L1 masking-vector entries of drivers, non-drivers and untrained networks
+    (:func:`pcm.method.masking.l1_masking_vectors`: the row norms, whatever the run ranks by).
 
     The untrained reference is a pre-masking model of the run's architecture and
     seed before any training: what its masking vectors look like with no signal.
@@ -201,7 +203,7 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
 
     run = RunDir.of(run)
     drivers = _true_drivers(run, "sparsity validation")
-    vectors = run.masking_vectors()
+    vectors = l1_masking_vectors(run)
     premask = run.load_model("premask")
     fresh = StackedMLP(premask.n_networks, premask.hidden_units,
                        n_inputs=run.catalogue.n_inputs, input_layer=True,
@@ -223,14 +225,18 @@ def sparsity_validation(run: RunDir | str | os.PathLike) -> xr.Dataset:
 
 
 def ranking_diagnosis(run: RunDir | str | os.PathLike, *, samples: int = 50_000,
-                      proxy_cut: float = PROXY_CUT) -> tuple[xr.Dataset, xr.Dataset]:
-    """Why the run's masking vectors miss: :func:`pcm.analysis.diagnosis.ranking_failures`.
+                      proxy_cut: float = PROXY_CUT, l1: bool = False
+                      ) -> tuple[xr.Dataset, xr.Dataset]:
+    """Why the run's ranking misses: :func:`pcm.analysis.diagnosis.ranking_failures`.
 
     Parameters
     ----------
     run : RunDir or path-like
         A run with ground truth and driver strength (synthetic data) and
         ``masking_vectors.nc``.
+    l1 : bool
+        Diagnose the L1 masking vectors of the pre-masking networks
+        (:func:`pcm.method.masking.l1_masking_vectors`) instead of the run's ranking.
     samples : int
         Training samples that the input correlations are computed from.
     proxy_cut : float
@@ -252,7 +258,8 @@ def ranking_diagnosis(run: RunDir | str | os.PathLike, *, samples: int = 50_000,
                         path=run.data_path("drivers"))
     x, _ = run.arrays("train", max_samples=samples, warn=False)
     correlation = input_correlation(x, run.catalogue.input_labels())
-    per_output = ranking_failures(run.masking_vectors(), drivers, strength, correlation,
+    vectors = l1_masking_vectors(run) if l1 else run.masking_vectors()
+    per_output = ranking_failures(vectors, drivers, strength, correlation,
                                   proxy_cut=proxy_cut)
     counts = per_output[["n_strong", "n_strong_unused", "n_unused_stand_in", "n_ahead",
                          "n_proxy_ahead"]]

@@ -46,7 +46,7 @@ from pcm.errors import ParameterError, PCMError
 from pcm.experiments.chapter import ranking_diagnosis
 from pcm.experiments.sweep import run_points
 from pcm.io import output_dir, read_json, write_netcdf
-from pcm.params.presets import PARAMETERS, validate
+from pcm.params.presets import PAPER_RULE, PARAMETERS, SCREEN_ALL, preset, validate
 from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.run.rundir import RunDir, run_lock
 
@@ -54,7 +54,7 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
            "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
-           "world_rows"]
+           "world_rows", "default_outcome"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -69,12 +69,10 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
 #: 0.001-0.02), and its ranking on the same worlds (docs/architecture.md, "Selections
 #: across worlds").
 METHODS: dict[str, dict[str, Any]] = {
-    "paper": {"selection": "train_loss", "n_thresholds": 20, "threshold_percentile": 70.0},
+    "paper": dict(PAPER_RULE),
     "relative": {"selection": "relative"},
     "val_loss": {"selection": "val_loss"},
-    "screen_all": {"ranking": "screen", "selection": "relative",
-                   "selection_ratio": 0.0, "screen": "partial_correlation",
-                   "screen_min_share": 0.005},
+    "screen_all": dict(SCREEN_ALL),
 }
 
 #: The goal over held-out worlds (medians): ranking AUC, strong-driver F1, precision,
@@ -407,6 +405,25 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
             f"held-out worlds, evaluated only, `{best}` reaches {heldout[best]:.2f} (paper's "
             f"rule {heldout['paper']:.2f}); it is {holds} the best there. Defaults are chosen "
             "on development worlds only.")
+
+
+def default_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
+    """Whether the ``tutorial`` preset selects with the chosen method (:func:`chosen_method`),
+    and whether that is what the issue's rule allows: the method best on the development
+    worlds becomes the default only if it is also best on the held-out worlds."""
+    best = chosen_method(table, score)
+    holds = str(world_medians(table, "held-out")[score].to_series().idxmax()) == best
+    tutorial = preset("tutorial")
+    default = best in METHODS and all(tutorial.get(k) == v for k, v in METHODS[best].items())
+    beside = " with the paper's rule beside it (`paper_rule: true`)" if tutorial.get(
+        "paper_rule") else ""
+    if default:
+        return (f"The `tutorial` preset selects with `{best}`{beside}" +
+                (": it won on the development worlds and held on the held-out ones." if holds
+                 else ", although it is not the best on the held-out worlds."))
+    return (f"The `tutorial` preset does not select with `{best}`" +
+            (", although it won on the development worlds and held on the held-out ones."
+             if holds else ": it is not the best on the held-out worlds."))
 
 
 def chosen_method(table: xr.Dataset, score: str = "median_strong_f1") -> str:

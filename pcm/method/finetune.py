@@ -23,15 +23,24 @@ from pcm.params.config import FinetuneConfig
 from pcm.run.phase import train_phase
 from pcm.run.rundir import RunDir
 
-__all__ = ["run_finetune"]
+__all__ = ["run_finetune", "finetune_phase"]
 
 
-def run_finetune(run: RunDir, config: FinetuneConfig, *, progress: bool = True) -> xr.Dataset:
+def finetune_phase(kind: str = "pcmasking") -> str:
+    """Phase name of the fine-tuning of a model kind (history, checkpoints, seconds):
+    ``finetune`` for the run's own masks, ``paper_rule_finetune`` beside them."""
+    return "finetune" if kind == "pcmasking" else f"{kind}_finetune"
+
+
+def run_finetune(run: RunDir, config: FinetuneConfig, *, kind: str = "pcmasking",
+                 progress: bool = True) -> xr.Dataset:
     """Fine-tune masked networks that start from the pre-masking weights.
 
     Reads ``models/premask.keras`` and ``masks.nc``; writes ``models/pcmasking.keras``,
     ``history_finetune.nc`` and ``seconds.json["finetune"]``. ``config.seed`` only
-    drives the shuffling (the weights come from the pre-masking model).
+    drives the shuffling (the weights come from the pre-masking model). With
+    ``kind="paper_rule"``: the paper's rule's masks (``paper_rule_masks.nc``) to
+    ``models/paper_rule.keras``, ``history_paper_rule_finetune.nc``.
 
     Parameters
     ----------
@@ -39,6 +48,8 @@ def run_finetune(run: RunDir, config: FinetuneConfig, *, progress: bool = True) 
         Run directory after the threshold search.
     config : FinetuneConfig
         Epochs and optimisation.
+    kind : {"pcmasking", "paper_rule"}
+        Whose masks (:data:`pcm.run.rundir.MASK_FILES`).
     progress : bool
         Per-epoch lines on stderr.
 
@@ -48,14 +59,14 @@ def run_finetune(run: RunDir, config: FinetuneConfig, *, progress: bool = True) 
         The training history.
     """
     t0 = time.perf_counter()
-    if config.search_final:
+    if config.search_final and kind == "pcmasking":
         return _adopt_search_networks(run, t0)
     premask = run.load_model("premask")
-    masks = run.mask("pcmasking").values
+    masks = run.mask(kind).values
     model = with_dtype(premask.to_masking(masks), config.compute_dtype)
     train = config.train_config(hidden_units=model.hidden_units, epochs=config.finetune_epochs)
-    return train_phase(run, "finetune", "pcmasking", model, train, l1=0.0, progress=progress,
-                       t0=t0)
+    return train_phase(run, finetune_phase(kind), kind, model, train, l1=0.0,
+                       progress=progress, t0=t0)
 
 
 def _adopt_search_networks(run: RunDir, t0: float) -> xr.Dataset:

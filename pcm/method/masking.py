@@ -89,7 +89,7 @@ from pcm.nn.engine import evaluate_stacked
 from pcm.nn.saving import save_stacked, with_dtype
 from pcm.nn.trainer import checkpoint_fingerprint, train_stacked
 from pcm.params.config import SearchConfig
-from pcm.run.rundir import RunDir
+from pcm.run.rundir import MASK_FILES, RunDir
 from pcm.variables import SPCAM, Catalogue
 
 __all__ = [
@@ -99,6 +99,10 @@ __all__ = [
     "proxy_losses",
     "premask_index",
     "search_thresholds",
+    "search_paper_rule",
+    "search_files",
+    "l1_masking_vectors",
+    "loss_search",
 ]
 
 #: Threshold criteria of :func:`search_thresholds`.
@@ -112,6 +116,19 @@ SEARCH_HISTORY = "history.nc"
 
 #: Model kind / history of the chosen search networks (``search_final``).
 SEARCH_FINAL = "search_final"
+
+
+def search_files(kind: str = "pcmasking") -> tuple[str, str, str]:
+    """``(thresholds file, masks file, phase)`` of the threshold search of a model kind:
+    ``thresholds.nc``, ``masks.nc``, ``threshold_search`` for the run's own selection,
+    ``paper_rule_thresholds.nc``, ``paper_rule_masks.nc``, ``paper_rule_search`` for the
+    paper's rule beside it. The phase names the checkpoints and ``seconds.json``'s key."""
+    if kind == "pcmasking":
+        return "thresholds.nc", MASK_FILES[kind][0], "threshold_search"
+    if kind not in MASK_FILES or kind == "causal":
+        raise ParameterError("kind", f"no threshold search for model kind {kind!r}; expected "
+                             "pcmasking or paper_rule")
+    return f"{kind}_thresholds.nc", MASK_FILES[kind][0], f"{kind}_search"
 
 
 def _vector_array(values: np.ndarray, outputs: list[str], inputs: list[str],
@@ -304,7 +321,46 @@ def _save_search_final(run: RunDir, stacks: dict, chunks: list[np.ndarray],
     write_netcdf(hist, run.artefact(f"history_{SEARCH_FINAL}.nc"))
 
 
-def search_thresholds(run: RunDir, config: SearchConfig, *,
+def l1_masking_vectors(run: RunDir) -> xr.DataArray:
+    """The L2 row norms of the pre-masking networks' input layer (the paper's masking
+    vectors), whatever ranking the run selects with: ``masking_vectors.nc`` where it holds
+    them, else computed from ``models/premask.keras`` (nothing is written)."""
+    if run.artefact("masking_vectors.nc").exists():
+        vectors = run.masking_vectors()
+        if vectors.attrs.get("ranking", "row_norm") == "row_norm":
+            return vectors
+    return masking_vectors_from_model(run.load_model("premask"), run.catalogue)
+
+
+def loss_search(run: RunDir) -> xr.Dataset:
+    """The run's threshold search on the L1 masking vectors (:func:`l1_masking_vectors`):
+    ``thresholds.nc`` where the run ranks by ``row_norm``, else the paper's rule beside it
+    (``paper_rule_thresholds.nc``)."""
+    for kind in ("pcmasking", "paper_rule"):
+        path = run.artefact(search_files(kind)[0])
+        if path.exists():
+            with xr.open_dataset(path) as ds:
+                if ds.attrs.get("ranking", "row_norm") == "row_norm":
+                    return ds.load()
+    raise DataError("no threshold search on the L1 masking vectors: the run ranks inputs by "
+                    "another ranking and ran without paper_rule: true",
+                    path=run.artefact("thresholds.nc"))
+
+
+def search_paper_rule(run: RunDir, config: SearchConfig, *,
+                      progress: bool = True) -> xr.Dataset:
+    """The paper's rule beside the run's own selection (parameter ``paper_rule``).
+
+    :func:`search_thresholds` with :meth:`~pcm.params.config.SearchConfig.paper_rule_config`
+    on the same pre-masking networks, written to ``paper_rule_thresholds.nc`` and
+    ``paper_rule_masks.nc``; the run's own ``masking_vectors.nc``, ``thresholds.nc``
+    and ``masks.nc`` are left as they are.
+    """
+    return search_thresholds(run, config.paper_rule_config(), kind="paper_rule",
+                             progress=progress)
+
+
+def search_thresholds(run: RunDir, config: SearchConfig, *, kind: str = "pcmasking",
                       progress: bool = True) -> xr.Dataset:
     """Pick a threshold per output and write ``thresholds.nc`` and ``masks.nc``.
 
@@ -322,6 +378,10 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
         depend on it); ``selection_tolerance`` > 0 picks the largest threshold whose
         loss is within that relative tolerance of the lowest (parsimony rule, see
         :func:`choose_thresholds`); the rest is the optimisation of the search networks.
+    kind : {"pcmasking", "paper_rule"}
+        Whose masks: the run's own (default), or the paper's rule beside them
+        (:func:`search_files` names the artefacts; ranking ``row_norm`` only, and
+        ``masking_vectors.nc`` is not rewritten).
     progress : bool
         Progress bar and per-epoch lines on stderr.
 
@@ -346,9 +406,15 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
     if criterion == "stability" and config.ranking != "stability":
         raise ParameterError("selection", "selection stability cuts the selection frequency: "
                              "it needs ranking: stability")
+    thresholds_file, masks_file, phase = search_files(kind)
+    if kind != "pcmasking" and (config.ranking != "row_norm" or keep_final):
+        raise ParameterError("ranking", f"the {kind} search ranks by row_norm and fine-tunes "
+                             f"(got ranking {config.ranking!r}, search_final {keep_final})")
     t0 = time.perf_counter()
     vectors = None
-    if run.artefact("masking_vectors.nc").exists():
+    if kind != "pcmasking":  # the row norms; the run's own vectors stay as they are
+        vectors = l1_masking_vectors(run)
+    elif run.artefact("masking_vectors.nc").exists():
         vectors = run.masking_vectors()
         if vectors.attrs.get("ranking", "row_norm") != config.ranking:
             vectors = None  # another ranking: compute the one asked for
@@ -411,7 +477,7 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
             model = with_dtype(premask.to_masking(masks[chunk], indices=net_idx[chunk]),
                                compute_dtype)
             desc = "threshold search" + (f" {k + 1}/{len(chunks)}" if len(chunks) > 1 else "")
-            folder = run.checkpoints("threshold_search") / f"stack_{k:03d}"
+            folder = run.checkpoints(phase) / f"stack_{k:03d}"
             fingerprint = json.dumps(checkpoint_fingerprint(model, x, y, xv, yv, train_config,
                                                             0.0), sort_keys=True)
             if halving:
@@ -517,16 +583,16 @@ def search_thresholds(run: RunDir, config: SearchConfig, *,
             "long_name": "p-value of the input's last partial F-test in the screen (NaN: "
                          "not tested)", "units": "1"})
         ds = ds.assign_coords(input=vectors["input"].values)
-    write_netcdf(ds, run.artefact("thresholds.nc"))
+    write_netcdf(ds, run.artefact(thresholds_file))
     masks_ds = final.to_dataset()
     masks_ds["threshold"] = ds["threshold"]
-    rule = {"knockoff": "knockoff selection W >= knockoff_threshold (thresholds.nc)"}.get(
+    rule = {"knockoff": f"knockoff selection W >= knockoff_threshold ({thresholds_file})"}.get(
         criterion, "mask = masking_vector > threshold")
     masks_ds.attrs = {"criterion": criterion, "ranking": config.ranking, "screen": config.screen,
                       "rule": rule + ("" if config.screen == "none" else
                                       f", then the {config.screen} screen at alpha "
                                       f"{config.screen_alpha:g}, minimum share "
                                       f"{config.screen_min_share:g}")}
-    write_netcdf(masks_ds, run.artefact("masks.nc"))
-    run.record_seconds(threshold_search=seconds)
+    write_netcdf(masks_ds, run.artefact(masks_file))
+    run.record_seconds(**{phase: seconds})
     return ds

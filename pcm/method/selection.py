@@ -27,11 +27,13 @@ Conditional screen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from pcm.errors import ParameterError
 
@@ -189,6 +191,12 @@ def _eliminations(x: np.ndarray, y: np.ndarray, candidates: np.ndarray
     increases, and the position in ``kept`` of the input whose loss costs least (the same
     as the largest p, but not tied where the p-values of strong inputs underflow to 0). That
     input leaves when the next step is asked for; a caller stops the walk by not asking.
+
+    The callers hold BLAS to one thread while they walk: each step solves small systems
+    (at most 2 x inputs + 1 unknowns), where threads cost more than they give, and beside
+    another busy process (``make book`` runs its sweeps beside the pipeline) two BLAS
+    threads made the walk 40 times slower on 2 cores (8 outputs of the ``tutorial`` data:
+    75.7 s against 1.9 s with one thread).
     """
     design = np.column_stack([np.ones(len(x)), _basis(np.asarray(x, dtype=np.float64))])
     gram_full = design.T @ design
@@ -205,6 +213,28 @@ def _eliminations(x: np.ndarray, y: np.ndarray, candidates: np.ndarray
         target = y[:, o] - y[:, o].mean()
         xty, yty = design.T @ target, float(target @ target)
         yield o, yty, steps(xty, yty, len(target), np.flatnonzero(candidates[o]).tolist())
+
+
+#: The last complete elimination walk (:func:`elimination_ranking`), under the digest of its
+#: samples and candidates. The screen of the same samples and candidates walks a prefix of
+#: the same path (``ranking: screen`` then ``screen`` on every candidate, as ``screen_all``
+#: does), so it reads the recorded steps instead of computing them again.
+_LAST_WALK: dict[str, list[tuple[float, list[tuple[list[int], np.ndarray, np.ndarray, int]]]]] = {}
+
+
+def _walk_key(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _replay(walk: list) -> Iterable[tuple[int, float, Iterator]]:
+    """The steps of a recorded walk, as :func:`_eliminations` yields them."""
+    for o, (yty, steps) in enumerate(walk):
+        yield o, yty, iter(steps)
 
 
 def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
@@ -242,12 +272,14 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     masks = np.asarray(masks, dtype=bool)
     out = masks.copy()
     pvalues = np.full(masks.shape, np.nan)
-    for o, yty, steps in _eliminations(x, y, masks):
-        for kept, p, increase, worst in steps:
-            pvalues[o, kept] = p
-            if p[worst] <= alpha and increase[worst] >= min_share * yty:
-                break
-            out[o, kept[worst]] = False
+    walk = _LAST_WALK.get(_walk_key(x, y, masks))
+    with threadpool_limits(limits=1, user_api="blas"):  # see _eliminations
+        for o, yty, steps in (_eliminations(x, y, masks) if walk is None else _replay(walk)):
+            for kept, p, increase, worst in steps:
+                pvalues[o, kept] = p
+                if p[worst] <= alpha and increase[worst] >= min_share * yty:
+                    break
+                out[o, kept[worst]] = False
     return out, pvalues
 
 
@@ -270,11 +302,23 @@ def elimination_ranking(x: np.ndarray, y: np.ndarray, candidates: np.ndarray) ->
     -------
     array ``(outputs, inputs)``
         Scores in [0, 1]; a larger score ranks higher.
+
+    Notes
+    -----
+    The walk is kept in memory (the last one only), so that :func:`partial_f_screen` of the
+    same samples and candidates replays its first steps instead of computing them again.
     """
     candidates = np.asarray(candidates, dtype=bool)
     scores = np.zeros(candidates.shape)
-    for o, _, steps in _eliminations(x, y, candidates):
-        total = int(candidates[o].sum())
-        for step, (kept, _, _, worst) in enumerate(steps, start=1):
-            scores[o, kept[worst]] = step / total
+    walk = []
+    with threadpool_limits(limits=1, user_api="blas"):  # see _eliminations
+        for o, yty, steps in _eliminations(x, y, candidates):
+            total = int(candidates[o].sum())
+            recorded = []
+            for step, (kept, p, increase, worst) in enumerate(steps, start=1):
+                scores[o, kept[worst]] = step / total
+                recorded.append((list(kept), p, increase, worst))
+            walk.append((yty, recorded))
+    _LAST_WALK.clear()  # one walk at a time: a few MB
+    _LAST_WALK[_walk_key(x, y, candidates)] = walk
     return scores

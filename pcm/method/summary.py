@@ -38,8 +38,10 @@ from pcm.run.rundir import RunDir
 
 __all__ = ["write_summary", "build_summary", "cost_comparison", "training_section"]
 
-#: Phases of each pipeline whose wall seconds make up its cost.
+#: Phases of each pipeline whose wall seconds make up its cost: PCMasking with the run's
+#: own selection, with the paper's rule beside it (``paper_rule``), causally-informed.
 PCMASKING_PHASES = ("premask", "masking_vectors", "threshold_search", "finetune")
+PAPER_RULE_PHASES = ("premask", "paper_rule_search", "paper_rule_finetune")
 CAUSAL_PHASES = ("causal_discovery", "causal_training")
 
 
@@ -97,25 +99,32 @@ def cost_comparison(seconds: dict, causal_attrs: dict | None = None) -> dict | N
         ``pcmasking_s``, ``causal_s``, ``ratio`` (causal / PCMasking) and, with
         ``causal_attrs``, ``causal_columns``, ``grid_columns``,
         ``ratio_all_columns`` (only where discovery ran on part of the grid: where it
-        ran on every column, ``ratio`` is the side-by-side measurement); None unless
-        both pipelines ran.
+        ran on every column, ``ratio`` is the side-by-side measurement); where the
+        paper's rule ran beside (``paper_rule``), ``paper_rule_s``, ``ratio_paper_rule``
+        and ``ratio_paper_rule_all_columns`` the same way; None unless both pipelines ran.
     """
     if not all(p in seconds for p in ("premask", "finetune", *CAUSAL_PHASES)):
         return None
     pcmasking = sum(seconds.get(p, 0.0) for p in PCMASKING_PHASES)
     causal = sum(seconds[p] for p in CAUSAL_PHASES)
     cost = {"pcmasking_s": pcmasking, "causal_s": causal, "ratio": causal / pcmasking}
+    paper_rule = None
+    if all(p in seconds for p in PAPER_RULE_PHASES):
+        paper_rule = sum(seconds[p] for p in PAPER_RULE_PHASES)
+        cost.update(paper_rule_s=paper_rule, ratio_paper_rule=causal / paper_rule)
     if causal_attrs and causal_attrs.get("grid_columns"):
         analysed, grid = int(causal_attrs["n_columns"]), int(causal_attrs["grid_columns"])
         cost.update(causal_columns=analysed, grid_columns=grid)
         if analysed < grid:  # measured on part of the grid: extrapolate, labelled
             full = seconds["causal_discovery"] * grid / analysed + seconds["causal_training"]
             cost["ratio_all_columns"] = full / pcmasking
+            if paper_rule is not None:
+                cost["ratio_paper_rule_all_columns"] = full / paper_rule
     return cost
 
 
 #: Training phases whose convergence the summary reports (``training[phase]``).
-TRAINING_PHASES = ("premask", "unconstrained", "finetune", "causal")
+TRAINING_PHASES = ("premask", "unconstrained", "finetune", "paper_rule_finetune", "causal")
 
 
 def training_section(run: RunDir) -> dict:

@@ -15,12 +15,12 @@ repacks the training keywords along the way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Self
 
 from pcm.nn.config import TrainConfig
-from pcm.params.presets import PARAMETERS, notebook_name
+from pcm.params.presets import PAPER_RULE, PARAMETERS, notebook_name
 
 __all__ = ["StepConfig", "TrainingStep", "ArchitectureStep", "NetworkStep", "DataConfig",
            "PremaskConfig",
@@ -195,6 +195,13 @@ class SearchConfig(TrainingStep):
     screen_alpha: float
     screen_min_share: float
     screen_samples: int
+    paper_rule: bool
+
+    def paper_rule_config(self) -> SearchConfig:
+        """This search with the paper's selection rule (:data:`pcm.params.presets.PAPER_RULE`)
+        on the L1 row norms, without a screen, fine-tuned after the search."""
+        return replace(self, search_final=False, search_halving=False, paper_rule=False,
+                       **PAPER_RULE)
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,7 @@ class FinetuneConfig(TrainingStep):
 
     finetune_epochs: int
     search_final: bool
+    paper_rule: bool
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError, did_you_mean
 
-__all__ = ["Parameter", "PARAMETERS", "PRESETS", "preset", "validate", "flatten",
-           "notebook_name", "parameters_markdown"]
+__all__ = ["Parameter", "PARAMETERS", "PRESETS", "PAPER_RULE", "SCREEN_ALL", "preset",
+           "validate", "flatten", "notebook_name", "parameters_markdown"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,10 @@ PARAMETERS: dict[str, Parameter] = {
                                   "(an effect size; 0: the significance level alone)",
                                   minimum=0.0, maximum=0.5),
     "screen_samples": Parameter("int", 20000, "screen: training samples used", minimum=10),
+    "paper_rule": Parameter("bool", False, "also select masks by the paper's rule (L1 row "
+                            "norms, lowest last-epoch training loss over 20 thresholds up to "
+                            "the 70th percentile) from the same pre-masking networks, and "
+                            "fine-tune, evaluate and explain them beside the run's own"),
     # -- causally-informed comparison (PCMCI) -------------------------------
     "causal": Parameter("bool", True, "also train the causally-informed networks (PC1 of "
                         "PCMCI per column; needs >= 12 training time steps)"),
@@ -232,6 +236,24 @@ REQUIRED_SPCAM = ("data.train", "data.valid", "data.test", "data.norm")
 #: Files that the ``data.dir`` of a ``climsim`` run must hold (``pcm data climsim --out``).
 CLIMSIM_FILES = ("train.nc", "valid.nc", "test.nc", "norm.nc")
 
+#: The paper's selection rule (overrides): the lowest last-epoch training loss of search
+#: networks over 20 thresholds up to the 70th percentile of the L1 row norms (the published
+#: threshold-search scripts). ``paper_rule: true`` applies it beside a run's own selection
+#: (:meth:`pcm.params.config.SearchConfig.paper_rule_config`); ``pcm worlds`` names it
+#: ``paper``.
+PAPER_RULE: dict[str, Any] = {"ranking": "row_norm", "selection": "train_loss",
+                              "n_thresholds": 20, "threshold_percentile": 70.0,
+                              "screen": "none"}
+
+#: The selection chosen across worlds (``pcm worlds`` method ``screen_all``; chosen on
+#: development worlds 1-12, evaluated on held-out worlds; docs/architecture.md, "Selections
+#: across worlds"): every input that varies, ranked by the order in which the conditional
+#: screen eliminates them, kept while dropping it would lose at least 0.5 % of the output's
+#: variance.
+SCREEN_ALL: dict[str, Any] = {"ranking": "screen", "selection": "relative",
+                              "selection_ratio": 0.0, "screen": "partial_correlation",
+                              "screen_min_share": 0.005}
+
 #: Overrides of the defaults, per preset. The single place to tune sizes.
 PRESETS: dict[str, dict[str, Any]] = {
     # Whole pipeline in about 2 minutes on 2 cores (tests, nbval references). Small, but
@@ -255,18 +277,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 240 grid before it took 20.7 min with discovery on only 32 of its 512 columns.
     # Batches of 128 give 1,260 optimizer steps in 12 epochs, and the learning rate is
     # divided every 6 epochs instead of 4 (mask F1 on world 0, a development world, at 900
-    # steps: 0.38 against 0.36 with lr_every 4). The grid goes up to the 90th percentile
-    # because the synthetic outputs have ~10 % drivers, and p=70 caps masks at >= 30 % of
-    # the inputs (exercise in the book). 3 quantiles and 8 epochs for the
-    # causally-informed q search (5 and 12 put it over budget).
+    # steps: 0.38 against 0.36 with lr_every 4). The masks: SCREEN_ALL (no threshold grid),
+    # and beside it the paper's rule (PAPER_RULE: 20 thresholds up to the 70th percentile)
+    # with one-epoch search networks. 3 quantiles and 8 epochs for the causally-informed q
+    # search (5 and 12 put it over budget).
     "tutorial": {
         "data.steps": 600, "data.n_lat": 8, "data.n_lon": 4,
         "hidden_layers": 3, "hidden_units": 64,
         "epochs": 12, "finetune_epochs": 4, "batch_size": 128, "lr_every": 6,
-        "n_thresholds": 10, "threshold_percentile": 90.0, "search_epochs": 1,
+        "search_epochs": 1,
         "shap_background": 100, "shap_samples": 100,
         "causal": True, "causal_columns": None, "causal_steps": 168, "causal_quantiles": 3,
         "causal_epochs": 8,
+        # The selection that won on development worlds and held on held-out ones
+        # (SCREEN_ALL), with the paper's rule computed beside it from the same
+        # pre-masking networks.
+        **SCREEN_ALL, "paper_rule": True,
     },
     # Real data: the 99-step ClimSim sample converted by `pcm data climsim` (38,016
     # samples of 184 inputs and 128 outputs); 6.1 min measured on 2 idle cores. The data are

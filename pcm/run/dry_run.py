@@ -26,7 +26,7 @@ from pcm.data.climsim import CLIMSIM_SUBSET
 from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError
 from pcm.method.thresholds import halving_rounds
-from pcm.params.presets import CLIMSIM_FILES
+from pcm.params.presets import CLIMSIM_FILES, PAPER_RULE
 from pcm.params.presets import preset as preset_values
 from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.variables import SPCAM
@@ -182,6 +182,11 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
         "finetune": 0 if params.get("search_final") else
         n_out * train * (epoch_cap or int(params["finetune_epochs"])) * 6 * w,
     }
+    if params.get("paper_rule"):  # the paper's rule beside the run's own selection
+        rule = {**params, **PAPER_RULE, "search_halving": False}
+        work["paper_rule_search"] = n_out * train * _search_candidate_epochs(rule) * 6 * w
+        work["paper_rule_finetune"] = (n_out * train * (epoch_cap or
+                                                         int(params["finetune_epochs"])) * 6 * w)
     if params.get("causal") and params["data.source"] != "climsim":
         work["causal"] = n_out * train * (epoch_cap or int(params["causal_epochs"])) * 6 * w
     out["phases"] = {k: {"work_flop": float(v),

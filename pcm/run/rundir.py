@@ -46,11 +46,13 @@ PID_FILE = ".pcm-run.pid"
 #: Data splits a manifest may name; the first three are required.
 DATA_SPLITS = ("train", "valid", "test", "plus4K", "minus4K")
 
-#: Model kinds in the order the book shows them.
-MODEL_KINDS = ("unconstrained", "causal", "pcmasking")
+#: Model kinds in the order the book shows them. ``paper_rule``: PCMasking with the paper's
+#: selection rule beside the run's own (parameter ``paper_rule``).
+MODEL_KINDS = ("unconstrained", "causal", "paper_rule", "pcmasking")
 
 #: Mask artefact of each model kind that selects inputs, and the step that writes it.
 MASK_FILES = {"causal": ("causal_masks.nc", "the causal phases (discovery and q search)"),
+              "paper_rule": ("paper_rule_masks.nc", "the threshold search with paper_rule: true"),
               "pcmasking": ("masks.nc", "the threshold search")}
 
 
@@ -61,6 +63,8 @@ ARTEFACT_CONTENTS: dict[str, tuple[str, ...]] = {
     "masking_vectors.nc": ("masking_vector",),
     "thresholds.nc": ("loss", "threshold", "chosen_index"),
     "masks.nc": ("mask", "threshold"),
+    "paper_rule_thresholds.nc": ("loss", "threshold", "chosen_index"),
+    "paper_rule_masks.nc": ("mask", "threshold"),
     "causal_masks.nc": ("mask",),
     "history_causal.nc": ("loss", "val_loss"),
     "r2.nc": ("r2",),

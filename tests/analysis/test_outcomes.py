@@ -74,3 +74,34 @@ def test_threshold_outcome_counts_flat_searches_and_choices():
     assert "median of 1 of 4 inputs" in text and "(min 1, max 2)" in text
     assert "for 1 of them by less than 1 %" in text
     assert "largest candidate for 0 outputs and on the smallest for 1" in text
+
+
+def test_threshold_outcome_says_the_screen_chose():
+    ds = xr.Dataset({"loss": (("output", "threshold_index"), np.full((2, 1), np.nan)),
+                     "n_inputs_kept": (("output", "threshold_index"), [[4.0], [3.0]]),
+                     "chosen_index": ("output", [0, 0])},
+                    attrs={"screen": "partial_correlation"})
+    masks = xr.DataArray(np.array([[1, 0, 0, 0], [1, 1, 0, 0]], bool), dims=("output", "input"))
+    text = outcomes.threshold_outcome(ds, masks, "relative")
+    assert "no loss was searched" in text
+    assert ("the `partial_correlation` screen: of a median of 3 inputs above the threshold it "
+            "kept 1") in text
+    assert "screen" not in outcomes.threshold_outcome(ds.assign_attrs(screen="none"), masks,
+                                                       "relative")
+
+
+def test_selection_comparison_scores_each_selection():
+    dims = ("output", "input")
+    coords = {"output": ["a", "b"], "input": ["x", "y", "z", "w"]}
+    drivers = xr.DataArray(np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool), dims=dims,
+                           coords=coords)
+    exact = drivers.copy()
+    loose = xr.DataArray(np.ones((2, 4), bool), dims=dims, coords=coords)
+    text = outcomes.selection_comparison({"pcmasking": exact, "paper_rule": loose}, drivers)
+    lines = text.strip().splitlines()
+    assert lines[0] == ("| selection | inputs kept per output (median) | precision | recall | "
+                        "F1 |")
+    assert lines[2] == "| this run's selection (`pcmasking`) | 1 of 4 | 1.00 | 1.00 | 1.00 |"
+    assert lines[3] == "| the paper's rule (`paper_rule`) | 4 of 4 | 0.38 | 1.00 | 0.53 |"
+    bare = outcomes.selection_comparison({"pcmasking": exact}, None)
+    assert bare.strip().splitlines()[2] == "| this run's selection (`pcmasking`) | 1 of 4 |"

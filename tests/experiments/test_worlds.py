@@ -287,6 +287,27 @@ def test_goal_outcome_names_what_is_met_and_what_is_missed():
     assert paper.endswith("; not measured: r2 gap.")
 
 
+def test_default_outcome_follows_the_tutorial_preset(monkeypatch):
+    from pcm.experiments import worlds
+    from pcm.params import presets
+
+    table = _goal_table()
+    assert worlds.default_outcome(table) == (
+        "The `tutorial` preset selects with `screen_all` with the paper's rule beside it "
+        "(`paper_rule: true`): it won on the development worlds and held on the held-out ones.")
+    tutorial = {k: v for k, v in presets.PRESETS["tutorial"].items()
+                if k not in presets.SCREEN_ALL and k != "paper_rule"}
+    monkeypatch.setitem(presets.PRESETS, "tutorial", tutorial)
+    assert worlds.default_outcome(table) == (
+        "The `tutorial` preset does not select with `screen_all`, although it won on the "
+        "development worlds and held on the held-out ones.")
+    flipped = table.copy(deep=True)
+    held = (flipped["split"] == "held-out").values
+    flipped["strong_f1"].values[held & (flipped["method"] == "paper").values] = 0.99
+    assert worlds.default_outcome(flipped).endswith(": it is not the best on the held-out "
+                                                     "worlds.")
+
+
 def test_recorded_evaluation_round_trip_and_one_line_errors(tmp_path):
     from pcm.errors import PCMError
     from pcm.experiments.worlds import (

@@ -10,9 +10,15 @@ from fake_runs import fake_run as make_fake_run
 
 from pcm.data.published import read_masking_vector_files
 from pcm.errors import DataError, ParameterError
-from pcm.io import read_json
+from pcm.io import read_json, write_netcdf
 from pcm.method.finetune import run_finetune
-from pcm.method.masking import compute_masking_vectors, search_thresholds
+from pcm.method.masking import (
+    compute_masking_vectors,
+    l1_masking_vectors,
+    loss_search,
+    search_paper_rule,
+    search_thresholds,
+)
 from pcm.method.premask import run_premask, run_unconstrained
 from pcm.method.thresholds import (
     better_half,
@@ -25,6 +31,7 @@ from pcm.method.thresholds import (
 from pcm.nn.engine import predict_stacked
 from pcm.nn.saving import export_networks
 from pcm.params.config import FinetuneConfig, PremaskConfig, SearchConfig
+from pcm.params.presets import PAPER_RULE
 from pcm.variables import input_labels, output_labels
 
 N_IN, N_OUT = 94, 65
@@ -251,6 +258,42 @@ def test_phases_end_to_end(fake_run):
     net = keras.saving.load_model(
         export_networks(model, run.root / "export")[-1], safe_mode=True)
     assert net.output_shape == (None, 1)
+
+    # the paper's rule beside a run's own selection: the same masks as a run that selects
+    # by the paper's rule itself, while the run's own artefacts stay untouched
+    own = dict(search, selection="relative", selection_ratio=0.25, search_epochs=1)
+    searched(**own)
+    before = {name: run.artefact(name).read_bytes()
+              for name in ("masking_vectors.nc", "thresholds.nc", "masks.nc")}
+    beside = search_paper_rule(run, SearchConfig.from_parameters(own), progress=False)
+    assert {name: run.artefact(name).read_bytes() for name in before} == before
+    assert beside.attrs["criterion"] == "train_loss" and beside.attrs["percentile"] == 70
+    assert (run.checkpoints("paper_rule_search") / "stack_000" / "history.nc").exists()
+    paper_masks = run.mask("paper_rule").values
+    itself = searched(**{**own, **PAPER_RULE})
+    np.testing.assert_array_equal(paper_masks, run.mask("pcmasking").values)
+    np.testing.assert_array_equal(beside.threshold.values, itself.threshold.values)
+    assert set(run.masks()) == {"pcmasking", "paper_rule"}
+    paper_hist = run_finetune(run, FinetuneConfig.from_parameters(
+        dict(finetune_epochs=1, batch_size=128)), kind="paper_rule", progress=False)
+    np.testing.assert_array_equal(run.load_model("paper_rule").get_mask(), paper_masks)
+    assert run.history("paper_rule_finetune").sizes == paper_hist.sizes
+    assert {"paper_rule_search", "paper_rule_finetune"} <= set(
+        read_json(run.artefact("seconds.json")))
+    with pytest.raises(ParameterError, match="ranking"):
+        search_thresholds(run, SearchConfig.from_parameters({**own, "ranking": "screen"}),
+                          kind="paper_rule", progress=False)
+    # the L1 vectors and their loss search, whatever the run ranks by
+    assert loss_search(run).attrs["criterion"] == "train_loss"  # thresholds.nc: row norms
+    write_netcdf(vectors.assign_attrs(ranking="screen").to_dataset(),
+                 run.artefact("masking_vectors.nc"))
+    write_netcdf(itself.assign_attrs(ranking="screen", criterion="relative"),
+                 run.artefact("thresholds.nc"))
+    np.testing.assert_allclose(l1_masking_vectors(run).values, premask.masking_vectors())
+    np.testing.assert_array_equal(loss_search(run).threshold.values, beside.threshold.values)
+    run.artefact("paper_rule_thresholds.nc").unlink()
+    with pytest.raises(DataError, match="paper_rule: true"):
+        loss_search(run)
 
 
 def test_finetune_needs_masks(fake_run):

@@ -76,6 +76,29 @@ def test_elimination_ranking_puts_the_drivers_first_and_the_copy_after_them():
     assert kept[0].tolist() == (scores[0] >= 0.8).tolist()
 
 
+def test_screen_replays_the_ranking_walk_of_the_same_samples(monkeypatch):
+    from pcm.method import selection
+
+    x, y = _copy_problem(extra=3, seed=2)
+    y = np.column_stack([y[:, 0], x[:, 3] + 0.3 * x[:, 1]])  # two outputs
+    candidates = np.ones((2, 6), dtype=bool)
+    selection._LAST_WALK.clear()
+    walked = partial_f_screen(x, y, candidates, alpha=0.01, min_share=0.005)
+    elimination_ranking(x, y, candidates)
+
+    def no_walk(*args):
+        raise AssertionError("walked again")
+
+    monkeypatch.setattr(selection, "_eliminations", no_walk)
+    replayed = partial_f_screen(x, y, candidates, alpha=0.01, min_share=0.005)
+    for a, b in zip(walked, replayed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = candidates.copy()
+    other[0, 5] = False  # other candidates: another walk, not the recorded one
+    with pytest.raises(AssertionError, match="walked again"):
+        partial_f_screen(x, y, other)
+
+
 def test_knockoff_threshold_reference_example():
     w = np.array([5.0, 4.0, 3.0, -1.0, 0.5, -0.5])
     assert knockoff_threshold(w, 0.34) == 3.0

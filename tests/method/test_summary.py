@@ -207,6 +207,12 @@ def test_cost_comparison_ratio_and_extrapolation():
     assert every["ratio"] == 0.5 and "ratio_all_columns" not in every  # measured, not scaled
     assert every["causal_columns"] == every["grid_columns"] == 512
     assert cost_comparison({"premask": 1.0, "finetune": 1.0}) is None  # no causal run
+    assert "paper_rule_s" not in cost
+    beside = cost_comparison({**seconds, "paper_rule_search": 15.0, "paper_rule_finetune": 25.0},
+                             {"n_columns": 64, "grid_columns": 512})
+    assert beside["pcmasking_s"] == 100.0  # the paper's rule is not the run's own cost
+    assert beside["paper_rule_s"] == 100.0 and beside["ratio_paper_rule"] == 0.5
+    assert beside["ratio_paper_rule_all_columns"] == (20.0 * 8 + 30.0) / 100.0
 
 
 def test_summary_strong_drivers_and_ranking(tmp_path):

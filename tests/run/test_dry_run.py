@@ -28,6 +28,16 @@ def test_climsim_full_before_conversion_counts_the_subset():
     assert "causal" not in phases
 
 
+def test_the_paper_rule_beside_counts_its_search_and_fine_tuning():
+    phases = plan(dry_run_parameters("tutorial"))["phases"]
+    assert phases["threshold_search"]["work_flop"] == 0  # screen_all trains no candidates
+    unconstrained = phases["unconstrained"]["work_flop"]
+    # 20 candidates x 1 search epoch, and 4 fine-tuning epochs, against 12 epochs
+    assert phases["paper_rule_search"]["work_flop"] == pytest.approx(20 * unconstrained / 12)
+    assert phases["paper_rule_finetune"]["work_flop"] == pytest.approx(4 * unconstrained / 12)
+    assert "paper_rule_search" not in plan(dry_run_parameters("ci"))["phases"]
+
+
 def test_a_converted_folder_gives_its_counts(tmp_path):
     src = write_climsim_tree(tmp_path / "t", 10, n_col=4, n_lev=3, seed=2)
     convert_climsim(src, tmp_path / "data", workers=1, progress=False)

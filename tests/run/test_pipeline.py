@@ -716,3 +716,23 @@ def test_claims_verdicts_follow_the_numbers():
     text = claims_markdown(summary(0.86, 0.85, 0.7, 0.9))
     assert "0.90 side by side (discovery on all 512 columns) | does not hold |" in text
     assert "| spurious links removed |" in text and "| does not hold |" in text
+    assert "the paper's rule" not in text  # only where it ran beside the run's selection
+    beside = summary(0.86, 0.85, 0.03, 0.9)
+    beside["r2"]["paper_rule"] = {"control": {"PRECT": 0.60, "PHQ": 0.60}}
+    beside["shap_nondriver_share"]["paper_rule"] = 0.5
+    beside["cost"]["ratio_paper_rule"] = 2.8
+    paper = [r["verdict"] for r in claims(beside, "paper_rule")]
+    assert paper[0].startswith("does not hold") and paper[1].startswith("partly")
+    assert paper[3] == "holds"
+    text = claims_markdown(beside)
+    assert ("| skill like unconstrained networks | mean control R² over the variables, "
+            "PCMasking vs unconstrained | the paper's rule | 0.60 vs 0.85 |") in text
+    assert "| this run's selection | 0.03 vs 0.60; precision 0.45 | holds |" in text
+    assert "converged (" not in text  # no training record: no caveat
+    beside["training"] = {"unconstrained": {"schedule": "step", "converged": False,
+                                            "converged_share": 0.0},
+                          "causal": {"schedule": "plateau", "converged": True}}
+    verdicts = [r["verdict"] for r in claims(beside)]
+    assert verdicts[0] == ("holds; the unconstrained networks had not converged (`schedule: "
+                           "step`, 0 % converged), so their skill may be understated")
+    assert "converged" not in verdicts[2]  # the causally-informed networks converged
