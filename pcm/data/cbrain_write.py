@@ -161,7 +161,7 @@ def write_cbrain(
 
 
 class CbrainWriter:
-    """Write the CBRAIN layout of an unstructured grid one time step at a time.
+    """Write the CBRAIN layout of an unstructured grid, a block of time steps at a time.
 
     For sources whose samples are columns of an unstructured grid (ClimSim's
     ne4pg2): ``vars(sample, var_names)`` stacks (time, column), and the file
@@ -264,15 +264,21 @@ class CbrainWriter:
         self._nc = nc
         return self
 
-    def write_step(self, t: int, rows: np.ndarray) -> None:
-        """Write time step ``t``: ``rows[ncol, n_columns]`` in ``var_names`` order."""
+    def write_steps(self, first: int, rows: np.ndarray) -> None:
+        """Write consecutive time steps from ``first`` in one call:
+        ``rows[k * ncol, n_columns]`` (``k`` steps, ``ncol`` fastest) in ``var_names`` order.
+        One write of a whole HDF5 chunk instead of one per step."""
         n_col = self.lat.size
         rows = np.asarray(rows, dtype="f4")
-        if rows.shape != (n_col, len(self.var_names)):
-            raise DataError(f"step {t}: rows of shape {rows.shape}, expected "
-                            f"{(n_col, len(self.var_names))}", path=self.path)
-        self._nc.variables["vars"][t * n_col:(t + 1) * n_col, :] = rows
-        self._written[t] = True
+        if rows.ndim != 2 or rows.shape[0] % n_col or rows.shape[1] != len(self.var_names):
+            raise DataError(f"step {first}: rows of shape {rows.shape}, expected "
+                            f"(k x {n_col}, {len(self.var_names)})", path=self.path)
+        k = rows.shape[0] // n_col
+        if first < 0 or first + k > self.time.size:
+            raise DataError(f"steps {first}..{first + k - 1} outside the file's "
+                            f"{self.time.size} time steps", path=self.path)
+        self._nc.variables["vars"][first * n_col:(first + k) * n_col, :] = rows
+        self._written[first:first + k] = True
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None and not self._written.all():

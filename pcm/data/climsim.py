@@ -789,8 +789,7 @@ class _SplitFiles:
         self._order = {split: [c for c in chunks if c["split"] == split] for split in steps}
         self._next = dict.fromkeys(steps, 0)
         self._finished: set[tuple[str, int]] = set()
-        self._n_col = int(info["n_col"])
-        rows = int(chunk_steps) * self._n_col
+        rows = int(chunk_steps) * int(info["n_col"])
         self._writers = {
             split: CbrainWriter(paths[split], catalogue, lat=info["lat"], lon=info["lon"],
                                 area=info["area"],
@@ -823,10 +822,7 @@ class _SplitFiles:
         self._finished.add((split, chunk["index"]))
         while self._next[split] < len(order) and (split, self._next[split]) in self._finished:
             ready = order[self._next[split]]
-            rows = _read_shard(ready["shard"])
-            for k in range(len(ready["pairs"])):
-                self._writers[split].write_step(ready["first"] + k,
-                                                rows[k * self._n_col:(k + 1) * self._n_col])
+            self._writers[split].write_steps(ready["first"], _read_shard(ready["shard"]))
             if split == "train":
                 self.moments = _merge(self.moments, read_json(ready["record"]))
             self._finished.discard((split, self._next[split]))

@@ -319,3 +319,27 @@ def test_variable_in_the_wrong_case_gets_a_hint(tmp_path):
     with pytest.raises(DataError, match="variable 'LHFLX': missing") as info:
         cbrain.open_cbrain(tmp_path / "upper.nc")
     assert "did you mean" not in str(info.value)  # no hint without a case mismatch
+
+
+def test_cbrain_writer_writes_blocks_of_steps_and_refuses_bad_ones(tmp_path):
+    from pcm.data.cbrain_write import CbrainWriter
+    from pcm.variables import climsim_catalogue
+
+    cat = climsim_catalogue(np.array([100.0, 500.0, 900.0]))
+    n_col, n_var = 2, len(cat.expand_var_names(cat.all_variables))
+    rows = np.arange(4 * n_col * n_var, dtype="f4").reshape(4 * n_col, n_var)
+    kwargs = dict(lat=[0.0, 10.0], lon=[0.0, 90.0], area=[1.0, 1.0], time=[0.0, 1.0, 2.0, 3.0],
+                  time_units="days since 0001-01-01", chunk_rows=2 * n_col)
+    with CbrainWriter(tmp_path / "a.nc", cat, **kwargs) as writer:
+        writer.write_steps(2, rows[2 * n_col:])  # a later block first
+        writer.write_steps(0, rows[:2 * n_col])
+        with pytest.raises(DataError, match="outside the file's 4 time steps"):
+            writer.write_steps(3, rows[:2 * n_col])
+        with pytest.raises(DataError, match=r"expected \(k x 2"):
+            writer.write_steps(0, rows[:3])
+    with netCDF4.Dataset(tmp_path / "a.nc") as nc:
+        np.testing.assert_array_equal(nc.variables["vars"][:], rows)
+    with pytest.raises(DataError, match="1 time steps never written"), \
+            CbrainWriter(tmp_path / "b.nc", cat, **kwargs) as writer:
+        writer.write_steps(0, rows[:3 * n_col])
+    assert not (tmp_path / "b.nc").exists()
