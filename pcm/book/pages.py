@@ -158,8 +158,10 @@ def render_results_markdown(summary: Mapping[str, Any], params: Mapping[str, Any
         names = {"auc": "AUC", "oracle_f1": "oracle F1", "selected_f1": "selected F1",
                  "strong_auc": "AUC (strong)", "oracle_strong_f1": "oracle F1 (strong)",
                  "selected_strong_f1": "selected F1 (strong)"}
-        lines += ["**Ranking of the masking vectors** (threshold-free ROC AUC; oracle F1: the "
-                  "best any threshold could reach; selected F1: the threshold rule's mask)", "",
+        ranked_by = f" (ranking `{params.get('ranking', 'row_norm')}`)" if params else ""
+        lines += [f"**Ranking of the masking vectors**{ranked_by} (threshold-free ROC AUC; "
+                  "oracle F1: the best any threshold could reach; selected F1: the selected "
+                  "mask)", "",
                   "| variable | " + " | ".join(names[c] for c in cols) + " |",
                   "|---|" + "---:|" * len(cols)]
         for var, row in [*ranking.items(), ("mean", mean)]:
