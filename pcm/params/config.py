@@ -195,13 +195,11 @@ class SearchConfig(TrainingStep):
     screen_alpha: float
     screen_min_share: float
     screen_samples: int
-    paper_rule: bool
 
     def paper_rule_config(self) -> SearchConfig:
         """This search with the paper's selection rule (:data:`pcm.params.presets.PAPER_RULE`)
         on the L1 row norms, without a screen, fine-tuned after the search."""
-        return replace(self, search_final=False, search_halving=False, paper_rule=False,
-                       **PAPER_RULE)
+        return replace(self, search_final=False, search_halving=False, **PAPER_RULE)
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,6 @@ class FinetuneConfig(TrainingStep):
 
     finetune_epochs: int
     search_final: bool
-    paper_rule: bool
 
 
 @dataclass(frozen=True)
