@@ -203,8 +203,8 @@ def driver_outcome(summary: Mapping[str, Any]) -> str:
         if model in share and share[model] is not None:
             text += f"{_f(100 * share[model], '.0f')} % of its mean |SHAP| on non-drivers."
         lines.append(text.rstrip("; ") + ("" if text.endswith(".") else "."))
-    for kind, name in (("pcmasking", "PCMasking"), ("paper_rule", "PCMasking with the paper's "
-                                                                  "rule")):
+    masked = {"pcmasking": "PCMasking", "paper_rule": "PCMasking with the paper's rule"}
+    for kind, name in masked.items():
         if kind in share and "unconstrained" in share:
             ours, theirs = share[kind], share["unconstrained"]
             verdict = ("less" if ours < theirs - LOSS_MARGIN else

@@ -409,8 +409,8 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
 
 def default_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
     """Whether the ``tutorial`` preset selects with the chosen method (:func:`chosen_method`),
-    and whether that is what the issue's rule allows: the method best on the development
-    worlds becomes the default only if it is also best on the held-out worlds."""
+    and whether the held-out worlds allow it: the method best on the development worlds
+    becomes the default only if it is also the best on the held-out worlds."""
     best = chosen_method(table, score)
     holds = str(world_medians(table, "held-out")[score].to_series().idxmax()) == best
     tutorial = preset("tutorial")
