@@ -195,11 +195,13 @@ class SearchConfig(TrainingStep):
     screen_alpha: float
     screen_min_share: float
     screen_samples: int
+    paper_rule: bool  # the notebook runs search_paper_rule when it is set
 
     def paper_rule_config(self) -> SearchConfig:
         """This search with the paper's selection rule (:data:`pcm.params.presets.PAPER_RULE`)
         on the L1 row norms, without a screen, fine-tuned after the search."""
-        return replace(self, search_final=False, search_halving=False, **PAPER_RULE)
+        return replace(self, search_final=False, search_halving=False, paper_rule=False,
+                       **PAPER_RULE)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ class FinetuneConfig(TrainingStep):
 
     finetune_epochs: int
     search_final: bool
+    paper_rule: bool  # the notebook also fine-tunes the paper's rule's masks when it is set
 
 
 @dataclass(frozen=True)
