@@ -54,7 +54,7 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
            "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
-           "world_rows", "default_outcome"]
+           "world_rows", "default_outcome", "development_only_outcome"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -424,6 +424,25 @@ def default_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
     return (f"The `tutorial` preset does not select with `{best}`" +
             (", although it won on the development worlds and held on the held-out ones."
              if holds else ": it is not the best on the held-out worlds."))
+
+
+def development_only_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
+    """The methods of ``table`` run on the development worlds only, with their medians of
+    ``score`` next to the chosen method's (empty when every method has held-out rows)."""
+    development = world_medians(table, "development")[score].to_series()
+    held = set(world_rows(table, "held-out")["method"].values.tolist())
+    only = [str(m) for m in development.index if m not in held]
+    if not only:
+        return ""
+    best = chosen_method(table, score)
+    name = score.removeprefix("median_").replace("_", " ")
+    if best in only:
+        return (f"`{best}`, the best on the development worlds by median {name} "
+                f"({development[best]:.2f}), has not been evaluated on the held-out worlds.")
+    listed = ", ".join(f"`{m}` {development[m]:.2f}" for m in only)
+    return (f"Run on the development worlds only (median {name}): {listed}, none above "
+            f"`{best}` ({development[best]:.2f}); a method that loses there is not evaluated "
+            "on the held-out worlds.")
 
 
 def chosen_method(table: xr.Dataset, score: str = "median_strong_f1") -> str:

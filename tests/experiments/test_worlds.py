@@ -308,6 +308,24 @@ def test_default_outcome_follows_the_tutorial_preset(monkeypatch):
                                                      "worlds.")
 
 
+def test_development_only_outcome_lists_the_methods_without_held_out_worlds():
+    from pcm.experiments.worlds import development_only_outcome, worlds_table
+
+    table = _goal_table()
+    assert development_only_outcome(table) == ""
+    extra = worlds_table([{"point": {"world": 3, "method": "stability"},
+                           "row": {"auc": 0.8, "strong_f1": 0.5}}])
+    both = xr.concat([table, extra], dim="row")
+    assert development_only_outcome(both) == (
+        "Run on the development worlds only (median strong f1): `stability` 0.50, none above "
+        "`screen_all` (0.90); a method that loses there is not evaluated on the held-out "
+        "worlds.")
+    extra["strong_f1"].values[:] = 0.95
+    assert development_only_outcome(xr.concat([table, extra], dim="row")) == (
+        "`stability`, the best on the development worlds by median strong f1 (0.95), has not "
+        "been evaluated on the held-out worlds.")
+
+
 def test_recorded_evaluation_round_trip_and_one_line_errors(tmp_path):
     from pcm.errors import PCMError
     from pcm.experiments.worlds import (
