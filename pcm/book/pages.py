@@ -14,7 +14,7 @@ from typing import Any
 
 import nbformat
 
-from pcm.analysis.outcomes import r2_by_variable
+from pcm.analysis.outcomes import SELECTION_LABELS, r2_by_variable
 from pcm.io import read_json
 from pcm.params.presets import PAPER_RULE, parameters_markdown
 
@@ -211,8 +211,8 @@ def _skill_verdict(ours: float | None, reference: float | None) -> str:
     return f"does not hold (more than {SKILL_MARGIN:g} below)"
 
 
-#: Model kinds the claims table checks, with how it names them.
-CLAIM_MODELS = {"pcmasking": "this run's selection", "paper_rule": "the paper's rule"}
+#: Model kinds the claims table checks (named by :data:`pcm.analysis.outcomes.SELECTION_LABELS`).
+CLAIM_MODELS = ("pcmasking", "paper_rule")
 
 
 def _unconverged(summary: Mapping[str, Any], phase: str) -> str:
@@ -317,7 +317,7 @@ def claims_markdown(summary: Mapping[str, Any]) -> str:
     for i, row in enumerate(rows["pcmasking"]):
         for m in models:
             r = rows[m][i]
-            lines.append(f"| {row['claim']} | {row['measured']} | {CLAIM_MODELS[m]} | "
+            lines.append(f"| {row['claim']} | {row['measured']} | {SELECTION_LABELS[m]} | "
                          f"{r['this run']} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 

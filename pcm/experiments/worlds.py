@@ -397,7 +397,7 @@ def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
     """
     development = world_medians(table, "development")[score].to_series()
     heldout = world_medians(table, "held-out")[score].to_series()
-    best = str(development.idxmax())
+    best = chosen_method(table, score)
     holds = "also" if str(heldout.idxmax()) == best else "not"
     name = score.removeprefix("median_").replace("_", " ")
     return (f"Chosen on the development worlds by median {name}: `{best}` "
@@ -488,6 +488,7 @@ def _commit() -> str:
 
 
 def record_evaluation(table: xr.Dataset, command: str, *, seconds: float,
+                      commit: str | None = None,
                       path: str | os.PathLike = RECORDED_EVALUATION) -> Path:
     """Write a ``pcm worlds`` table with its provenance (the recorded evaluation).
 
@@ -499,6 +500,9 @@ def record_evaluation(table: xr.Dataset, command: str, *, seconds: float,
         The ``pcm worlds`` command that made it.
     seconds : float
         Its wall-clock time (summed over the runs that filled it: ``pcm worlds`` resumes).
+    commit : str, optional
+        The commit(s) of the code that ran it (default: this checkout's ``HEAD``; a table
+        filled by runs of several commits names each).
     path : path-like
         Where to write (default :data:`RECORDED_EVALUATION`).
     """
@@ -509,7 +513,7 @@ def record_evaluation(table: xr.Dataset, command: str, *, seconds: float,
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    attrs = {"command": command, "commit": _commit(),
+    attrs = {"command": command, "commit": commit or _commit(),
              "recorded": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
              "machine": f"{cpu}, {os.cpu_count()} cores", "seconds": float(seconds)}
     return write_netcdf(table.assign_attrs(attrs), path)

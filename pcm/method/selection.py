@@ -272,7 +272,7 @@ def partial_f_screen(x: np.ndarray, y: np.ndarray, masks: np.ndarray,
     masks = np.asarray(masks, dtype=bool)
     out = masks.copy()
     pvalues = np.full(masks.shape, np.nan)
-    walk = _LAST_WALK.get(_walk_key(x, y, masks))
+    walk = _LAST_WALK.get(_walk_key(x, y, masks)) if _LAST_WALK else None
     with threadpool_limits(limits=1, user_api="blas"):  # see _eliminations
         for o, yty, steps in (_eliminations(x, y, masks) if walk is None else _replay(walk)):
             for kept, p, increase, worst in steps:
