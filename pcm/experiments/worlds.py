@@ -54,7 +54,8 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
            "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
-           "world_rows", "default_outcome", "development_only_outcome"]
+           "world_rows", "default_outcome", "development_only_outcome",
+           "RECORDED_AT_TUTORIAL_SIZE", "evaluation_size", "size_outcome"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -388,6 +389,33 @@ def median_table(table: xr.Dataset, split: str = "held-out"):
     return med[["worlds", *keep]].round(3)
 
 
+def evaluation_size(table: xr.Dataset) -> str:
+    """The data size of a ``pcm worlds`` table's runs, from its preset and overrides:
+    ``"600 steps on 8 x 4 columns"``."""
+    params = resolve_parameters(str(table.attrs.get("preset", "ci")), None,
+                                json.loads(table.attrs.get("overrides", "[]")))
+    return (f"{params['data.steps']} steps on {params['data.n_lat']} × {params['data.n_lon']} "
+            "columns")
+
+
+def size_outcome(smaller: xr.Dataset, larger: xr.Dataset, method: str,
+                 split: str = "development") -> str:
+    """How ``method``'s goal medians over the ``split`` worlds change from one evaluation
+    to another of larger data (the same worlds and settings but the size)."""
+    a = world_medians(smaller, split).sel({"method": method})
+    b = world_medians(larger, split).sel({"method": method})
+    moves = "; ".join(f"{score.replace('_', ' ')} {float(a[f'median_{score}']):.3f} → "
+                      f"{float(b[f'median_{score}']):.3f}" for score in GOAL)
+    auc = [world_rows(t, split, method).to_dataframe().set_index("world")["auc"]
+           for t in (smaller, larger)]
+    both = auc[0].index.intersection(auc[1].index)
+    higher = int((auc[1][both] > auc[0][both]).sum())
+    return (f"`{method}` over the {split} worlds, median at {evaluation_size(smaller)} "
+            f"({int(a['worlds'])} worlds) → at {evaluation_size(larger)} "
+            f"({int(b['worlds'])} worlds): {moves}. The ranking AUC is higher at the second "
+            f"size in {higher} of the {len(both)} worlds run at both.")
+
+
 def choice_outcome(table: xr.Dataset, score: str = "median_strong_f1") -> str:
     """Which method the development worlds choose by ``score``, and what it scores on the
     held-out worlds next to the paper's rule.
@@ -477,6 +505,12 @@ def goal_outcome(table: xr.Dataset, method: str, split: str = "held-out") -> str
 #: runs itself; the command re-creates it.
 RECORDED_EVALUATION = Path(__file__).with_name("recorded") / "worlds_evaluation.nc"
 
+#: The same evaluation's settings on the ``tutorial`` preset's data size (600 steps on 8 x 4
+#: columns, 13,440 training samples, against 48 steps on 8 x 16): ``paper`` and
+#: ``screen_all`` on fresh held-out worlds 140-159, evaluated once. The size was chosen on
+#: development worlds alone (docs/architecture.md, "Selections across worlds").
+RECORDED_AT_TUTORIAL_SIZE = RECORDED_EVALUATION.with_name("worlds_evaluation_tutorial_size.nc")
+
 
 def _commit() -> str:
     try:
@@ -542,13 +576,13 @@ def recorded_evaluation(path: str | os.PathLike = RECORDED_EVALUATION) -> xr.Dat
 def evaluation_provenance(table: xr.Dataset) -> str:
     """One Markdown paragraph: how many worlds of each split, the command, commit and date."""
     split = table["split"].values
-    worlds = {s: len(set(table["world"].values[split == s].tolist()))
-              for s in ("development", "held-out")}
+    worlds = [f"{len(set(table['world'].values[split == s].tolist()))} {s}"
+              for s in ("development", "held-out") if (split == s).any()]
     minutes = float(table.attrs.get("seconds", math.nan)) / 60
     methods = ", ".join(f"`{m}`" for m in dict.fromkeys(table["method"].values.tolist()))
     return (f"Recorded {table.attrs['recorded']} at commit `{table.attrs['commit']}` on "
             f"{table.attrs.get('machine', 'an unnamed machine')} in {minutes:.0f} min of wall "
-            f"time over the runs that filled it: {worlds['development']} development and "
-            f"{worlds['held-out']} held-out worlds, methods {methods}. The commands:\n\n"
+            f"time over the runs that filled it: {' and '.join(worlds)} worlds, methods "
+            f"{methods}. The commands:\n\n"
             f"```bash\n"
             f"{table.attrs['command']}\n```")

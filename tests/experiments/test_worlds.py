@@ -341,6 +341,8 @@ def test_recorded_evaluation_round_trip_and_one_line_errors(tmp_path):
     text = evaluation_provenance(table)
     assert "in 10 min of wall time over the runs that filled it: 1 development and 1" in text
     assert "methods `paper`, `screen_all`" in text and "pcm worlds --worlds 3,104" in text
+    held_out = table.isel(row=table["split"].values == "held-out")
+    assert "filled it: 1 held-out worlds, methods" in evaluation_provenance(held_out)
     with pytest.raises(PCMError, match="no recorded evaluation"):
         recorded_evaluation(tmp_path / "absent.nc")
     _goal_table().to_netcdf(tmp_path / "bare.nc")
@@ -359,3 +361,49 @@ def test_the_shipped_evaluation_chose_screen_all_on_development_worlds_alone():
     assert {"paper", "screen_all"} <= methods and "screen_all" in METHODS
     assert chosen_method(table) == "screen_all"  # the name METHODS documents as chosen
     assert all(f"--method {m}" in table.attrs["command"] for m in methods)
+
+
+def test_size_outcome_reads_each_evaluation_size_from_its_settings():
+    from pcm.experiments.worlds import evaluation_size, size_outcome
+
+    small = _goal_table().assign_attrs(preset="ci", overrides=json.dumps(["data.steps=48"]))
+    larger = _goal_table()
+    larger["auc"] = larger["auc"] + 0.06
+    larger = larger.assign_attrs(preset="tutorial", overrides="[]")
+    assert evaluation_size(small) == "48 steps on 8 × 16 columns"
+    assert evaluation_size(larger) == "600 steps on 8 × 4 columns"
+    text = size_outcome(small, larger, "screen_all")
+    assert text.startswith("`screen_all` over the development worlds, median at 48 steps on "
+                           "8 × 16 columns (1 worlds) → at 600 steps on 8 × 4 columns (1 worlds): "
+                           "auc 0.900 → 0.960; strong f1 0.900 → 0.900;")
+    assert text.endswith("The ranking AUC is higher at the second size in 1 of the 1 worlds "
+                         "run at both.")
+
+
+def test_the_tutorial_size_evaluation_changes_only_the_size_on_fresh_held_out_worlds():
+    from pcm.experiments.worlds import (
+        RECORDED_AT_TUTORIAL_SIZE,
+        evaluation_size,
+        recorded_evaluation,
+    )
+    from pcm.params.presets import preset
+
+    small, larger = recorded_evaluation(), recorded_evaluation(RECORDED_AT_TUTORIAL_SIZE)
+
+    def worlds(table, split):
+        return set(table["world"].values[table["split"].values == split].tolist())
+
+    assert len(worlds(larger, "held-out")) >= 20
+    assert not worlds(larger, "held-out") & worlds(small, "held-out")  # never run before
+    assert worlds(larger, "development") == worlds(small, "development")
+    tutorial = preset("tutorial")
+    assert evaluation_size(larger) == (f"{tutorial['data.steps']} steps on "
+                                       f"{tutorial['data.n_lat']} × {tutorial['data.n_lon']} "
+                                       "columns")
+
+    def settings(table):  # every override but the data size
+        return {o for o in json.loads(table.attrs["overrides"])
+                if o.split("=")[0] not in ("data.steps", "data.n_lat", "data.n_lon")}
+
+    assert settings(larger) == settings(small) and larger.attrs["preset"] == small.attrs["preset"]
+    assert set(larger["method"].values.tolist()) == {"paper", "screen_all"}
