@@ -391,7 +391,7 @@ def median_table(table: xr.Dataset, split: str = "held-out"):
 
 def evaluation_size(table: xr.Dataset) -> str:
     """The data size of a ``pcm worlds`` table's runs, from its preset and overrides:
-    ``"600 steps on 8 x 4 columns"``."""
+    ``"600 steps on 8 × 4 columns"``."""
     params = resolve_parameters(str(table.attrs.get("preset", "ci")), None,
                                 json.loads(table.attrs.get("overrides", "[]")))
     return (f"{params['data.steps']} steps on {params['data.n_lat']} × {params['data.n_lon']} "
