@@ -47,7 +47,7 @@ from pcm.experiments.chapter import ranking_diagnosis
 from pcm.experiments.sweep import run_points
 from pcm.io import output_dir, read_json, write_netcdf
 from pcm.params.presets import PAPER_RULE, PARAMETERS, SCREEN_ALL, preset, validate
-from pcm.params.run_parameters import parse_override, resolve_parameters
+from pcm.params.run_parameters import parse_override, resolve_parameters, user_keys
 from pcm.run.rundir import RunDir, run_lock
 
 __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
@@ -55,7 +55,8 @@ __all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "wor
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
            "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
            "world_rows", "default_outcome", "development_only_outcome",
-           "RECORDED_AT_TUTORIAL_SIZE", "evaluation_size", "size_outcome"]
+           "RECORDED_AT_TUTORIAL_SIZE", "evaluation_size", "size_outcome",
+           "worlds_base_parameters"]
 
 #: Built-in methods (named parameter overrides). ``paper``: the published selection rule
 #: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
@@ -176,6 +177,22 @@ def _methods(methods: Mapping[str, Mapping[str, Any]] | Iterable[str] | None
     return dict(parsed)
 
 
+def worlds_base_parameters(preset: str = "ci", params_file: str | os.PathLike | None = None,
+                           overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The parameters every ``pcm worlds`` point starts from, as for ``pcm run``, with
+    ``paper_rule`` off unless the user set it.
+
+    Here the paper's rule is a method of its own (``paper``) on the same pre-masking stack;
+    beside every point (the ``tutorial`` preset sets ``paper_rule: true``) it would add a
+    threshold search and a fine-tuning to each point that no column of the table reports.
+    """
+    overrides = list(overrides)
+    base = resolve_parameters(preset, params_file, overrides)
+    if "paper_rule" not in user_keys(params_file, overrides):
+        base["paper_rule"] = False
+    return base
+
+
 def run_worlds(*, worlds: Iterable[int | str], methods: Mapping[str, Mapping[str, Any]] |
                Iterable[str] | None = None, out: str | os.PathLike, preset: str = "ci",
                params_file: str | os.PathLike | None = None, overrides: Iterable[str] = (),
@@ -192,8 +209,9 @@ def run_worlds(*, worlds: Iterable[int | str], methods: Mapping[str, Mapping[str
     out : path-like
         The worlds directory (a sweep directory: data, stacks, points).
     preset, params_file, overrides
-        As for ``pcm run`` (default preset ``ci``); every point starts from them, then
-        its method's overrides, then its world.
+        As for ``pcm run`` (default preset ``ci``), ``paper_rule`` off unless set
+        (:func:`worlds_base_parameters`); every point starts from them, then its method's
+        overrides, then its world.
     figure : bool
         Also write ``worlds.png``.
 
@@ -209,7 +227,7 @@ def run_worlds(*, worlds: Iterable[int | str], methods: Mapping[str, Mapping[str
     """
     worlds = parse_worlds(worlds)
     methods = _methods(methods)
-    base = resolve_parameters(preset, params_file, list(overrides))
+    base = worlds_base_parameters(preset, params_file, overrides)
     if base.get("data.source", "synthetic") != "synthetic":
         raise ParameterError("data.source", "pcm worlds needs synthetic data (the worlds "
                              "are drawn by the synthetic generator)")

@@ -407,3 +407,17 @@ def test_the_tutorial_size_evaluation_changes_only_the_size_on_fresh_held_out_wo
 
     assert settings(larger) == settings(small) and larger.attrs["preset"] == small.attrs["preset"]
     assert set(larger["method"].values.tolist()) == {"paper", "screen_all"}
+
+
+def test_worlds_points_leave_the_paper_rule_to_the_paper_method(tmp_path):
+    from pcm.experiments.worlds import worlds_base_parameters
+    from pcm.params.presets import preset
+
+    assert preset("tutorial")["paper_rule"] is True  # the preset computes it beside
+    assert worlds_base_parameters("tutorial")["paper_rule"] is False
+    assert worlds_base_parameters("tutorial", overrides=["paper_rule=true"])["paper_rule"]
+    params = tmp_path / "params.yml"
+    params.write_text("paper_rule: true\n")
+    assert worlds_base_parameters("ci", params)["paper_rule"] is True
+    base = worlds_base_parameters("tutorial", overrides=["data.steps=48"])
+    assert base["data.steps"] == 48 and base["selection"] == "relative"
