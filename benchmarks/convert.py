@@ -1,4 +1,4 @@
-"""ClimSim conversion: 1 vs 2 workers, netCDF shards vs a zarr store, peak RSS.
+"""ClimSim conversion: 1 vs 2 workers, netCDF split files vs a zarr store, peak RSS.
 
 For each source tree (the real sample in ``../shared/climsim`` when present, and a
 made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
@@ -6,9 +6,9 @@ made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
 768 steps by default, 1.9 GB, so that the fixed costs of a run weigh less):
 
 * ``pcm data climsim`` (the command, run as users run it:
-  :func:`pcm.data.climsim.convert_climsim`, netCDF shards written into the split
-  files as they finish, norm from the chunk moments) with 1 worker (serial, in
-  process) and with 2 workers (dask LocalCluster), ``--repeat`` times each,
+  :func:`pcm.data.climsim.convert_climsim`, each task writing its rows into the
+  netCDF split files at their offsets, norm from the chunk moments) with 1 worker
+  (serial, in process) and with 2 workers (dask LocalCluster), ``--repeat`` times each,
   alternating: wall seconds (the command, from its start), the seconds and phases
   the conversion records in ``conversion.json``, peak RSS of the command and of
   the largest worker;
@@ -20,7 +20,9 @@ made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
 * memory against the number of files: the command's peak RSS converting the first
   day of the tree and the whole tree (serial).
 
-``--workers-only`` measures the first item only (the made-up tree).
+``--workers-only`` measures the first item only (the made-up tree). The zarr items
+need ``zarr``, which pcm does not depend on: without it they are skipped, with a line
+that says so.
 
 Peak RSS: ``VmHWM`` of the measured process (``ru_maxrss`` would carry the parent's
 peak across ``exec``), read every 0.1 s while the command runs (the command's own)
@@ -39,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -287,6 +290,11 @@ def main() -> None:
         result[name] = res
         if args.workers_only:
             break
+        if importlib.util.find_spec("zarr") is None:
+            print(f"{name}: zarr is not installed, so the zarr store is not measured (it is "
+                  "not a dependency of pcm: pip install zarr, or PYTHONPATH to a folder with it)")
+            result["zarr"] = "not installed"
+            continue
         for compress in (True, False):
             key = "zarr_2w" + ("" if compress else "_uncompressed")
             m = _measure_zarr(src, work / f"{name}_{key}", 2, cs, compress=compress)

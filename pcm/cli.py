@@ -81,7 +81,7 @@ def _data_climsim(args: argparse.Namespace) -> None:
                             months=args.months, stride=args.stride or 1,
                             split_months=split_months, chunk_steps=args.chunk_steps,
                             workers=args.workers, scheduler=args.scheduler,
-                            keep_chunks=args.keep_chunks, progress=not args.quiet)
+                            progress=not args.quiet)
     for name, path in paths.items():
         print(f"{name:8s} {path}")
 
@@ -208,15 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     climsim.add_argument("--stride", type=int, default=None,
                          help="every n-th step of each selection (ClimSim: 7)")
     climsim.add_argument("--chunk-steps", type=int, default=CHUNK_STEPS,
-                         help=f"steps per chunk, task and HDF5 chunk (default {CHUNK_STEPS})")
+                         help=f"steps per chunk, task and read block (default {CHUNK_STEPS})")
     climsim.add_argument("--workers", type=int, default=None,
                          help="processes of the local dask cluster (default: all cores; 1: "
                          "serial)")
     climsim.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="a running dask scheduler (tcp://host:8786) instead of a local "
-                         "cluster; its workers must see --src and --out")
-    climsim.add_argument("--keep-chunks", action="store_true",
-                         help="keep the per-chunk shards (.chunks/) after assembling")
+                         "cluster; its workers must see --src and --out, and write "
+                         "disjoint parts of one file there")
     climsim.add_argument("--quiet", action="store_true", help="no progress bar")
     climsim.set_defaults(func=_data_climsim)
 

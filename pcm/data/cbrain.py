@@ -325,10 +325,10 @@ def sample_grid(ds: xr.Dataset | str | os.PathLike) -> dict:
         ``n_time`` (int), ``from_file`` (bool: the grid was recorded by
         :func:`write_cbrain`; otherwise the full T42 grid is assumed, because
         per-sample coordinates of foreign, possibly shuffled files cannot be
-        trusted). For an unstructured grid (files of :class:`CbrainWriter`,
-        e.g. ClimSim) ``lat`` and ``lon`` are per column, ``area`` holds the
-        column areas and ``unstructured`` is True; samples are stacked (time,
-        column).
+        trusted). For an unstructured grid (files of
+        :func:`~pcm.data.cbrain_write.create_step_file`, e.g. ClimSim) ``lat``
+        and ``lon`` are per column, ``area`` holds the column areas and
+        ``unstructured`` is True; samples are stacked (time, column).
 
     Raises
     ------

@@ -1,18 +1,21 @@
 """Writing the CBRAIN layout: gridded fields (synthetic aquaplanet) or a stream of steps.
 
 :func:`write_cbrain` writes gridded fields of the SPCAM catalogue in one go;
-:class:`CbrainWriter` appends time steps of any catalogue one by one (the ClimSim
-converter streams through it). Both record the grid, the time axis and the
-catalogue in the file, so :func:`pcm.data.cbrain.sample_grid` never has to guess.
+:func:`create_step_file` makes a file of any catalogue on an unstructured grid
+whose time steps are written in place afterwards, by any process, in any order
+(:class:`StepFile`; the ClimSim converter's workers write through it). Both
+record the grid, the time axis and the catalogue in the file, so
+:func:`pcm.data.cbrain.sample_grid` never has to guess.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -22,7 +25,7 @@ from pcm.errors import DataError, hint
 from pcm.io import atomic_path
 from pcm.variables import LEVELS_HPA, SPCAM, VARIABLES, Catalogue, gaussian_grid
 
-__all__ = ["write_cbrain", "CbrainWriter"]
+__all__ = ["write_cbrain", "StepFile", "create_step_file"]
 
 
 def _field_columns(fields: xr.Dataset, name: str, dims: tuple[str, ...]) -> xr.DataArray:
@@ -38,6 +41,24 @@ def _field_columns(fields: xr.Dataset, name: str, dims: tuple[str, ...]) -> xr.D
     if var.three_d and da.sizes["lev"] != var.n_levels:
         raise DataError(f"{da.sizes['lev']} levels, expected {var.n_levels}", variable=name)
     return da.transpose(*dims, *(("lev",) if var.three_d else ()))
+
+
+def _write_axes(nc, dims: dict[str, int], var_names: Sequence[str],
+                coords: Sequence[tuple]) -> None:
+    """The dimensions, ``var_names`` and the float64 coordinates ``(name, values, dim,
+    units, long_name)`` (values None: left out) of a CBRAIN-layout file."""
+    for name, size in dims.items():
+        nc.createDimension(name, size)
+    vn = nc.createVariable("var_names", str, ("var_names",))
+    vn.long_name = "variable of each column (repeated once per level, top first)"
+    vn[:] = np.array(var_names, dtype=object)
+    for key, values, dim, units, long_name in coords:
+        if values is None:
+            continue
+        v = nc.createVariable(key, "f8", (dim,))
+        v.units = units
+        v.long_name = long_name
+        v[:] = np.asarray(values, dtype="f8")
 
 
 def write_cbrain(
@@ -117,28 +138,14 @@ def write_cbrain(
             for key, value in fields.attrs.items():  # provenance (seed, sst_shift, ...)
                 if isinstance(value, str | int | float | np.integer | np.floating):
                     nc.setncattr(f"fields_{key}", value)
-            nc.createDimension("sample", n_samples)
-            nc.createDimension("var_names", n_cols)
-            nc.createDimension("time", n_time)
-            nc.createDimension("lat", n_lat)
-            nc.createDimension("lon", n_lon)
-            nc.createDimension("lev", len(LEVELS_HPA))
-            vn = nc.createVariable("var_names", str, ("var_names",))
-            vn.long_name = "variable of each column (repeated once per level, top first)"
-            vn[:] = np.array(var_names, dtype=object)
-            for key, values, dim, units, long_name in (
+            _write_axes(nc, {"sample": n_samples, "var_names": n_cols, "time": n_time,
+                             "lat": n_lat, "lon": n_lon, "lev": len(LEVELS_HPA)}, var_names, (
                 ("lat", lat, "lat", "degrees_north", "latitude"),
                 ("lon", lon, "lon", "degrees_east", "longitude"),
                 ("gw", gw, "lat", "1", "Gaussian weights"),
                 ("time", time, "time", "s", "time since the start of the simulation"),
                 ("lev", LEVELS_HPA, "lev", "hPa", "mid-level pressure for PS = 1000 hPa"),
-            ):
-                if values is None:
-                    continue
-                v = nc.createVariable(key, "f8", (dim,))
-                v.units = units
-                v.long_name = long_name
-                v[:] = np.asarray(values, dtype="f8")
+            ))
             data = nc.createVariable(
                 "vars", "f4", ("sample", "var_names"), chunksizes=chunk,
                 zlib=compress, complevel=1 if compress else 4, shuffle=compress,
@@ -160,16 +167,78 @@ def write_cbrain(
     return Path(path)
 
 
-class CbrainWriter:
-    """Write the CBRAIN layout of an unstructured grid, a block of time steps at a time.
+@dataclass(frozen=True)
+class StepFile:
+    """A CBRAIN-layout file of an unstructured grid whose rows are written in place.
+
+    Made by :func:`create_step_file`. ``vars`` is stored contiguously
+    (little-endian float32, no fill value), so the rows of time steps ``first ...
+    first + k - 1`` are bytes at a fixed offset of the file: any process may write
+    any steps, in any order, while others write other steps, and the file's bytes
+    do not depend on that order. Nothing else of the file changes after it is
+    made. A plain dataclass, so it travels to dask workers.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    offset : int
+        Byte offset of ``vars``'s data in the file.
+    n_col : int
+        Columns per time step.
+    n_vars : int
+        Columns of ``vars`` (``var_names``).
+    n_time : int
+        Time steps.
+    """
+
+    path: Path
+    offset: int
+    n_col: int
+    n_vars: int
+    n_time: int
+
+    def write_steps(self, first: int, rows: np.ndarray) -> None:
+        """Write consecutive time steps from ``first``: ``rows[k * ncol, n_vars]`` (``k``
+        steps, ``ncol`` fastest) in ``var_names`` order, with one ``pwrite``.
+
+        Raises
+        ------
+        DataError
+            ``rows`` of the wrong shape, or steps outside the file.
+        """
+        rows = np.ascontiguousarray(rows, dtype="<f4")
+        if rows.ndim != 2 or rows.shape[0] % self.n_col or rows.shape[1] != self.n_vars:
+            raise DataError(f"step {first}: rows of shape {rows.shape}, expected "
+                            f"(k x {self.n_col}, {self.n_vars})", path=self.path)
+        k = rows.shape[0] // self.n_col
+        if first < 0 or first + k > self.n_time:
+            raise DataError(f"steps {first}..{first + k - 1} outside the file's "
+                            f"{self.n_time} time steps", path=self.path)
+        data = rows.data.cast("B")
+        at = self.offset + first * self.n_col * self.n_vars * 4
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            while data:  # pwrite may write less than asked (above 2 GiB on Linux)
+                done = os.pwrite(fd, data, at)
+                data, at = data[done:], at + done
+        finally:
+            os.close(fd)
+
+
+def create_step_file(path: str | os.PathLike, catalogue: Catalogue, *, lat, lon, area,
+                     time, time_units: str, calendar: str | None = None,
+                     attrs: dict | None = None, chunk_rows: int = CHUNK_ROWS) -> StepFile:
+    """Make a CBRAIN-layout file of an unstructured grid whose steps are written later.
 
     For sources whose samples are columns of an unstructured grid (ClimSim's
     ne4pg2): ``vars(sample, var_names)`` stacks (time, column), and the file
     records ``lat lon area (ncol)``, ``time (time)``, ``lev (lev)`` and the
     catalogue (:meth:`pcm.variables.Catalogue.attrs`), with the global
-    attributes ``pcm_layout``, ``pcm_grid = "unstructured"`` and
-    ``pcm_n_time``. Use it as a context manager: the file appears (atomically)
-    only when the block ends without error and every step was written.
+    attributes ``pcm_layout``, ``pcm_grid = "unstructured"``, ``pcm_n_time`` and
+    ``pcm_chunk_rows`` (the rows readers take at a time). The file appears
+    (atomically) with its storage reserved; its rows are written with
+    :meth:`StepFile.write_steps`, and the caller tracks which steps are written.
 
     Parameters
     ----------
@@ -188,106 +257,52 @@ class CbrainWriter:
     attrs : dict, optional
         Further global attributes (provenance).
     chunk_rows : int
-        Rows per HDF5 chunk of ``vars``.
-    chunk_cache_chunks : int, optional
-        Size of the HDF5 chunk cache of ``vars``, in chunks (default: the netCDF
-        library's, 64 MB). Steps written in order need one; a process that keeps
-        several files open bounds its memory with it.
+        Rows readers take at a time (``pcm_chunk_rows``; the storage is contiguous).
+
+    Returns
+    -------
+    StepFile
+        Where each step's rows go.
     """
-
-    def __init__(self, path: str | os.PathLike, catalogue: Catalogue, *, lat, lon, area,
-                 time, time_units: str, calendar: str | None = None,
-                 attrs: dict | None = None, chunk_rows: int = CHUNK_ROWS,
-                 chunk_cache_chunks: int | None = None) -> None:
-        self.path = Path(path)
-        self.catalogue = catalogue
-        self.lat, self.lon, self.area = (np.asarray(a, dtype="f8") for a in (lat, lon, area))
-        self.time = np.asarray(time, dtype="f8")
-        self.time_units = time_units
-        self.calendar = calendar
-        self.attrs = dict(attrs or {})
-        self.chunk_rows = chunk_rows
-        self.chunk_cache_chunks = chunk_cache_chunks
-        self.var_names = catalogue.expand_var_names(catalogue.all_variables)
-        self._written = np.zeros(self.time.size, dtype=bool)
-        self._stack = None
-        self._nc = None
-
-    def __enter__(self) -> CbrainWriter:
-        self._stack = ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        nc = self._stack.enter_context(netCDF4.Dataset(tmp, "w", format="NETCDF4"))
-        cat = self.catalogue
-        n_col, n_time, n_cols = self.lat.size, self.time.size, len(self.var_names)
-        nc.pcm_layout = LAYOUT_VERSION
-        nc.pcm_grid = "unstructured"
-        nc.pcm_n_time = np.int64(n_time)
-        nc.setncatts(cat.attrs())
-        nc.title = f"{cat.description} in the CBRAIN layout"
-        nc.comment = ("vars(sample, var_names): samples stacked (time, ncol), ncol fastest; "
-                      "var_names repeats each variable once per level, top first")
-        nc.units_by_variable = "; ".join(f"{n}: {cat.by_name[n].units}"
-                                         for n in cat.all_variables)
-        nc.setncatts({k: v for k, v in self.attrs.items()
-                      if isinstance(v, str | int | float | np.integer | np.floating)})
-        nc.createDimension("sample", n_time * n_col)
-        nc.createDimension("var_names", n_cols)
-        nc.createDimension("time", n_time)
-        nc.createDimension("ncol", n_col)
-        nc.createDimension("lev", cat.n_levels)
-        vn = nc.createVariable("var_names", str, ("var_names",))
-        vn.long_name = "variable of each column (repeated once per level, top first)"
-        vn[:] = np.array(self.var_names, dtype=object)
-        for key, values, dim, units, long_name in (
-            ("lat", self.lat, "ncol", "degrees_north", "latitude of the column centre"),
-            ("lon", self.lon, "ncol", "degrees_east", "longitude of the column centre"),
-            ("area", self.area, "ncol", "1", "area of the column (weights)"),
-            ("time", self.time, "time", self.time_units, "time of the step"),
-            ("lev", np.asarray(cat.levels_hpa), "lev", "hPa",
-             "mid-level pressure at the reference surface pressure"),
-        ):
-            v = nc.createVariable(key, "f8", (dim,))
-            v.units = units
-            v.long_name = long_name
-            v[:] = values
-        if self.calendar:
-            nc.variables["time"].calendar = self.calendar
-        data = nc.createVariable("vars", "f4", ("sample", "var_names"),
-                                 chunksizes=(max(1, min(self.chunk_rows, n_time * n_col)),
-                                             n_cols))
-        data.long_name = "stacked input and output variables"
-        data.units = "per variable, see the global attribute units_by_variable"
-        if self.chunk_cache_chunks is not None:
-            rows = max(1, min(self.chunk_rows, n_time * n_col))
-            data.set_var_chunk_cache(size=int(self.chunk_cache_chunks) * rows * n_cols * 4,
-                                     nelems=max(1, int(self.chunk_cache_chunks)))
-        self._nc = nc
-        return self
-
-    def write_steps(self, first: int, rows: np.ndarray) -> None:
-        """Write consecutive time steps from ``first`` in one call:
-        ``rows[k * ncol, n_columns]`` (``k`` steps, ``ncol`` fastest) in ``var_names`` order.
-        One write of a whole HDF5 chunk instead of one per step."""
-        n_col = self.lat.size
-        rows = np.asarray(rows, dtype="f4")
-        if rows.ndim != 2 or rows.shape[0] % n_col or rows.shape[1] != len(self.var_names):
-            raise DataError(f"step {first}: rows of shape {rows.shape}, expected "
-                            f"(k x {n_col}, {len(self.var_names)})", path=self.path)
-        k = rows.shape[0] // n_col
-        if first < 0 or first + k > self.time.size:
-            raise DataError(f"steps {first}..{first + k - 1} outside the file's "
-                            f"{self.time.size} time steps", path=self.path)
-        self._nc.variables["vars"][first * n_col:(first + k) * n_col, :] = rows
-        self._written[first:first + k] = True
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None and not self._written.all():
-            missing = np.flatnonzero(~self._written)
-            exc = DataError(f"{missing.size} time steps never written (first {missing[0]})",
-                            path=self.path)
-            self._stack.__exit__(type(exc), exc, None)
-            raise exc
-        self._stack.__exit__(exc_type, exc, tb)
+    lat, lon, area, time = (np.asarray(a, dtype="f8") for a in (lat, lon, area, time))
+    var_names = catalogue.expand_var_names(catalogue.all_variables)
+    n_col, n_time, n_vars = lat.size, time.size, len(var_names)
+    with atomic_path(path) as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.set_fill_off()  # every row is written later: no fill pass over the data
+            nc.pcm_layout = LAYOUT_VERSION
+            nc.pcm_grid = "unstructured"
+            nc.pcm_n_time = np.int64(n_time)
+            nc.pcm_chunk_rows = np.int64(chunk_rows)
+            nc.setncatts(catalogue.attrs())
+            nc.title = f"{catalogue.description} in the CBRAIN layout"
+            nc.comment = ("vars(sample, var_names): samples stacked (time, ncol), ncol "
+                          "fastest; var_names repeats each variable once per level, top first")
+            nc.units_by_variable = "; ".join(f"{n}: {catalogue.by_name[n].units}"
+                                             for n in catalogue.all_variables)
+            nc.setncatts({k: v for k, v in (attrs or {}).items()
+                          if isinstance(v, str | int | float | np.integer | np.floating)})
+            _write_axes(nc, {"sample": n_time * n_col, "var_names": n_vars, "time": n_time,
+                             "ncol": n_col, "lev": catalogue.n_levels}, var_names, (
+                ("lat", lat, "ncol", "degrees_north", "latitude of the column centre"),
+                ("lon", lon, "ncol", "degrees_east", "longitude of the column centre"),
+                ("area", area, "ncol", "1", "area of the column (weights)"),
+                ("time", time, "time", time_units, "time of the step"),
+                ("lev", catalogue.levels_hpa, "lev", "hPa",
+                 "mid-level pressure at the reference surface pressure"),
+            ))
+            if calendar:
+                nc.variables["time"].calendar = calendar
+            data = nc.createVariable("vars", "f4", ("sample", "var_names"), contiguous=True,
+                                     endian="little")
+            data.long_name = "stacked input and output variables"
+            data.units = "per variable, see the global attribute units_by_variable"
+            data[-1:, :] = np.zeros((1, n_vars), dtype="f4")  # reserves the storage
+        with h5py.File(tmp, "r") as h5:
+            offset = h5["vars"].id.get_offset()
+    if offset is None:
+        raise DataError("no storage reserved for 'vars'", path=path)
+    return StepFile(Path(path), int(offset), n_col, n_vars, n_time)
 
 
 def _gw_of(lat: np.ndarray) -> np.ndarray | None:

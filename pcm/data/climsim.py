@@ -7,8 +7,8 @@ time step (``E3SM-MMF.mli.YYYY-MM-DD-SSSSS.nc``), and
 ``ClimSim_low-res_grid-info.nc`` (``lat lon area (ncol)``, hybrid coefficients
 ``hyam hybm``, ``P0``). :func:`convert_climsim` turns a chosen set of such files
 into what the pipeline reads: ``train.nc valid.nc test.nc`` in the CBRAIN layout
-(:class:`pcm.data.cbrain_write.CbrainWriter`, unstructured grid, HDF5 chunks of
-whole time steps) and ``norm.nc`` (statistics of the training split).
+(:func:`pcm.data.cbrain_write.create_step_file`, unstructured grid, ``vars``
+stored contiguously) and ``norm.nc`` (statistics of the training split).
 
 The catalogue (:func:`pcm.variables.climsim_catalogue`) is the PCMasking
 analogue of the SPCAM set:
@@ -38,25 +38,31 @@ its share after ``i + 1`` steps (ties to train, then valid). Each split then
 samples the whole period, and consecutive steps land in different splits as
 little as the shares allow. ``conversion.json`` lists every step with its split.
 
-Execution (dask.distributed): the steps of each split are cut into chunks of
-``chunk_steps`` consecutive steps; one task per chunk reads its ``mli``/``mlo``
-pairs, writes a netCDF shard ``.chunks/<split>/chunk-NNNNN.nc`` and returns the
-chunk's moments (count, mean, sum of squared deviations, min, max per column),
-which the driver records in ``chunk-NNNNN.json``. Tasks run on a local cluster of
-processes (``workers``; forked from the driver where
+Execution (dask.distributed): the split files are made first, under
+``.chunks/``, with their storage reserved (:func:`pcm.data.cbrain_write.create_step_file`:
+``vars`` contiguous, so each step's rows sit at a fixed byte offset). The steps of
+each split are cut into chunks of ``chunk_steps`` consecutive steps; one task per
+chunk reads its ``mli``/``mlo`` pairs, writes the rows into its split file at their
+offset (no copy through the driver; tasks write disjoint bytes, so they need no
+lock) and returns the chunk's moments (count, mean, sum of squared deviations, min,
+max per column), which the driver records in ``chunk-NNNNN.json``. Tasks run on a
+local cluster of processes (``workers``; forked from the driver where
 :func:`pcm.data.cluster.can_fork` allows, so that no worker imports ``pcm`` again)
-or on any running scheduler (``scheduler``, workers that see the same file
-system); at most two tasks per worker are in flight, so memory stays at a few
-chunks whatever the number of files. A chunk whose record and shard exist and
-match its plan is not redone: an interrupted conversion resumes with the missing
-chunks only. While the tasks run, the driver writes each finished chunk into the
-open split files as soon as every earlier chunk of its split is written (one
-shard in memory at a time; the files are the same bytes whatever order the
-chunks finish in), and merges the training chunks' moments in that order (Chan's
-update: one streaming pass, no re-read) for the norm file; the shards are then
-removed (``keep_chunks``). The result does not depend on the number of workers.
-Why netCDF shards rather than a zarr store: ``benchmarks/convert.py`` measures
-both; the speed-up with workers it measures is in ``README.md``.
+or on any running scheduler (``scheduler``: workers that share the file system of
+``out`` and may write disjoint byte ranges of one file, as local disks, Lustre and
+GPFS allow); at most two tasks per worker are in flight, so memory stays at a few
+chunks whatever the number of files. A chunk whose record matches its plan is not
+redone: an interrupted conversion resumes with the missing chunks only (the
+files under construction and their plans stay in ``.chunks/``; a file made for
+another plan is made anew, and its chunks redone). The driver merges the training
+chunks' moments in plan order (Chan's update: one streaming pass, no re-read) for
+the norm file; when every chunk is done the split files move into ``out`` and
+``.chunks/`` is removed. The files are the same bytes whatever the number of
+workers and whatever order the chunks finish in. ``benchmarks/convert.py``
+measures this against a zarr store written the same way (regions by the
+workers); ``README.md`` gives the figures, and those of the earlier design, in
+which each task wrote a netCDF shard that the driver then copied into the split
+files (the driver's copy, on the workers' cores, capped the speed-up).
 """
 
 from __future__ import annotations
@@ -66,9 +72,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +83,12 @@ import netCDF4
 import numpy as np
 from tqdm.auto import tqdm
 
-from pcm.data.cbrain_write import CbrainWriter
+from pcm.data.cbrain_write import StepFile, create_step_file
 from pcm.data.cluster import dask_client
 from pcm.data.datasets import split_steps
 from pcm.data.normalization import norm_from_moments, write_norm
 from pcm.errors import DataError, ParameterError
-from pcm.io import atomic_path, read_json, write_json
+from pcm.io import read_json, write_json
 from pcm.variables import CLIMSIM_TIME_STEP_SECONDS, Catalogue, climsim_catalogue
 
 __all__ = [
@@ -132,11 +139,12 @@ CLIMSIM_SUBSET = {
 #: ``...mli.YYYY-MM-DD-SSSSS.nc``: the date and second of day of a step's files.
 _STAMP = re.compile(r"\.mli\.(\d{4})-(\d{2})-(\d{2})-(\d{5})\.nc$")
 
-#: Steps per chunk (one task, one shard, one HDF5 chunk of the split file).
+#: Steps per chunk (one task, one write into the split file, one read block of it).
 CHUNK_STEPS = 8
 
-#: Version of the chunk records: a record of another version is redone.
-_RECORD_VERSION = 1
+#: Version of the chunk records: a record of another version is redone (2: the rows
+#: are in the split file under construction, not in a shard of their own).
+_RECORD_VERSION = 2
 
 
 def _open(path: Path, what: str):
@@ -461,26 +469,18 @@ def _merge(total: dict | None, part: dict) -> dict:
 
 
 def _convert_chunk(pairs: list[tuple[str, str]], levels_hpa: list[float], n_col: int,
-                   shard: str) -> dict:
-    """The task: read a chunk, write its shard, return its moments (or the error)."""
+                   target: StepFile, record_path: str, record: dict) -> dict:
+    """The task: read a chunk, write its rows into the split file at step
+    ``record["first_step"]``, then its record with its moments; return the moments
+    (or the error)."""
     try:
         rows = read_chunk([(Path(a), Path(b)) for a, b in pairs], levels_hpa, n_col)
     except DataError as err:  # travels as text: exceptions with keywords do not pickle
         return {"error": str(err)}
-    with atomic_path(shard) as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            nc.createDimension("sample", rows.shape[0])
-            nc.createDimension("var_names", rows.shape[1])
-            v = nc.createVariable("vars", "f4", ("sample", "var_names"))
-            v.long_name = "stacked input and output variables of one chunk of steps"
-            v[:] = rows
-    return _moments(rows)
-
-
-def _read_shard(path: Path) -> np.ndarray:
-    with netCDF4.Dataset(path, "r") as nc:
-        nc.set_auto_mask(False)
-        return np.asarray(nc.variables["vars"][...], dtype="f4")
+    target.write_steps(record["first_step"], rows)
+    moments = _moments(rows)
+    write_json({**record, **moments}, record_path, indent=None)  # after the rows
+    return moments
 
 
 @contextmanager
@@ -546,8 +546,7 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
                     months: str | tuple[str, str] | None = None, stride: int = 1,
                     split_months: dict[str, str | tuple[str, str]] | None = None,
                     chunk_steps: int = CHUNK_STEPS, workers: int | None = None,
-                    scheduler: str | None = None, keep_chunks: bool = False,
-                    progress: bool = True) -> dict[str, Path]:
+                    scheduler: str | None = None, progress: bool = True) -> dict[str, Path]:
     """Convert ClimSim low-res ``mli``/``mlo`` pairs into the pipeline's data layout.
 
     Parameters
@@ -572,17 +571,14 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         ``train valid test`` -> month range: explicit splits (each every
         ``stride``-th step of its months); :data:`CLIMSIM_SUBSET` holds ClimSim's.
     chunk_steps : int
-        Steps per chunk: one task, one shard, one HDF5 chunk (``chunk_steps x
-        ncol`` rows) of the split files.
+        Steps per chunk: one task, one write of ``chunk_steps x ncol`` rows into
+        its split file, and the rows readers take at a time (``pcm_chunk_rows``).
     workers : int, optional
         Processes of the local dask cluster (default ``os.cpu_count()``); 1 and no
         ``scheduler``: serial in this process. The files do not depend on it.
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``) whose workers
         see ``src`` and ``out``; None: a local cluster.
-    keep_chunks : bool
-        Keep the shards after assembling the split files (default: removed; the
-        chunk records stay).
     progress : bool
         Show a progress bar (tqdm) over the chunks.
 
@@ -613,11 +609,10 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
     steps = _split_steps(pairs, months, stride, split_months, src)
     chunks = plan_chunks(steps, chunk_steps)
     n_col, levels = info["n_col"], [float(v) for v in info["levels_hpa"]]
-    folder = out / ".chunks"
+    folder = out.absolute() / ".chunks"  # absolute: workers may run elsewhere
     for chunk in chunks:
         chunk["key"] = _chunk_key(chunk, info["levels_hpa"], n_col)
-        base = folder / chunk["split"] / f"chunk-{chunk['index']:05d}"
-        chunk["shard"], chunk["record"] = base.with_suffix(".nc"), base.with_suffix(".json")
+        chunk["record"] = folder / chunk["split"] / f"chunk-{chunk['index']:05d}.json"
     plan_key = hashlib.sha256(json.dumps([c["key"] for c in chunks]
                                          + [chunk_steps, str(grid_path)]).encode()
                               ).hexdigest()[:24]
@@ -625,63 +620,61 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
     paths["manifest"] = out / "conversion.json"
     if _up_to_date(paths, plan_key):
         return paths
-
-    def stored(chunk: dict) -> bool:
-        if not (chunk["record"].is_file() and chunk["shard"].is_file()):
-            return False
-        try:
-            return read_json(chunk["record"]).get("key") == chunk["key"]
-        except (OSError, ValueError):
-            return False
-
-    is_stored = [stored(c) for c in chunks]
-    done = [c for c, s in zip(chunks, is_stored, strict=True) if s]
-    todo = [(c, ([(str(a), str(b)) for a, b in c["pairs"]], levels, n_col, str(c["shard"])))
-            for c, s in zip(chunks, is_stored, strict=True) if not s]
     provenance = {"source": "ClimSim low-res (E3SM-MMF; Yu et al. 2023; data CC-BY-4.0)",
                   "converted_from": str(src), "grid_info": str(grid_path)}
-    files = _SplitFiles(chunks, steps, paths, catalogue, info, provenance, chunk_steps)
+    targets = _split_files(steps, folder, catalogue, info, provenance, chunk_steps)
+
+    def stored(chunk: dict) -> dict | None:
+        """The chunk's record, when it is of this plan (then its rows are in the file)."""
+        try:
+            record = read_json(chunk["record"])
+        except (OSError, ValueError):
+            return None
+        return record if record.get("key") == chunk["key"] else None
+
+    moments = _MomentsInOrder(sum(c["split"] == "train" for c in chunks))
+    todo = []
+    for chunk in chunks:
+        record = stored(chunk)
+        if record is None:
+            meta = {"version": _RECORD_VERSION, "key": chunk["key"], "split": chunk["split"],
+                    "index": chunk["index"], "first_step": chunk["first"],
+                    "steps": [a.name for a, _ in chunk["pairs"]]}
+            todo.append((chunk, ([(str(a), str(b)) for a, b in chunk["pairs"]], levels, n_col,
+                                 targets[chunk["split"]], str(chunk["record"]), meta)))
+        elif chunk["split"] == "train":
+            moments.add(chunk["index"], record)
     bar = tqdm(total=len(chunks), desc="pcm data climsim", unit="chunk", disable=not progress)
-    bar.update(len(done))
-    computed: set[tuple[str, int]] = set()
+    bar.update(len(chunks) - len(todo))
 
     def finish(chunk: dict, result: dict) -> None:
         if "error" in result:
             raise DataError(result["error"])
-        write_json({"version": _RECORD_VERSION, "key": chunk["key"], "split": chunk["split"],
-                    "index": chunk["index"], "first_step": chunk["first"],
-                    "steps": [a.name for a, _ in chunk["pairs"]], **result}, chunk["record"])
-        computed.add((chunk["split"], chunk["index"]))
-        files.finished(chunk)  # its rows into the split file, while the others run
+        if chunk["split"] == "train":
+            moments.add(chunk["index"], result)
         bar.update(1)
 
     t_plan = time.perf_counter() - t0
-    timings = {}
     try:
         t1 = time.perf_counter()
         with _workers(len(todo), workers=workers, scheduler=scheduler) as client:
             t2 = time.perf_counter()
-            with files:  # opened after the workers started (a forked one inherits nothing)
-                for chunk in done:
-                    files.finished(chunk)
-                _run_tasks(todo, finish, client)
-                t3 = time.perf_counter()
-            t4 = time.perf_counter()
-        timings = {"cluster_start": t2 - t1, "tasks": t3 - t2, "cluster_stop":
-                   time.perf_counter() - t4}
+            _run_tasks(todo, finish, client)
+            t3 = time.perf_counter()
+        timings = {"cluster_start": t2 - t1, "tasks": t3 - t2,
+                   "cluster_stop": time.perf_counter() - t3}
     finally:
         bar.close()
     t_norm = time.perf_counter()
-    moments = files.moments
-    assert moments is not None  # the plan has at least one training chunk
+    assert moments.complete and moments.total is not None  # every training chunk is done
+    total = moments.total
     names = np.array(catalogue.expand_var_names(catalogue.all_variables), dtype=object)
-    norm = norm_from_moments(names, catalogue, moments["count"], moments["mean"],
-                             moments["m2"], moments["min"], moments["max"],
-                             source=str(paths["train"]))
+    norm = norm_from_moments(names, catalogue, total["count"], total["mean"], total["m2"],
+                             total["min"], total["max"], source=str(paths["train"]))
     write_norm(norm, paths["norm"])
-    if not keep_chunks:
-        for chunk in chunks:
-            chunk["shard"].unlink(missing_ok=True)
+    for split, target in targets.items():  # complete: the split files appear
+        os.replace(target.path, paths[split])
+    shutil.rmtree(folder)  # the records and plans of the files just completed
     manifest = {
         **provenance,
         "catalogue": catalogue.name,
@@ -703,8 +696,7 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         "chunk_rows": int(chunk_steps) * n_col,
         "plan_key": plan_key,
         "chunks": len(chunks),
-        "chunks_computed": [f"{c['split']}/{c['index']}" for c in chunks  # plan order
-                            if (c["split"], c["index"]) in computed],
+        "chunks_computed": [f"{c['split']}/{c['index']}" for c, _ in todo],  # plan order
         "workers": "scheduler " + scheduler if scheduler else workers,
         "steps": [{"mli": str(mli.relative_to(src)), "split": split,
                    "time_days": _stamp_days(step_stamp(mli))}
@@ -712,9 +704,7 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         "seconds": round(time.perf_counter() - t0, 2),
         "seconds_by_phase": {"plan": round(t_plan, 2),
                              **{k: round(v, 2) for k, v in timings.items()},
-                             "assemble_and_norm": round(t4 - t3 + time.perf_counter() - t_norm,
-                                                        2),
-                             "driver_writes": round(files.seconds, 2)},
+                             "norm": round(time.perf_counter() - t_norm, 2)},
     }
     manifest["steps"].sort(key=lambda s: s["time_days"])
     write_json(manifest, paths["manifest"])
@@ -755,79 +745,73 @@ def _up_to_date(paths: dict[str, Path], plan_key: str) -> bool:
         return False
 
 
-class _SplitFiles:
-    """The split files, open while the chunks run: each chunk's rows go in as it finishes.
+def _split_files(steps: dict[str, list], folder: Path, catalogue: Catalogue, info: dict,
+                 attrs: dict, chunk_steps: int) -> dict[str, StepFile]:
+    """The split files under construction, ``folder/<split>.nc``: kept when they were
+    made for this plan, else made anew and their chunk records removed.
 
-    A finished chunk is written as soon as every earlier chunk of its split is
-    written (the plan's order), so the files are the same bytes whatever order
-    the chunks finish in; a chunk that finishes early waits as its shard on disk,
-    not in memory. The training chunks' moments are merged in the same order
-    (Chan's update), so the norm file does not depend on it either. Use it as a
-    context manager: the files appear (atomically) when the block ends without
-    error and every chunk was written.
+    Each file's plan (its steps, the chunk size, the grid and the provenance: what
+    its header holds) and the offset of its rows are recorded beside it, in
+    ``folder/<split>.json``, after the file is made; a chunk record is written only
+    after its rows are. So a chunk whose record matches its key has its rows in
+    the file, whatever interrupted the conversion before.
+    """
+    targets = {}
+    for split, pairs in steps.items():
+        key = hashlib.sha256(json.dumps([
+            _RECORD_VERSION, split, [str(mli) for mli, _ in pairs], int(chunk_steps), attrs,
+            int(info["n_col"]), np.asarray(info["levels_hpa"]).tobytes().hex()]).encode()
+        ).hexdigest()[:24]
+        path, sidecar = folder / f"{split}.nc", folder / f"{split}.json"
+        try:
+            made = read_json(sidecar) if path.is_file() else {}
+        except (OSError, ValueError):
+            made = {}
+        if made.get("plan_key") == key:
+            targets[split] = StepFile(path, int(made["offset"]), int(info["n_col"]),
+                                      catalogue.n_inputs + catalogue.n_outputs, len(pairs))
+            continue
+        sidecar.unlink(missing_ok=True)
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for record in (folder / split).glob("chunk-*.json"):
+            record.unlink()  # rows of a file that is made anew
+        targets[split] = create_step_file(
+            path, catalogue, lat=info["lat"], lon=info["lon"], area=info["area"],
+            time=[_stamp_days(step_stamp(mli)) for mli, _ in pairs], time_units=TIME_UNITS,
+            calendar="noleap", attrs={**attrs, "split": split},
+            chunk_rows=int(chunk_steps) * int(info["n_col"]))
+        write_json({"plan_key": key, "offset": targets[split].offset}, sidecar)
+    return targets
+
+
+class _MomentsInOrder:
+    """Chan's update of the training chunks' moments, merged in the plan's order
+    whatever order the chunks finish in (so the norm file does not depend on it).
 
     Parameters
     ----------
-    chunks : list of dict
-        The plan (:func:`plan_chunks`), each chunk with its ``shard`` and ``record``.
-    steps : dict
-        ``split -> [(mli, mlo), ...]``: the steps of each split.
-    paths : dict
-        ``split -> path`` of each split file.
-    catalogue : Catalogue
-        The columns.
-    info : dict
-        The grid (:func:`read_grid`).
-    attrs : dict
-        Global attributes of every split file (provenance).
-    chunk_steps : int
-        Steps per chunk: one HDF5 chunk of ``chunk_steps x ncol`` rows.
+    n_chunks : int
+        Training chunks in the plan.
     """
 
-    def __init__(self, chunks: list[dict], steps: dict[str, list], paths: dict[str, Path],
-                 catalogue: Catalogue, info: dict, attrs: dict, chunk_steps: int) -> None:
-        self._order = {split: [c for c in chunks if c["split"] == split] for split in steps}
-        self._next = dict.fromkeys(steps, 0)
-        self._finished: set[tuple[str, int]] = set()
-        rows = int(chunk_steps) * int(info["n_col"])
-        self._writers = {
-            split: CbrainWriter(paths[split], catalogue, lat=info["lat"], lon=info["lon"],
-                                area=info["area"],
-                                time=[_stamp_days(step_stamp(mli)) for mli, _ in pairs],
-                                time_units=TIME_UNITS, calendar="noleap",
-                                attrs={**attrs, "split": split, "pcm_chunk_rows": rows},
-                                chunk_rows=rows, chunk_cache_chunks=2)
-            for split, pairs in steps.items()}
-        self._stack = ExitStack()
-        #: Moments of the training chunks written so far, merged in chunk order.
-        self.moments: dict | None = None
-        #: Seconds spent reading shards and writing rows.
-        self.seconds = 0.0
+    def __init__(self, n_chunks: int) -> None:
+        self._n = int(n_chunks)
+        self._waiting: dict[int, dict] = {}
+        self._next = 0
+        #: Moments of the first ``merged`` chunks.
+        self.total: dict | None = None
 
-    def __enter__(self) -> _SplitFiles:
-        with ExitStack() as stack:
-            for writer in self._writers.values():
-                stack.enter_context(writer)
-            self._stack = stack.pop_all()
-        return self
+    def add(self, index: int, moments: dict) -> None:
+        """Chunk ``index``'s moments; merged with every waiting successor once its turn comes."""
+        self._waiting[int(index)] = moments
+        while self._next in self._waiting:
+            self.total = _merge(self.total, self._waiting.pop(self._next))
+            self._next += 1
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        return bool(self._stack.__exit__(exc_type, exc, tb))
-
-    def finished(self, chunk: dict) -> None:
-        """Chunk ``chunk`` has its shard and record: write it and every waiting successor."""
-        t0 = time.perf_counter()
-        split = chunk["split"]
-        order = self._order[split]
-        self._finished.add((split, chunk["index"]))
-        while self._next[split] < len(order) and (split, self._next[split]) in self._finished:
-            ready = order[self._next[split]]
-            self._writers[split].write_steps(ready["first"], _read_shard(ready["shard"]))
-            if split == "train":
-                self.moments = _merge(self.moments, read_json(ready["record"]))
-            self._finished.discard((split, self._next[split]))
-            self._next[split] += 1
-        self.seconds += time.perf_counter() - t0
+    @property
+    def complete(self) -> bool:
+        """Every training chunk was merged."""
+        return self._next == self._n
 
 
 def _find_grid(src: Path) -> Path:

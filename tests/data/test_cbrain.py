@@ -321,8 +321,10 @@ def test_variable_in_the_wrong_case_gets_a_hint(tmp_path):
     assert "did you mean" not in str(info.value)  # no hint without a case mismatch
 
 
-def test_cbrain_writer_writes_blocks_of_steps_and_refuses_bad_ones(tmp_path):
-    from pcm.data.cbrain_write import CbrainWriter
+def test_a_step_file_takes_blocks_of_steps_in_any_order_and_refuses_bad_ones(tmp_path):
+    import pickle
+
+    from pcm.data.cbrain_write import create_step_file
     from pcm.variables import climsim_catalogue
 
     cat = climsim_catalogue(np.array([100.0, 500.0, 900.0]))
@@ -330,16 +332,19 @@ def test_cbrain_writer_writes_blocks_of_steps_and_refuses_bad_ones(tmp_path):
     rows = np.arange(4 * n_col * n_var, dtype="f4").reshape(4 * n_col, n_var)
     kwargs = dict(lat=[0.0, 10.0], lon=[0.0, 90.0], area=[1.0, 1.0], time=[0.0, 1.0, 2.0, 3.0],
                   time_units="days since 0001-01-01", chunk_rows=2 * n_col)
-    with CbrainWriter(tmp_path / "a.nc", cat, **kwargs) as writer:
-        writer.write_steps(2, rows[2 * n_col:])  # a later block first
-        writer.write_steps(0, rows[:2 * n_col])
-        with pytest.raises(DataError, match="outside the file's 4 time steps"):
-            writer.write_steps(3, rows[:2 * n_col])
-        with pytest.raises(DataError, match=r"expected \(k x 2"):
-            writer.write_steps(0, rows[:3])
+    digests = []
+    for name, blocks in (("a.nc", (2, 0)), ("b.nc", (0, 2))):
+        target = create_step_file(tmp_path / name, cat, **kwargs)
+        target = pickle.loads(pickle.dumps(target))  # as it travels to a dask worker
+        for first in blocks:
+            target.write_steps(first, rows[first * n_col:(first + 2) * n_col])
+        digests.append((tmp_path / name).read_bytes())
+    assert digests[0] == digests[1]  # the same bytes whatever the order of the writes
     with netCDF4.Dataset(tmp_path / "a.nc") as nc:
         np.testing.assert_array_equal(nc.variables["vars"][:], rows)
-    with pytest.raises(DataError, match="1 time steps never written"), \
-            CbrainWriter(tmp_path / "b.nc", cat, **kwargs) as writer:
-        writer.write_steps(0, rows[:3 * n_col])
-    assert not (tmp_path / "b.nc").exists()
+        assert nc.variables["vars"].chunking() == "contiguous" and nc.pcm_chunk_rows == 4
+        assert nc.pcm_grid == "unstructured" and nc.pcm_n_time == 4
+    with pytest.raises(DataError, match="outside the file's 4 time steps"):
+        target.write_steps(3, rows[:2 * n_col])
+    with pytest.raises(DataError, match=r"expected \(k x 2"):
+        target.write_steps(0, rows[:3])

@@ -78,9 +78,9 @@ def test_explicit_split_months(tree, tmp_path):
     assert {k: v["steps"] for k, v in manifest["splits"].items()} == {
         "train": 11, "valid": 9, "test": 2}
     assert manifest["splits"]["train"]["samples"] == 11 * N_COL
-    with netCDF4.Dataset(paths["train"]) as nc:  # HDF5 chunks of whole steps
+    with netCDF4.Dataset(paths["train"]) as nc:  # read in blocks of whole chunks of steps
         assert nc.pcm_n_time == 11 and nc.pcm_chunk_rows == 8 * N_COL
-        assert nc.variables["vars"].chunking() == [8 * N_COL, 5 * N_LEV + 12]
+        assert nc.variables["vars"].chunking() == "contiguous"
 
 
 @pytest.mark.slow
@@ -101,7 +101,7 @@ def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
     for stat in ("mean", "std", "min", "max", "std_by_var"):
         np.testing.assert_allclose(merged[stat].values, direct[stat].values, rtol=1e-9,
                                    atol=1e-15, err_msg=stat)
-    assert not list((tmp_path / "w1" / ".chunks").rglob("*.nc"))  # shards removed
+    assert not (tmp_path / "w1" / ".chunks").exists()  # records and plans removed
     x, y = load_split(serial["train"], Normalization.from_file(serial["norm"], warn=False))
     assert x.shape == (manifest["splits"]["train"]["samples"], 3 * N_LEV + 4)
 
@@ -122,22 +122,57 @@ def test_a_running_scheduler_gives_the_same_files(tree, tmp_path):
     assert _manifest_content(paths["manifest"]) == _manifest_content(serial["manifest"])
 
 
-def test_restart_recomputes_only_the_missing_chunk(tree, tmp_path):
+def _assert_same_files(paths: dict, expected: dict) -> None:
+    """The same split files, byte for byte, and the same statistics (the norm files'
+    attributes name their folder)."""
+    for split in ("train", "valid", "test"):
+        assert _digest(paths[split]) == _digest(expected[split]), split
+    a, b = read_norm(paths["norm"]), read_norm(expected["norm"])
+    for stat in ("mean", "std", "min", "max", "std_by_var"):
+        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+
+
+def _stopped_without(monkeypatch, skip: str) -> None:
+    """Make the next conversion run every chunk but ``skip`` (``"train/2"``), then stop."""
+    run_tasks = climsim._run_tasks
+
+    def stopped(todo, finish, client):
+        run_tasks([t for t in todo if f"{t[0]['split']}/{t[0]['index']}" != skip], finish,
+                  client)
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(climsim, "_run_tasks", stopped)
+
+
+def test_restart_recomputes_only_the_missing_chunk(tree, tmp_path, monkeypatch):
+    clean = convert_climsim(tree, tmp_path / "clean", workers=1, chunk_steps=3, progress=False)
     out = tmp_path / "o"
-    first = convert_climsim(tree, out, workers=1, chunk_steps=3, keep_chunks=True,
-                            progress=False)
-    before = {k: _digest(first[k]) for k in ("train", "valid", "test", "norm")}
-    assert json.loads(first["manifest"].read_text())["chunks_computed"][:2] == ["train/0",
-                                                                             "train/1"]
-    (out / ".chunks" / "train" / "chunk-00002.nc").unlink()
-    (out / "train.nc").unlink()
-    again = convert_climsim(tree, out, workers=1, chunk_steps=3, keep_chunks=True,
-                            progress=False)
+    with monkeypatch.context() as patch:
+        _stopped_without(patch, "train/2")
+        with pytest.raises(KeyboardInterrupt):
+            convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
+    assert not (out / "train.nc").exists() and (out / ".chunks" / "train.nc").is_file()
+    again = convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
     assert json.loads(again["manifest"].read_text())["chunks_computed"] == ["train/2"]
-    assert {k: _digest(again[k]) for k in before} == before
+    _assert_same_files(again, clean)
+    assert not (out / ".chunks").exists()
     # nothing to do: the files are up to date
     convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
     assert json.loads(again["manifest"].read_text())["chunks_computed"] == ["train/2"]
+
+
+def test_a_stopped_conversion_of_another_plan_is_redone_whole(tree, tmp_path, monkeypatch):
+    """Files under construction for other chunks are never completed with this plan's."""
+    out = tmp_path / "o"
+    with monkeypatch.context() as patch:
+        _stopped_without(patch, "train/2")
+        with pytest.raises(KeyboardInterrupt):
+            convert_climsim(tree, out, workers=1, chunk_steps=3, progress=False)
+    paths = convert_climsim(tree, out, workers=1, chunk_steps=2, progress=False)
+    manifest = json.loads(paths["manifest"].read_text())
+    assert len(manifest["chunks_computed"]) == manifest["chunks"]
+    clean = convert_climsim(tree, tmp_path / "clean", workers=1, chunk_steps=2, progress=False)
+    _assert_same_files(paths, clean)
 
 
 @pytest.mark.parametrize("order", ["reversed", "shuffled"])
@@ -183,7 +218,7 @@ def test_interrupted_conversion_resumes_after_the_last_finished_chunk(tmp_path):
         nc.variables["cam_out_SOLS"][2] = np.nan
     with pytest.raises(DataError, match="cam_out_SOLS.*non-finite"):
         convert_climsim(src, tmp_path / "o", workers=1, chunk_steps=2, progress=False)
-    done = sorted(p.name for p in (tmp_path / "o" / ".chunks").rglob("*.json"))
+    done = sorted(p.name for p in (tmp_path / "o" / ".chunks").rglob("chunk-*.json"))
     assert done and not (tmp_path / "o" / "train.nc").exists()
     bad.write_bytes(good)  # repaired; the other files are untouched
     paths = convert_climsim(src, tmp_path / "o", workers=1, chunk_steps=2, progress=False)
