@@ -44,8 +44,8 @@ Execution (dask.distributed): the split files are made first, under
 each split are cut into chunks of ``chunk_steps`` consecutive steps; one task per
 chunk reads its ``mli``/``mlo`` pairs, writes the rows into its split file at their
 offset (no copy through the driver; tasks write disjoint bytes, so they need no
-lock) and returns the chunk's moments (count, mean, sum of squared deviations, min,
-max per column), which the driver records in ``chunk-NNNNN.json``. Tasks run on a
+lock), then its record ``chunk-NNNNN.json`` with the chunk's moments (count, mean,
+sum of squared deviations, min, max per column), and returns the moments. Tasks run on a
 local cluster of processes (``workers``; forked from the driver where
 :func:`pcm.data.cluster.can_fork` allows, so that no worker imports ``pcm`` again)
 or on any running scheduler (``scheduler``: workers that share the file system of
