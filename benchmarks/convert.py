@@ -22,7 +22,7 @@ made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
 
 ``--workers-only`` measures the first item only (the made-up tree). The zarr items
 need ``zarr``, which pcm does not depend on: without it they are skipped, with a line
-that says so.
+that says so, and the rest is measured.
 
 Peak RSS: ``VmHWM`` of the measured process (``ru_maxrss`` would carry the parent's
 peak across ``exec``), read every 0.1 s while the command runs (the command's own)
@@ -290,12 +290,12 @@ def main() -> None:
         result[name] = res
         if args.workers_only:
             break
-        if importlib.util.find_spec("zarr") is None:
+        has_zarr = importlib.util.find_spec("zarr") is not None
+        if not has_zarr:
             print(f"{name}: zarr is not installed, so the zarr store is not measured (it is "
                   "not a dependency of pcm: pip install zarr, or PYTHONPATH to a folder with it)")
             result["zarr"] = "not installed"
-            continue
-        for compress in (True, False):
+        for compress in (True, False) if has_zarr else ():
             key = "zarr_2w" + ("" if compress else "_uncompressed")
             m = _measure_zarr(src, work / f"{name}_{key}", 2, cs, compress=compress)
             m["store_mb"] = _du_mb(work / f"{name}_{key}")
@@ -305,10 +305,12 @@ def main() -> None:
         block = 8 * cs * 384
         res["read_block_rows"] = block
         res["read_samples_per_s"] = {
-            "netcdf": _read_rate(work / f"{name}_nc2" / "train.nc", "netcdf", block),
-            "zarr": _read_rate(work / f"{name}_zarr_2w" / "train.zarr", "zarr", block),
-            "zarr_uncompressed": _read_rate(work / f"{name}_zarr_2w_uncompressed" /
-                                            "train.zarr", "zarr", block)}
+            "netcdf": _read_rate(work / f"{name}_nc2" / "train.nc", "netcdf", block)}
+        if has_zarr:
+            res["read_samples_per_s"].update({
+                "zarr": _read_rate(work / f"{name}_zarr_2w" / "train.zarr", "zarr", block),
+                "zarr_uncompressed": _read_rate(work / f"{name}_zarr_2w_uncompressed" /
+                                                "train.zarr", "zarr", block)})
         print(f"{name}: training reads (samples/s): {res['read_samples_per_s']}")
     if not args.workers_only:
         # memory against the number of files (serial: the command is the only process)
