@@ -54,6 +54,16 @@ def _manifest_content(path) -> dict:
     return manifest
 
 
+def _assert_same_files(paths: dict, expected: dict) -> None:
+    """The same split files, byte for byte, and the same statistics (the norm files'
+    attributes name their folder)."""
+    for split in ("train", "valid", "test"):
+        assert _digest(paths[split]) == _digest(expected[split]), split
+    a, b = read_norm(paths["norm"]), read_norm(expected["norm"])
+    for stat in ("mean", "std", "min", "max", "std_by_var"):
+        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+
+
 def test_month_range_and_stride_select_by_file_name(tree):
     pairs = find_pairs(tree)
     assert len(pairs) == 22
@@ -87,11 +97,7 @@ def test_explicit_split_months(tree, tmp_path):
 def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
     serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=3, progress=False)
     parallel = convert_climsim(tree, tmp_path / "w2", workers=2, chunk_steps=3, progress=False)
-    for split in ("train", "valid", "test"):
-        assert _digest(serial[split]) == _digest(parallel[split]), split
-    a, b = read_norm(serial["norm"]), read_norm(parallel["norm"])  # attrs name out/
-    for stat in ("mean", "std", "min", "max", "std_by_var"):
-        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+    _assert_same_files(parallel, serial)
     np.testing.assert_array_equal(_values(serial["train"]), _values(parallel["train"]))
     manifest = json.loads(parallel["manifest"].read_text())
     assert manifest["workers"] == 2 and manifest["chunks"] == len(manifest["chunks_computed"])
@@ -120,16 +126,6 @@ def test_a_running_scheduler_gives_the_same_files(tree, tmp_path):
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["workers"] == f"scheduler {cluster.scheduler_address}"
     assert _manifest_content(paths["manifest"]) == _manifest_content(serial["manifest"])
-
-
-def _assert_same_files(paths: dict, expected: dict) -> None:
-    """The same split files, byte for byte, and the same statistics (the norm files'
-    attributes name their folder)."""
-    for split in ("train", "valid", "test"):
-        assert _digest(paths[split]) == _digest(expected[split]), split
-    a, b = read_norm(paths["norm"]), read_norm(expected["norm"])
-    for stat in ("mean", "std", "min", "max", "std_by_var"):
-        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
 
 
 def _stopped_without(monkeypatch, skip: str) -> None:
@@ -201,11 +197,7 @@ def test_chunks_finishing_out_of_order_give_the_same_files(tree, tmp_path, monke
     paths = convert_climsim(tree, tmp_path / "out_of_order", workers=1, chunk_steps=2,
                             progress=False)
     assert len(finished) == json.loads(paths["manifest"].read_text())["chunks"]
-    for split in ("train", "valid", "test"):
-        assert _digest(paths[split]) == _digest(in_order[split]), split
-    a, b = read_norm(paths["norm"]), read_norm(in_order["norm"])  # attrs name out/
-    for stat in ("mean", "std", "min", "max", "std_by_var"):
-        np.testing.assert_array_equal(a[stat].values, b[stat].values, err_msg=stat)
+    _assert_same_files(paths, in_order)
     assert _manifest_content(paths["manifest"]) == _manifest_content(in_order["manifest"])
 
 
