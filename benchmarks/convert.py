@@ -11,16 +11,21 @@ made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
   (serial, in process) and with 2 workers (dask LocalCluster), ``--repeat`` times each,
   alternating: wall seconds (the command, from its start), the seconds and phases
   the conversion records in ``conversion.json``, peak RSS of the command and of
-  the largest worker;
+  the largest worker, CPU seconds of the workers and of the command (its start,
+  and dask's scheduler, client and nannies, which run in it);
 * the same chunk tasks writing into one zarr store per split through xarray
   (``to_zarr(region=...)``, chunks of ``chunk_steps x ncol`` rows, the rows a
   training read takes; zarr's default compressor and none), 2 workers;
 * training reads from either store: blocks of ``8 x chunk_rows`` rows in random
   order, the 312 columns, samples/s;
 * memory against the number of files: the command's peak RSS converting the first
-  day of the tree and the whole tree (serial).
+  day of the tree and the whole tree (serial);
+* the ceiling of the 2-worker ratio on this machine: the tasks' own work (read a
+  chunk's pairs, its moments, its rows written at their offset in a new scratch file)
+  in 1 and in 2 plain forked processes (multiprocessing, no dask; with 2, every
+  other chunk each), the same chunks, ``--repeat`` times each, alternating.
 
-``--workers-only`` measures the first item only (the made-up tree). The zarr items
+``--workers-only`` measures the first and the last item only (the made-up tree). The zarr items
 need ``zarr``, which pcm does not depend on: without it they are skipped, with a line
 that says so, and the rest is measured.
 
@@ -71,14 +76,19 @@ def _vm_hwm_mb(pid: int | str = "self") -> float:
 
 def _watch_tree(peak: dict, stop: threading.Event, root: int | None = None) -> None:
     """Poll the RSS of ``root``'s descendants (dask workers; default: this process's)
-    and ``root``'s own VmHWM; keep the largest."""
+    and ``root``'s own VmHWM; keep the largest, and each descendant's CPU seconds
+    (``peak["cpu"]``, by pid, as last seen)."""
     import psutil
 
     me = psutil.Process(root)
+    peak["cpu"] = {}
     while not stop.wait(0.1):
         try:
             kids = me.children(recursive=True)
             rss = [k.memory_info().rss for k in kids]
+            for k in kids:
+                t = k.cpu_times()
+                peak["cpu"][k.pid] = t.user + t.system
             if root is not None:
                 peak["root_hwm_mb"] = max(peak.get("root_hwm_mb", 0.0), _vm_hwm_mb(root))
         except (psutil.Error, OSError):
@@ -115,6 +125,7 @@ def _measure_command(src: Path, out: Path, workers: int, chunk_steps: int,
     for g in include or []:
         cmd += ["--include", g]
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
     peak: dict = {}
@@ -125,11 +136,16 @@ def _measure_command(src: Path, out: Path, workers: int, chunk_steps: int,
     seconds = time.perf_counter() - t0
     stop.set()
     watcher.join()
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     manifest = json.loads((out / "conversion.json").read_text())
+    all_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    workers_cpu = sum(peak["cpu"].values())
     return {"seconds": round(seconds, 2), "conversion_seconds": manifest["seconds"],
             "phases": manifest["seconds_by_phase"],
+            "cpu_seconds": {"command": round(all_cpu - workers_cpu, 2),
+                            "workers": round(workers_cpu, 2)},
             "driver_rss_mb": round(peak.get("root_hwm_mb", 0), 1),
             "worker_rss_mb": round(peak.get("worker", 0) / 2**20, 1),
             "all_processes_rss_mb": round(peak.get("tree", 0) / 2**20, 1)}
@@ -217,6 +233,55 @@ def _read_rate(store: Path, kind: str, block: int, seed: int = 0) -> float:
         else:
             got += ds["vars"].isel(sample=slice(int(s), int(s) + block)).values.shape[0]
     return round(got / (time.perf_counter() - t0))
+
+
+def _ceiling_work(job: tuple) -> float:
+    """The tasks' work on every ``step``-th chunk from ``first``: process CPU seconds."""
+    from pcm.data.climsim import _moments, read_chunk
+
+    chunks, levels, n_col, scratch, first, step = job
+    t0 = time.process_time()
+    fd = os.open(scratch, os.O_WRONLY)
+    try:
+        for k in range(first, len(chunks), step):
+            rows = read_chunk(chunks[k], levels, n_col)
+            _moments(rows)
+            os.pwrite(fd, rows.tobytes(), k * rows.nbytes)
+    finally:
+        os.close(fd)
+    return time.process_time() - t0
+
+
+def _ceiling(src: Path, work: Path, cs: int, repeat: int) -> dict:
+    """The tasks' work in 1 and in 2 plain forked processes (of one pool, started
+    before the clock): median wall seconds of the work alone, the ratio."""
+    from multiprocessing import get_context
+
+    from pcm.data import climsim
+
+    info = climsim.read_grid(climsim._find_grid(src))
+    pairs = climsim.find_pairs(src)
+    chunks = [pairs[i:i + cs] for i in range(0, len(pairs), cs)]
+    levels, n_col = [float(v) for v in info["levels_hpa"]], info["n_col"]
+    scratch = work / "ceiling.bin"
+    wall: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
+    with get_context("fork").Pool(2) as pool:
+        for _ in range(repeat):
+            for n in (1, 2):
+                jobs = [(chunks, levels, n_col, scratch, i, n) for i in range(n)]
+                scratch.write_bytes(b"")  # a new file each run, as a conversion writes
+                t0 = time.perf_counter()
+                seconds = pool.map(_ceiling_work, jobs)  # 1 process: one of the pool's
+                wall[n].append(round(time.perf_counter() - t0, 2))
+                cpu[n].append(round(sum(seconds), 2))
+                print(f"ceiling, {n} process(es): {wall[n][-1]} s wall, {cpu[n][-1]} CPU-s")
+    scratch.unlink()
+    one, two = float(np.median(wall[1])), float(np.median(wall[2]))
+    res = {"seconds_1": one, "seconds_2": two, "ratio": round(one / two, 2),
+           "seconds_all": wall, "cpu_seconds_all": cpu}
+    print(f"ceiling: 1 process / 2 processes: {res['ratio']} (the tasks' work, no dask)")
+    return res
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -325,6 +390,7 @@ def main() -> None:
                                                     whole["driver_rss_mb"]]}
         print(f"driver peak RSS, {n_part} vs {args.steps} steps: {result['rss_vs_files']}")
         shutil.rmtree(work / "rss_part", ignore_errors=True)
+    result["ceiling_no_dask"] = _ceiling(sources["synthetic"], work, cs, args.repeat)
     print(json.dumps(result))
 
 

@@ -447,11 +447,14 @@ def read_chunk(pairs: Sequence[tuple[Path, Path]], levels_hpa: Sequence[float], 
 
 
 def _moments(rows: np.ndarray) -> dict:
+    """Count, mean, sum of squared deviations (float64), minimum and maximum per column."""
     x = rows.astype(np.float64)
     mean = x.mean(axis=0)
+    x -= mean  # in place: one float64 copy of the chunk, not three
     return {"count": int(x.shape[0]), "mean": mean.tolist(),
-            "m2": ((x - mean) ** 2).sum(axis=0).tolist(),
-            "min": x.min(axis=0).tolist(), "max": x.max(axis=0).tolist()}
+            "m2": np.einsum("ij,ij->j", x, x).tolist(),
+            "min": rows.min(axis=0).astype(np.float64).tolist(),
+            "max": rows.max(axis=0).astype(np.float64).tolist()}
 
 
 def _merge(total: dict | None, part: dict) -> dict:
