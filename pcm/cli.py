@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     climsim.add_argument("--stride", type=int, default=None,
                          help="every n-th step of each selection (ClimSim: 7)")
     climsim.add_argument("--chunk-steps", type=int, default=CHUNK_STEPS,
-                         help=f"steps per chunk, task and read block (default {CHUNK_STEPS})")
+                         help=f"steps per chunk: record, write and read block (default "
+                         f"{CHUNK_STEPS})")
     climsim.add_argument("--workers", type=int, default=None,
                          help="processes of the local dask cluster (default: all cores; 1: "
                          "serial)")

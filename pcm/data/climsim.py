@@ -38,31 +38,32 @@ its share after ``i + 1`` steps (ties to train, then valid). Each split then
 samples the whole period, and consecutive steps land in different splits as
 little as the shares allow. ``conversion.json`` lists every step with its split.
 
-Execution (dask.distributed): the split files are made first, under
-``.chunks/``, with their storage reserved (:func:`pcm.data.cbrain_write.create_step_file`:
-``vars`` contiguous, so each step's rows sit at a fixed byte offset). The steps of
-each split are cut into chunks of ``chunk_steps`` consecutive steps; one task per
-chunk reads its ``mli``/``mlo`` pairs, writes the rows into its split file at their
-offset (no copy through the driver; tasks write disjoint bytes, so they need no
-lock), then its record ``chunk-NNNNN.json`` with the chunk's moments (count, mean,
-sum of squared deviations, min, max per column), and returns the moments. Tasks run on a
-local cluster of processes (``workers``; forked from the driver where
-:func:`pcm.data.cluster.can_fork` allows, so that no worker imports ``pcm`` again)
-or on any running scheduler (``scheduler``: workers that share the file system of
-``out`` and may write disjoint byte ranges of one file, as local disks, Lustre and
-GPFS allow); at most two tasks per worker are in flight, so memory stays at a few
-chunks whatever the number of files. A chunk whose record matches its plan is not
-redone: an interrupted conversion resumes with the missing chunks only (the
-files under construction and their plans stay in ``.chunks/``; a file made for
-another plan is made anew, and its chunks redone). The driver merges the training
-chunks' moments in plan order (Chan's update: one streaming pass, no re-read) for
-the norm file; when every chunk is done the split files move into ``out`` and
-``.chunks/`` is removed. The files are the same bytes whatever the number of
-workers and whatever order the chunks finish in. ``benchmarks/convert.py``
-measures this against a zarr store written the same way (regions by the
-workers); ``README.md`` gives the figures, and those of the earlier design, in
-which each task wrote a netCDF shard that the driver then copied into the split
-files (the driver's copy, on the workers' cores, capped the speed-up).
+Execution (dask.distributed): the split files are made first, under ``.chunks/``, with
+their storage reserved (:func:`pcm.data.cbrain_write.create_step_file`: ``vars``
+contiguous, so each step's rows sit at a fixed byte offset). The steps of each split
+are cut into chunks of ``chunk_steps`` consecutive steps. For each chunk, a task reads
+its ``mli``/``mlo`` pairs, writes the rows into its split file at their offset (no
+copy through the driver; tasks write disjoint bytes, so they need no lock), then its
+record ``chunk-NNNNN.json`` with the chunk's moments (count, mean, sum of squared
+deviations, min, max per column), and returns the moments; a task converts up to
+:data:`TASK_CHUNKS` consecutive chunks, one after the other, so that dask's own work
+per chunk stays small. Tasks run on a local cluster of processes (``workers``; forked
+from the driver where :func:`pcm.data.cluster.can_fork` allows, so that no worker
+imports ``pcm`` again) or on any running scheduler (``scheduler``: workers that share
+the file system of ``out`` and may write disjoint byte ranges of one file, as local
+disks, Lustre and GPFS allow); at most two tasks per worker are in flight, each
+holding one chunk's rows at a time, so memory stays at a few chunks whatever the
+number of files. A chunk whose record matches its plan is not redone: an interrupted
+conversion resumes with the missing chunks only (the files under construction and
+their plans stay in ``.chunks/``; a file made for another plan is made anew, and its
+chunks redone). The driver merges the training chunks' moments in plan order (Chan's
+update: one streaming pass, no re-read) for the norm file; when every chunk is done
+the split files move into ``out`` and ``.chunks/`` is removed. The files are the same
+bytes whatever the number of workers and whatever order the chunks finish in.
+``benchmarks/convert.py`` measures this against a zarr store written the same way
+(regions by the workers); ``README.md`` gives the figures, and those of the earlier
+design, in which each task wrote a netCDF shard that the driver then copied into the
+split files (the driver's copy, on the workers' cores, capped the speed-up).
 """
 
 from __future__ import annotations
@@ -139,8 +140,14 @@ CLIMSIM_SUBSET = {
 #: ``...mli.YYYY-MM-DD-SSSSS.nc``: the date and second of day of a step's files.
 _STAMP = re.compile(r"\.mli\.(\d{4})-(\d{2})-(\d{2})-(\d{5})\.nc$")
 
-#: Steps per chunk (one task, one write into the split file, one read block of it).
+#: Steps per chunk (one record, one write into the split file, one read block of it).
 CHUNK_STEPS = 8
+
+#: Most chunks one dask task converts, one after the other (each chunk still writes
+#: its own rows and record). Fewer tasks cost dask's scheduler, client and workers
+#: less: with 2 workers on 2 cores, 768 steps, the tasks phase took 2.45-2.52 s with
+#: one chunk per task and 2.04-2.13 s with 8 (measured in one process; README).
+TASK_CHUNKS = 8
 
 #: Version of the chunk records: a record of another version is redone (2: the rows
 #: are in the split file under construction, not in a shard of their own).
@@ -473,7 +480,7 @@ def _merge(total: dict | None, part: dict) -> dict:
 
 def _convert_chunk(pairs: list[tuple[str, str]], levels_hpa: list[float], n_col: int,
                    target: StepFile, record_path: str, record: dict) -> dict:
-    """The task: read a chunk, write its rows into the split file at step
+    """One chunk: read it, write its rows into the split file at step
     ``record["first_step"]``, then its record with its moments; return the moments
     (or the error)."""
     try:
@@ -484,6 +491,23 @@ def _convert_chunk(pairs: list[tuple[str, str]], levels_hpa: list[float], n_col:
     moments = _moments(rows)
     write_json({**record, **moments}, record_path, indent=None)  # after the rows
     return moments
+
+
+def _convert_chunks(jobs: list[tuple]) -> list[dict]:
+    """One dask task: ``_convert_chunk(*args)`` for each job, in order, up to the first
+    error (the result of each chunk converted, the error last)."""
+    results = []
+    for args in jobs:
+        results.append(_convert_chunk(*args))
+        if "error" in results[-1]:
+            break
+    return results
+
+
+def _chunks_per_task(n_chunks: int, threads: int) -> int:
+    """Chunks in each dask task: at most :data:`TASK_CHUNKS`, and at least four tasks
+    per worker thread (so that no worker idles while another finishes a long one)."""
+    return max(1, min(TASK_CHUNKS, n_chunks // (4 * max(1, threads))))
 
 
 @contextmanager
@@ -511,11 +535,12 @@ def _workers(n_tasks: int, *, workers: int, scheduler: str | None) -> Iterator[A
 def _run_tasks(todo: list[tuple[dict, tuple]], finish, client: Any) -> None:
     """Run ``_convert_chunk(*args)`` for each ``(chunk, args)``; ``finish(chunk, result)``.
 
-    ``client`` None: serial in this process. Else on its workers, with at most two
-    tasks per worker thread in flight (memory bounded whatever the number of
-    chunks; one running and one queued on each worker, so none waits for the
-    driver between tasks); ``finish`` runs in this process as each task ends, in
-    the order they end.
+    ``client`` None: serial in this process. Else on its workers, consecutive
+    chunks grouped into tasks (:func:`_chunks_per_task`), with at most two tasks
+    per worker thread in flight (memory bounded whatever the number of chunks: a
+    task holds one chunk's rows at a time; one task running and one queued on each
+    worker, so none waits for the driver between tasks); ``finish`` runs in this
+    process for each chunk of a task as the task ends, in the order tasks end.
     """
     if client is None:
         for chunk, args in todo:
@@ -525,23 +550,26 @@ def _run_tasks(todo: list[tuple[dict, tuple]], finish, client: Any) -> None:
 
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
     window = 2 * max(1, threads)
-    pending = iter(todo)
+    per = _chunks_per_task(len(todo), threads)
+    groups = [todo[i:i + per] for i in range(0, len(todo), per)]
+    pending = iter(groups)
     futures = {}
-    for chunk, args in pending:
-        futures[client.submit(_convert_chunk, *args, pure=False)] = chunk
+    for group in pending:
+        futures[client.submit(_convert_chunks, [a for _, a in group], pure=False)] = group
         if len(futures) >= window:
             break
     queue = as_completed(list(futures))
     for future in queue:
-        chunk = futures.pop(future)
-        result = future.result()
+        group = futures.pop(future)
+        results = future.result()
         future.release()
         nxt = next(pending, None)
         if nxt is not None:  # before finish: the worker's queue stays full while we write
-            new = client.submit(_convert_chunk, *nxt[1], pure=False)
-            futures[new] = nxt[0]
+            new = client.submit(_convert_chunks, [a for _, a in nxt], pure=False)
+            futures[new] = nxt
             queue.add(new)
-        finish(chunk, result)
+        for (chunk, _), result in zip(group, results, strict=False):  # to the error
+            finish(chunk, result)
 
 
 def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
@@ -574,8 +602,9 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         ``train valid test`` -> month range: explicit splits (each every
         ``stride``-th step of its months); :data:`CLIMSIM_SUBSET` holds ClimSim's.
     chunk_steps : int
-        Steps per chunk: one task, one write of ``chunk_steps x ncol`` rows into
-        its split file, and the rows readers take at a time (``pcm_chunk_rows``).
+        Steps per chunk: one record (what a restart keeps), one write of
+        ``chunk_steps x ncol`` rows into its split file, and the rows readers take at
+        a time (``pcm_chunk_rows``).
     workers : int, optional
         Processes of the local dask cluster (default ``os.cpu_count()``); 1 and no
         ``scheduler``: serial in this process. The files do not depend on it.

@@ -95,8 +95,9 @@ def test_explicit_split_months(tree, tmp_path):
 
 @pytest.mark.slow
 def test_one_worker_equals_two_workers_and_norm_is_one_pass(tree, tmp_path):
-    serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=3, progress=False)
-    parallel = convert_climsim(tree, tmp_path / "w2", workers=2, chunk_steps=3, progress=False)
+    assert climsim._chunks_per_task(22, 2) == 2  # 22 chunks of 1 step: tasks of 2 chunks
+    serial = convert_climsim(tree, tmp_path / "w1", workers=1, chunk_steps=1, progress=False)
+    parallel = convert_climsim(tree, tmp_path / "w2", workers=2, chunk_steps=1, progress=False)
     _assert_same_files(parallel, serial)
     np.testing.assert_array_equal(_values(serial["train"]), _values(parallel["train"]))
     manifest = json.loads(parallel["manifest"].read_text())
@@ -126,6 +127,28 @@ def test_a_running_scheduler_gives_the_same_files(tree, tmp_path):
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["workers"] == f"scheduler {cluster.scheduler_address}"
     assert _manifest_content(paths["manifest"]) == _manifest_content(serial["manifest"])
+
+
+def test_tasks_group_chunks_and_stop_at_the_first_error(tmp_path):
+    # at least four tasks per worker thread, at most TASK_CHUNKS chunks each
+    assert climsim._chunks_per_task(7, 2) == 1
+    assert climsim._chunks_per_task(24, 2) == 3
+    assert climsim._chunks_per_task(10**6, 16) == climsim.TASK_CHUNKS
+    src = write_climsim_tree(tmp_path / "t", 3, n_col=N_COL, n_lev=N_LEV, seed=2)
+    pairs = find_pairs(src)
+    with netCDF4.Dataset(pairs[1][0], "a") as nc:
+        nc.variables["state_q0001"][0, 0] = np.nan
+    info = climsim.read_grid(climsim._find_grid(src))
+    levels = [float(v) for v in info["levels_hpa"]]
+    target = climsim.create_step_file(
+        tmp_path / "f.nc", climsim.climsim_catalogue(info["levels_hpa"]), lat=info["lat"],
+        lon=info["lon"], area=info["area"], time=np.arange(3.0), time_units="days")
+    jobs = [([(str(a), str(b))], levels, N_COL, target, str(tmp_path / f"r{k}.json"),
+             {"first_step": k}) for k, (a, b) in enumerate(pairs)]
+    results = climsim._convert_chunks(jobs)
+    assert len(results) == 2 and "count" in results[0] and "state_q0001" in results[1]["error"]
+    assert (tmp_path / "r0.json").is_file()
+    assert not (tmp_path / "r1.json").exists() and not (tmp_path / "r2.json").exists()
 
 
 def _stopped_without(monkeypatch, skip: str) -> None:
