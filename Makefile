@@ -38,15 +38,17 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## make book: install, run the pipeline on the embedded synthetic default, build the HTML book
+# The chapters' sweeps and the online chapter run beside the pipeline in a process group
+# of their own (setsid), so that a failed pipeline stops them and all their children.
 book: $(STAMP)
 	@start=$$(date +%s); set -e; mkdir -p $(RUN); \
 	echo "make book: the experiments chapter's sweeps, then the online chapter, run beside" \
 		"the pipeline at the lowest CPU priority (log: $(RUN)/beside.log)"; \
-	{ nice -n 19 $(BIN)/pcm experiments --run $(RUN) --prepare && \
+	$$(command -v setsid) sh -c 'nice -n 19 $(BIN)/pcm experiments --run $(RUN) --prepare && \
 	  nice -n 19 $(BIN)/pcm online --run $(RUN) --seeds $(ONLINE_SEEDS) --lat 8 --lon 4 \
-		--book-dir book/notebooks; } > $(RUN)/beside.log 2>&1 & beside=$$!; \
+		--book-dir book/notebooks' > $(RUN)/beside.log 2>&1 & beside=$$!; \
 	$(BIN)/pcm run --preset $(PRESET) --out $(RUN) --book-dir book/notebooks || \
-		{ pkill -P $$beside || true; kill $$beside 2>/dev/null || true; exit 1; }; \
+		{ kill -- -$$beside 2>/dev/null || kill $$beside 2>/dev/null || true; exit 1; }; \
 	t=$$(date +%s); echo "make book: pipeline done in $$(( t - start )) s"; \
 	wait $$beside || { cat $(RUN)/beside.log >&2; echo "make book: the sweeps or pcm online" \
 		"failed (their log above: $(RUN)/beside.log)" >&2; exit 1; }; \
