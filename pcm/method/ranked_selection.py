@@ -50,7 +50,8 @@ from pcm.nn.trainer import train_stacked
 from pcm.params.config import SearchConfig
 from pcm.run.rundir import RunDir
 
-__all__ = ["premask_train_config", "ranking_vectors", "knockoff_masks", "screen_masks"]
+__all__ = ["premask_train_config", "ranking_vectors", "knockoff_masks", "screen_sample",
+           "screen_masks"]
 
 
 def premask_train_config(run: RunDir) -> TrainConfig:
@@ -114,7 +115,7 @@ def ranking_vectors(run: RunDir, config: SearchConfig, *, progress: bool = False
         raise ParameterError("ranking", f"expected one of {', '.join(RANKINGS)}, "
                              f"got {config.ranking!r}")
     if config.ranking == "screen":  # no network: the screen's elimination order
-        x, y = _screen_sample(run, config)
+        x, y = screen_sample(run, config)
         return elimination_ranking(x, y, np.tile(x.std(axis=0) > 0, (y.shape[1], 1)))
     premask = run.load_model("premask")
     order = _ordered(run, premask)
@@ -178,7 +179,7 @@ def knockoff_masks(run: RunDir, config: SearchConfig, *,
     return masks, w, cuts
 
 
-def _screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
+def screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
     """``screen_samples`` training samples (seeded): what the screen and its ranking read."""
     x, y = run.arrays("train", max_samples=config.max_samples)
     rng = np.random.default_rng([int(config.seed), 5])
@@ -190,5 +191,5 @@ def _screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.nd
 def screen_masks(run: RunDir, config: SearchConfig,
                  masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``screen: partial_correlation`` on ``screen_samples`` training samples (seeded)."""
-    x, y = _screen_sample(run, config)
+    x, y = screen_sample(run, config)
     return partial_f_screen(x, y, masks, config.screen_alpha, config.screen_min_share)
