@@ -25,6 +25,11 @@ made-up ClimSim-layout tree of ``--steps`` steps with the published file sizes,
   in 1 and in 2 plain forked processes (multiprocessing, no dask; with 2, every
   other chunk each), the same chunks, ``--repeat`` times each, alternating.
 
+``--plan-steps N`` (ClimSim's full set: 262800) measures the plan alone at that file count:
+``find_pairs``, ClimSim's subset (``--climsim-subset``: every 7th step, month ranges), the
+chunks and their keys, over a tree of empty files named as published (made once under
+``--work``, 2 files per step), in a child process: seconds and peak RSS.
+
 ``--workers-only`` measures the first and the last item only (the made-up tree). The zarr items
 need ``zarr``, which pcm does not depend on: without it they are skipped, with a line
 that says so, and the rest is measured.
@@ -284,6 +289,49 @@ def _ceiling(src: Path, work: Path, cs: int, repeat: int) -> dict:
     return res
 
 
+def _plan_child(src: Path) -> None:
+    """The plan of a conversion of ClimSim's subset (run in a subprocess): a JSON line."""
+    from pcm.data import climsim
+
+    out: dict = {"rss_at_start_mb": round(_vm_hwm_mb(), 1)}
+    t0 = time.perf_counter()
+    pairs = climsim.find_pairs(src)
+    out["find_pairs_s"] = round(time.perf_counter() - t0, 2)
+    subset = climsim.CLIMSIM_SUBSET
+    t1 = time.perf_counter()
+    steps = climsim._split_steps(pairs, None, subset["stride"], subset["split_months"], src)
+    chunks = climsim.plan_chunks(steps)
+    for chunk in chunks:
+        chunk["key"] = climsim._chunk_key(chunk, np.linspace(1.0, 1000.0, 60), 384)
+    out["select_and_chunk_s"] = round(time.perf_counter() - t1, 2)
+    out.update(files=2 * len(pairs), steps={k: len(v) for k, v in steps.items()},
+               chunks=len(chunks), rss_peak_mb=round(_vm_hwm_mb(), 1))
+    print(json.dumps(out))
+
+
+def _plan_at(n_steps: int, work: Path) -> dict:
+    """The plan over ``n_steps`` steps of empty files named as published (made once)."""
+    from pcm.data.climsim_sample import step_stamps
+
+    src = work / f"names{n_steps}" / "ClimSim_low-res"
+    if not (src / "complete").is_file():
+        t0 = time.perf_counter()
+        for y, m, d, s in step_stamps((1, 2, 1), n_steps, 1200):
+            month = src / "train" / f"{y:04d}-{m:02d}"
+            month.mkdir(parents=True, exist_ok=True)
+            for kind in ("mli", "mlo"):
+                (month / f"E3SM-MMF.{kind}.{y:04d}-{m:02d}-{d:02d}-{s:05d}.nc").touch()
+        (src / "complete").touch()
+        print(f"{2 * n_steps} empty files named as published: {time.perf_counter() - t0:.0f} s")
+    cmd = [sys.executable, __file__, "--child-plan", "--src", str(src)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"plan of ClimSim's subset over {2 * n_steps} files: {res}")
+    return res
+
+
 def _median_run(runs: list[dict]) -> dict:
     """The run of median wall seconds (the lower middle one for an even count)."""
     return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
@@ -325,7 +373,11 @@ def main() -> None:
                         help="only 1 vs 2 workers on the made-up tree (no zarr, reads, RSS "
                         "against files)")
     parser.add_argument("--no-real", action="store_true", help="skip the real sample")
+    parser.add_argument("--plan-steps", type=int, default=0,
+                        help="also measure the plan alone over this many steps of empty "
+                        "files (ClimSim's full set: 262800)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-plan", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--src", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -334,6 +386,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         _child(args)
+        return
+    if args.child_plan:
+        _plan_child(Path(args.src))
         return
 
     from pcm.data.climsim_sample import write_climsim_tree
@@ -391,6 +446,8 @@ def main() -> None:
         print(f"driver peak RSS, {n_part} vs {args.steps} steps: {result['rss_vs_files']}")
         shutil.rmtree(work / "rss_part", ignore_errors=True)
     result["ceiling_no_dask"] = _ceiling(sources["synthetic"], work, cs, args.repeat)
+    if args.plan_steps:
+        result["plan"] = _plan_at(args.plan_steps, work)
     print(json.dumps(result))
 
 
