@@ -231,26 +231,32 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
     src = Path(src)
     if not src.is_dir():
         raise DataError("not a directory (expected the ClimSim_low-res folder)", path=src)
-    pairs = []
-    for mli in sorted(src.rglob("*.mli.*.nc")):
-        rel = mli.relative_to(src).as_posix()
-        if include and not any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(mli.name, g)
-                               for g in include):
-            continue
-        step_stamp(mli)  # the published naming, or one line naming the file
-        mlo = mli.with_name(mli.name.replace(".mli.", ".mlo.", 1))
-        if not mlo.is_file():
-            raise DataError(f"no matching output file {mlo.name} beside it", path=mli)
-        pairs.append((mli, mlo))
-    if not pairs:
+    # (stamp, mli, mlo), each name parsed once; the mlo files are looked up in the listing
+    # of their folder, not with a stat each (ClimSim: 525,600 files, often on a shared
+    # file system). Folders and names in sorted order, so that errors are reproducible.
+    found = []
+    for folder, subfolders, names in os.walk(src):
+        subfolders.sort()
+        present = set(names)
+        for name in sorted(n for n in names if fnmatch.fnmatch(n, "*.mli.*.nc")):
+            mli = os.path.join(folder, name)
+            if include and not any(fnmatch.fnmatch(Path(mli).relative_to(src).as_posix(), g)
+                                   or fnmatch.fnmatch(name, g) for g in include):
+                continue
+            stamp = step_stamp(mli)  # the published naming, or one line naming the file
+            mlo = name.replace(".mli.", ".mlo.", 1)
+            if mlo not in present:
+                raise DataError(f"no matching output file {mlo} beside it", path=mli)
+            found.append((stamp, Path(mli), Path(folder, mlo)))
+    if not found:
         what = f" matching {list(include)}" if include else ""
         raise DataError(f"no ClimSim input files (*.mli.*.nc){what}", path=src)
-    pairs.sort(key=lambda p: step_stamp(p[0]))
-    for a, b in zip(pairs, pairs[1:], strict=False):
-        if step_stamp(a[0]) == step_stamp(b[0]):
-            raise DataError(f"the same time step as {a[0]} (each step once, please)",
-                            path=b[0], variable="ymd")
-    return pairs
+    found.sort(key=lambda f: f[0])
+    for a, b in zip(found, found[1:], strict=False):
+        if a[0] == b[0]:
+            raise DataError(f"the same time step as {a[1]} (each step once, please)",
+                            path=b[1], variable="ymd")
+    return [(mli, mlo) for _, mli, mlo in found]
 
 
 def step_stamp(path: str | os.PathLike) -> tuple[int, int, int, int]:
@@ -261,8 +267,8 @@ def step_stamp(path: str | os.PathLike) -> tuple[int, int, int, int]:
     DataError
         The name is not ``*.mli.YYYY-MM-DD-SSSSS.nc`` (ClimSim's naming) or not a date.
     """
-    path = Path(path)
-    m = _STAMP.search(path.name.replace(".mlo.", ".mli.", 1))
+    name = os.path.basename(os.fspath(path))  # no Path: called once per step and file
+    m = _STAMP.search(name.replace(".mlo.", ".mli.", 1))
     if m is None:
         raise DataError("not named like a ClimSim step (*.mli.YYYY-MM-DD-SSSSS.nc)", path=path)
     year, month, day, second = (int(g) for g in m.groups())

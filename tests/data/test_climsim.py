@@ -218,6 +218,24 @@ def test_mli_without_mlo(tmp_path, capsys):
                     capsys)
 
 
+def test_find_pairs_names_a_step_given_twice_or_a_file_misnamed(tmp_path):
+    src = _sample(tmp_path, steps=3)
+    assert [p[0].name for p in find_pairs(src)] == sorted(
+        p.name for p in src.rglob("*.mli.*.nc"))  # by date; January's days sort by name
+    copy = src / "more" / "0008-01"
+    copy.mkdir(parents=True)
+    for path in _pair(src, 1):
+        (copy / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(DataError, match="the same time step as") as err:
+        find_pairs(src)
+    assert "\n" not in str(err.value) and "0008-01-02-01200" in str(err.value)
+    for path in copy.iterdir():
+        path.rename(copy / path.name.replace("-01200.nc", "-1200.nc"))
+    with pytest.raises(DataError, match="not named like a ClimSim step") as err:
+        find_pairs(src)
+    assert "-1200.nc" in str(err.value)
+
+
 @pytest.mark.parametrize("dim", ["ncol", "lev"])
 @pytest.mark.slow
 def test_mismatched_ncol_or_lev(tmp_path, capsys, dim):
