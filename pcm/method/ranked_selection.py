@@ -26,6 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from pcm.data.streaming import DiskSplit
 from pcm.errors import DataError, ParameterError
 from pcm.method.ranking import (
     RANKINGS,
@@ -81,11 +82,24 @@ def _ordered(run: RunDir, premask) -> np.ndarray:
     return np.array([where[o] for o in range(n_out)])
 
 
+def _sample_rows(run: RunDir, split: str, n: int, stream: int, config: SearchConfig
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows of a split, drawn without replacement (seeded by ``config.seed`` and
+    ``stream``), in file order. A split over ``data.memory_budget_mb`` is read block by
+    block (:meth:`pcm.data.streaming.DiskSplit.read_rows`), never whole."""
+    x, y = run.split_data(split, max_samples=config.max_samples,
+                          in_memory=config.data_in_memory,
+                          memory_budget_mb=config.data_memory_budget_mb)
+    rng = np.random.default_rng([int(config.seed), stream])
+    rows = np.sort(rng.choice(len(x), min(int(n), len(x)), replace=False))
+    if isinstance(x, DiskSplit):  # streamed
+        return x.read_rows(rows)
+    return np.asarray(x[rows]), np.asarray(y[rows])
+
+
 def _validation_sample(run: RunDir, config: SearchConfig) -> np.ndarray:
-    xv, _ = run.arrays("valid", max_samples=config.max_samples)
-    rng = np.random.default_rng([int(config.seed), 3])
-    n = min(int(config.ranking_samples), len(xv))
-    return np.asarray(xv[np.sort(rng.choice(len(xv), n, replace=False))], dtype=np.float32)
+    xv, _ = _sample_rows(run, "valid", config.ranking_samples, 3, config)
+    return np.asarray(xv, dtype=np.float32)
 
 
 def _train(run: RunDir, model, name: str, config: TrainConfig, progress: bool,
@@ -180,12 +194,9 @@ def knockoff_masks(run: RunDir, config: SearchConfig, *,
 
 
 def screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``screen_samples`` training samples (seeded): what the screen and its ranking read."""
-    x, y = run.arrays("train", max_samples=config.max_samples)
-    rng = np.random.default_rng([int(config.seed), 5])
-    n = min(int(config.screen_samples), len(x))
-    rows = np.sort(rng.choice(len(x), n, replace=False))
-    return np.asarray(x[rows]), np.asarray(y[rows])
+    """``screen_samples`` training samples (seeded): what the screen and its ranking read
+    (bounded memory, :func:`_sample_rows`)."""
+    return _sample_rows(run, "train", config.screen_samples, 5, config)
 
 
 def screen_masks(run: RunDir, config: SearchConfig,

@@ -247,3 +247,27 @@ def test_prefetched_reads_in_one_other_thread_in_order_and_raises():
     assert len(set(readers)) == 1 and readers[0] != threading.get_ident()
     with pytest.raises(DataError, match="bad block"):
         list(prefetched(windows(5, fail_at=2)))
+
+
+def test_a_screen_sample_of_a_split_over_the_budget_reads_only_its_blocks(files, tmp_path,
+                                                                          monkeypatch):
+    from dataclasses import replace
+
+    from pcm.method.ranked_selection import screen_sample
+    from pcm.params.config import SearchConfig
+
+    train, valid, norm = files
+    run = RunDir(tmp_path / "run")
+    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
+                       source="spcam")
+    config = SearchConfig.from_parameters({"screen_samples": 50, "seed": 3})
+    x, y = screen_sample(run, config)  # 192 samples: in memory
+    assert x.shape == (50, 94) and y.shape == (50, 65)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the whole split was read")
+
+    monkeypatch.setattr(RunDir, "arrays", whole)
+    xs, ys = screen_sample(run, replace(config, data_in_memory="false"))
+    np.testing.assert_array_equal(xs, x)
+    np.testing.assert_array_equal(ys, y)
