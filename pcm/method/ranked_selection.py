@@ -104,8 +104,15 @@ def _validation_sample(run: RunDir, config: SearchConfig) -> np.ndarray:
 
 def _train(run: RunDir, model, name: str, config: TrainConfig, progress: bool,
            x=None, xv=None) -> None:
-    xt, y, xvt, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
-    train_stacked(model, xt if x is None else x, y, config, x_val=xvt if xv is None else xv,
+    """Train a ranking's networks on the run's splits (streamed past the memory budget), or
+    on inputs ``x``/``xv`` of the splits' samples (the knockoffs' doubled inputs)."""
+    if x is None:
+        x, y, xv, yv = run.training_data(config.max_train_samples, config.compute_dtype,
+                                         in_memory=config.in_memory,
+                                         memory_budget_mb=config.memory_budget_mb)
+    else:
+        _, y, _, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    train_stacked(model, x, y, config, x_val=xv,
                   y_val=yv, checkpoint_dir=run.checkpoints(f"ranking_{name}"),
                   desc=f"ranking {name}", progress=progress,
                   labels=run.catalogue.output_labels())
