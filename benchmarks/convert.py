@@ -45,7 +45,7 @@ cores; on a shared machine the figures say what the machine gave.
 Usage::
 
     .venv/bin/python benchmarks/convert.py [--steps 768] [--repeat 1] [--workers-only]
-        [--work /tmp/climsim-data/bench]
+        [--plan-steps 262800] [--work /tmp/climsim-data/bench]
 """
 
 from __future__ import annotations
