@@ -107,6 +107,12 @@ def stream_layout(row_bytes: int, budget_mb: float, *, align: int = 1,
     return StreamLayout(block_rows=int(block), window_blocks=int(window_blocks))
 
 
+#: A read of one row costs about as much as reading this many rows of a block (on 2
+#: cores, a 312-column ClimSim split: 0.1-0.18 ms per read, 1.1 us per row), so a block
+#: with fewer rows asked of it than ``block_rows / SPARSE_ROWS`` is read row by row.
+SPARSE_ROWS = 128
+
+
 class DiskSplit:
     """One split of normalised training data, read from its file on demand.
 
@@ -225,7 +231,12 @@ class DiskSplit:
         return self.read(k * b, (k + 1) * b)
 
     def read_rows(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised rows at ``index`` (any order), read block by block (bounded memory)."""
+        """Normalised rows at ``index`` (any order), read block by block (bounded memory).
+
+        A block holding fewer than ``block_rows / SPARSE_ROWS`` of the rows asked for is
+        not read whole: its rows are read one by one (a sample of 20,000 rows from
+        ClimSim's 10 M would otherwise read the whole file).
+        """
         index = np.asarray(index, dtype=np.int64)
         if index.size and (index.min() < 0 or index.max() >= self.n):
             raise DataError(f"row index out of range [0, {self.n})", path=self.path)
@@ -236,6 +247,11 @@ class DiskSplit:
         with self.reading():
             for k in np.unique(blocks):
                 sel = order[blocks == k]
+                if sel.size * SPARSE_ROWS < self.layout.block_rows:
+                    for i in sel:
+                        bx, by = self.read(int(index[i]), int(index[i]) + 1)
+                        x[i], y[i] = bx[0], by[0]
+                    continue
                 bx, by = self.read_block(int(k))
                 local = index[sel] - int(k) * self.layout.block_rows
                 x[sel], y[sel] = bx[local], by[local]

@@ -73,6 +73,14 @@ def test_blocks_equal_the_rows_of_load_split(files):
     index = np.array([191, 0, 77, 78, 3])
     rx, ry = split.read_rows(index)
     assert np.array_equal(rx, x[index]) and np.array_equal(ry, y[index])
+    # few rows of a large block: read one by one, not the block (the same values)
+    sparse = _split(train, norm, StreamLayout(block_rows=1000, window_blocks=1))
+    reads = []
+    read = sparse.read
+    sparse.read = lambda lo, hi: reads.append(hi - lo) or read(lo, hi)
+    rx, ry = sparse.read_rows(index)
+    assert np.array_equal(rx, x[index]) and np.array_equal(ry, y[index])
+    assert reads == [1] * 5
 
 
 def test_a_streamed_epoch_uses_every_sample_once_in_full_batches(files):
