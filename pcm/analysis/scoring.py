@@ -36,8 +36,9 @@ from scipy.stats import rankdata
 from pcm.errors import DataError, ParameterError
 from pcm.variables import OUTPUT_VARIABLES, input_groups, input_labels, variable_of_label
 
-__all__ = ["driver_scores", "nondriver_share", "mean_scores", "mean_driver_scores", "align",
-           "strong_drivers", "ranking_scores", "mean_ranking_scores", "STRONG_CUT"]
+__all__ = ["driver_scores", "nondriver_share", "mean_scores", "mask_scores",
+           "mean_driver_scores", "align", "strong_drivers", "ranking_scores",
+           "mean_ranking_scores", "STRONG_CUT"]
 
 _METRICS = ("precision", "recall", "f1")
 
@@ -281,6 +282,20 @@ def mean_scores(scores: xr.Dataset, *, by_variable: bool = False) -> dict:
                      for m in _METRICS}
             for g in scores["group"].values}
     return out
+
+
+def mask_scores(mask: xr.DataArray, drivers: xr.DataArray,
+                strength: xr.DataArray | None = None) -> dict[str, float]:
+    """One row of a mask's scores: ``precision recall f1`` against the true drivers and
+    ``strong_precision strong_recall strong_f1`` against the strong ones (macro means,
+    :func:`mean_scores`; NaN without ``strength``), and ``inputs_kept`` (mean per output).
+    """
+    means = mean_scores(driver_scores(mask, drivers, strength))
+    row = {m: means[m] for m in _METRICS}
+    strong = means.get("strong", {})
+    row.update({f"strong_{m}": strong.get(m, np.nan) for m in _METRICS})
+    row["inputs_kept"] = float(mask.values.sum(axis=1).mean())
+    return row
 
 
 def _auc(score: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:

@@ -146,7 +146,8 @@ CHUNK_STEPS = 8
 #: Most chunks one dask task converts, one after the other (each chunk still writes
 #: its own rows and record). Fewer tasks cost dask's scheduler, client and workers
 #: less: with 2 workers on 2 cores, 768 steps, the tasks phase took 2.45-2.52 s with
-#: one chunk per task and 2.04-2.13 s with 8 (measured in one process; README).
+#: one chunk per task and 2.04-2.13 s with 8 (measured in one process on the made-up
+#: tree of ``benchmarks/convert.py``; README gives the benchmark's figures).
 TASK_CHUNKS = 8
 
 #: Version of the chunk records: a record of another version is redone (2: the rows

@@ -14,7 +14,8 @@ __all__ = ["dask_client", "can_fork"]
 #: compete with the workers: in 6 paired conversions of 768 steps with 2 workers,
 #: the tasks phase took 1.78-2.28 s (median 1.92) with these and 1.98-3.33 s
 #: (median 2.26) with dask's defaults, which are 20 ms, 0.5 s, 0.1 s and a 10 ms
-#: profile (measured in one process; README, "At ClimSim's own size").
+#: profile (measured in one process on the made-up tree of ``benchmarks/convert.py``;
+#: README, "At ClimSim's own size", gives the benchmark's figures).
 LOCAL_CLUSTER_CONFIG = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",

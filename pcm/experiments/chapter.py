@@ -36,9 +36,8 @@ import xarray as xr
 from pcm.analysis.diagnosis import PROXY_CUT, input_correlation, ranking_failures
 from pcm.analysis.r2 import variable_means
 from pcm.analysis.scoring import (
-    driver_scores,
+    mask_scores,
     mean_ranking_scores,
-    mean_scores,
     ranking_scores,
 )
 from pcm.book.pages import copy_notebooks
@@ -75,8 +74,6 @@ SHIFTS = (-8.0, -6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0)
 #: climate differs) and different from the training data's.
 _SHIFT_SEED = 7919
 
-_SCORE_NAMES = ("precision", "recall", "f1")
-
 #: The goal the experiments chapter measures configurations against: strong-driver F1
 #: of the masks at least 0.9, share of PCMasking's mean |SHAP| on non-drivers at most
 #: 0.05, and mean R² at most 0.02 below the unconstrained network's.
@@ -92,18 +89,9 @@ def _true_drivers(run: RunDir, experiment: str):
     return drivers
 
 
-def _scores_row(mask: xr.DataArray, drivers: xr.DataArray,
-                strength: xr.DataArray | None) -> dict[str, float]:
-    means = mean_scores(driver_scores(mask, drivers, strength))
-    row = {m: means[m] for m in _SCORE_NAMES}
-    strong = means.get("strong", {})
-    row.update({f"strong_{m}": strong.get(m, np.nan) for m in _SCORE_NAMES})
-    row["inputs_kept"] = float(mask.values.sum(axis=1).mean())
-    return row
-
-
 def _scores_table(rows: dict[str, dict[str, float]], dim: str) -> xr.Dataset:
-    """The rows of :func:`_scores_row` (one per rule) as a Dataset on dimension ``dim``."""
+    """Rows of :func:`~pcm.analysis.scoring.mask_scores` (one per rule) as a Dataset on
+    dimension ``dim``."""
     names = list(rows)
     data = {k: (dim, np.array([rows[n][k] for n in names], dtype=float),
                 {"long_name": "mean inputs kept per output" if k == "inputs_kept"
@@ -171,15 +159,15 @@ def threshold_strategies(run: RunDir | str | os.PathLike, *,
         for tol in (0.0, *tolerances):
             chosen = choose_thresholds(loss, values, tol)
             mask = masks_from_thresholds(vectors, values[np.arange(len(values)), chosen])
-            rows[name if tol == 0 else f"{name} + tolerance {tol:g}"] = _scores_row(
+            rows[name if tol == 0 else f"{name} + tolerance {tol:g}"] = mask_scores(
                 mask, drivers, strength)
     for p in percentiles:
         cut = np.percentile(vectors.values, p, axis=1)
-        rows[f"percentile {p:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
+        rows[f"percentile {p:g}"] = mask_scores(masks_from_thresholds(vectors, cut), drivers,
                                                 strength)
     for r in ratios:
         cut = relative_thresholds(vectors.values, r)
-        rows[f"relative {r:g}"] = _scores_row(masks_from_thresholds(vectors, cut), drivers,
+        rows[f"relative {r:g}"] = mask_scores(masks_from_thresholds(vectors, cut), drivers,
                                               strength)
     return _scores_table(rows, "strategy").assign_attrs(
         n_thresholds=n_thr, percentile=pct, run_criterion=searched.attrs["criterion"])
@@ -368,8 +356,8 @@ def stability_selection(run: RunDir | str | os.PathLike, *, runs: int = 5,
     frequency = vectors.copy(data=selected.mean(axis=0)).rename("selection_frequency")
     stable = masks_from_thresholds(frequency, np.full(n_out, float(share) - 1e-9))
     mean_vector = vectors.copy(data=(each / each.max(axis=2, keepdims=True)).mean(axis=0))
-    rows = {"single run": _scores_row(single, drivers, strength),
-            "stability": _scores_row(stable, drivers, strength)}
+    rows = {"single run": mask_scores(single, drivers, strength),
+            "stability": mask_scores(stable, drivers, strength)}
     rows["single run"]["auc"] = mean_ranking_scores(ranking_scores(vectors, drivers))["auc"]
     rows["stability"]["auc"] = mean_ranking_scores(ranking_scores(mean_vector, drivers))["auc"]
     out = _scores_table(rows, "rule")

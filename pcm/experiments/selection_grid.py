@@ -9,7 +9,7 @@ level alone or by a minimum share of the output's variance (at the point's own
 ``screen_alpha``, as ``screen_all`` screens). The elimination path does not depend on
 the stop, so it is walked once per cut (:func:`pcm.method.selection.elimination_ranking`
 records it) and every stop replays it. Each mask is scored against the world's true
-drivers (:func:`pcm.analysis.scoring.driver_scores`).
+drivers (:func:`pcm.analysis.scoring.mask_scores`).
 
 Run it on development worlds only: it is how a selection is chosen. For example::
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from pcm.analysis.scoring import driver_scores, mean_scores
+from pcm.analysis.scoring import mask_scores
 from pcm.errors import PCMError
 from pcm.experiments.sweep import POINT_FILE
 from pcm.io import read_json
@@ -54,6 +54,7 @@ _SCORES = {
     "recall": "recall of the mask against the true drivers",
     "f1": "F1 of the mask against the true drivers",
     "strong_recall": "recall of the strong drivers",
+    "strong_precision": "precision of the mask against the strong drivers",
     "inputs_kept": "inputs kept per output (mean)",
 }
 
@@ -76,20 +77,6 @@ def _point(path: Path) -> tuple[RunDir, dict, xr.DataArray]:
     if drivers is None:
         raise PCMError(f"{path}: no true drivers (a synthetic world's run is needed)")
     return run, params, drivers
-
-
-def _scores(
-    mask: xr.DataArray, drivers: xr.DataArray, strength: xr.DataArray | None
-) -> dict[str, float]:
-    s = mean_scores(driver_scores(mask, drivers, strength))
-    return {
-        "strong_f1": s["strong"]["f1"],
-        "precision": s["precision"],
-        "recall": s["recall"],
-        "f1": s["f1"],
-        "strong_recall": s["strong"]["recall"],
-        "inputs_kept": float(mask.values.sum(axis=1).mean()),
-    }
 
 
 def selection_grid(
@@ -141,7 +128,7 @@ def selection_grid(
                         "ratio": float(ratio),
                         "stop": stop,
                         "value": float(value),
-                        **_scores(cut.copy(data=mask), drivers, strength),
+                        **mask_scores(cut.copy(data=mask), drivers, strength),
                     }
                 )
     if not rows:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pcm.analysis.scoring import mask_scores
 from pcm.errors import PCMError
-from pcm.experiments.selection_grid import _scores, grid_medians, selection_grid
+from pcm.experiments.selection_grid import grid_medians, selection_grid
 from pcm.run.rundir import RunDir
 
 TINY = [
@@ -47,7 +48,7 @@ def test_the_grid_recomputes_the_points_own_selection_and_its_stops_nest(tmp_pat
         (table["ratio"] == 0.1) & (table["stop"] == "alpha") & (table["value"] == 1e-3), drop=True
     )
     run = RunDir(point)
-    expected = _scores(run.mask("pcmasking"), run.drivers(), run.driver_strength())
+    expected = mask_scores(run.mask("pcmasking"), run.drivers(), run.driver_strength())
     for name, value in expected.items():
         np.testing.assert_allclose(own[name].values, [value], err_msg=name)
     # one path per cut: a stricter stop keeps a subset, so never more inputs
