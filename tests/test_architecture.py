@@ -3,8 +3,8 @@
 Every ``import`` of every module is read from its source (those inside functions
 included). A module may import modules of a lower layer, and of its own layer as
 long as the module graph stays acyclic. Imports inside functions are allowed only
-for the heavy libraries of :data:`LAZY_IMPORTS`; ``docs/architecture.md`` explains
-the layers.
+for the heavy libraries of :data:`LAZY_IMPORTS`, and in the command line's handlers
+(:data:`LAZY_IMPORTERS`); ``docs/architecture.md`` explains the layers.
 """
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ LAZY_IMPORTS: dict[str, str] = {
     "jupyter_client": "only the kernel manager of notebook execution",
     "cartopy": "slow import; only map figures",
     "docutils": "only inside the Sphinx build (the book's launch extension)",
+}
+
+#: Modules whose functions may import any module of a lower layer, and why. They are in
+#: the top layer, which no other layer may import, so no cycle can hide in their functions
+#: (and the cycle test reads those imports too).
+LAZY_IMPORTERS: dict[str, str] = {
+    "pcm.cli": "each command imports what it runs when it runs: `pcm data climsim` starts "
+               "in 0.7 s instead of the 1.4-2 s that importing every command takes",
 }
 
 
@@ -136,8 +144,9 @@ def test_imports_go_downward_and_functions_import_only_heavy_libraries(module):
     problems = []
     for name, in_function, line in _imports(MODULES[module]):
         top = name.split(".")[0]
-        if in_function and not any(name == lazy or name.startswith(lazy + ".")
-                                   for lazy in LAZY_IMPORTS):
+        lazy_allowed = module in LAZY_IMPORTERS or any(
+            name == lazy or name.startswith(lazy + ".") for lazy in LAZY_IMPORTS)
+        if in_function and not lazy_allowed:
             problems.append(f"line {line}: import of {name} inside a function "
                             "(only the libraries of LAZY_IMPORTS may be imported lazily)")
         if top == "pcm" and name != "pcm" and _layer(name) > _layer(module):

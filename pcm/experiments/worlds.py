@@ -46,36 +46,17 @@ from pcm.errors import ParameterError, PCMError
 from pcm.experiments.chapter import ranking_diagnosis
 from pcm.experiments.sweep import run_points
 from pcm.io import output_dir, read_json, write_netcdf
-from pcm.params.presets import PAPER_RULE, PARAMETERS, SCREEN_ALL, preset, validate
+from pcm.params.presets import METHODS, PARAMETERS, preset, validate
 from pcm.params.run_parameters import parse_override, resolve_parameters, user_keys
 from pcm.run.rundir import RunDir, run_lock
 
-__all__ = ["METHODS", "GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
+__all__ = ["GOAL", "parse_worlds", "parse_method", "run_worlds", "worlds_table",
            "world_medians", "median_table", "choice_outcome", "COLUMNS", "DIAGNOSIS",
            "world_diagnosis", "RECORDED_EVALUATION", "record_evaluation",
            "recorded_evaluation", "evaluation_provenance", "chosen_method", "goal_outcome",
            "world_rows", "default_outcome", "development_only_outcome",
            "RECORDED_AT_TUTORIAL_SIZE", "evaluation_size", "size_outcome",
            "worlds_base_parameters"]
-
-#: Built-in methods (named parameter overrides). ``paper``: the published selection rule
-#: (lowest last-epoch training loss of search networks over 20 thresholds up to the 70th
-#: percentile), here with the preset's search epochs and a fine-tuned final network;
-#: ``relative``: keep inputs above ``selection_ratio`` of the output's largest entry;
-#: ``val_loss``: the search by validation loss (the default rule); ``screen_all``: every
-#: input that varies, ranked by the order in which the conditional screen eliminates
-#: them (``ranking: screen``), selected by the screen with an effect-size stop (an input
-#: stays only if dropping it loses at least 0.5 % of the output's variance). The selection
-#: of ``screen_all`` was chosen on development worlds 1-12 alone, from the masking vectors
-#: of finished runs (selection ratios 0-0.1, significance levels 1e-4 to 1e-15 and shares
-#: 0.001-0.02), and its ranking on the same worlds (docs/architecture.md, "Selections
-#: across worlds").
-METHODS: dict[str, dict[str, Any]] = {
-    "paper": dict(PAPER_RULE),
-    "relative": {"selection": "relative"},
-    "val_loss": {"selection": "val_loss"},
-    "screen_all": dict(SCREEN_ALL),
-}
 
 #: The goal over held-out worlds (medians): ranking AUC, strong-driver F1, precision,
 #: non-driver SHAP share, and R² gap to the unconstrained network.

@@ -22,8 +22,8 @@ from typing import Any
 from pcm.data.datasets import split_steps
 from pcm.errors import ParameterError, did_you_mean
 
-__all__ = ["Parameter", "PARAMETERS", "PRESETS", "PAPER_RULE", "SCREEN_ALL", "preset",
-           "validate", "flatten", "notebook_name", "parameters_markdown"]
+__all__ = ["Parameter", "PARAMETERS", "PRESETS", "PAPER_RULE", "SCREEN_ALL", "METHODS",
+           "preset", "validate", "flatten", "notebook_name", "parameters_markdown"]
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,24 @@ PAPER_RULE: dict[str, Any] = {"ranking": "row_norm", "selection": "train_loss",
 SCREEN_ALL: dict[str, Any] = {"ranking": "screen", "selection": "relative",
                               "selection_ratio": 0.0, "screen": "partial_correlation",
                               "screen_min_share": 0.005}
+
+#: The built-in methods of ``pcm worlds`` (named parameter overrides). ``paper``: the published
+#: selection rule (lowest last-epoch training loss of search networks over 20 thresholds up to the
+#: 70th percentile), here with the preset's search epochs and a fine-tuned final network;
+#: ``relative``: keep inputs above ``selection_ratio`` of the output's largest entry; ``val_loss``:
+#: the search by validation loss (the default rule); ``screen_all``: every input that varies,
+#: ranked by the order in which the conditional screen eliminates them (``ranking: screen``),
+#: selected by the screen with an effect-size stop (an input stays only if dropping it loses at
+#: least 0.5 % of the output's variance). The selection of ``screen_all`` was chosen on development
+#: worlds 1-12 alone, from the masking vectors of finished runs (selection ratios 0-0.1,
+#: significance levels 1e-4 to 1e-15 and shares 0.001-0.02), and its ranking on the same worlds
+#: (docs/architecture.md, "Selections across worlds").
+METHODS: dict[str, dict[str, Any]] = {
+    "paper": dict(PAPER_RULE),
+    "relative": {"selection": "relative"},
+    "val_loss": {"selection": "val_loss"},
+    "screen_all": dict(SCREEN_ALL),
+}
 
 #: Overrides of the defaults, per preset. The single place to tune sizes.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -169,7 +169,8 @@ TINY = ["data.steps=24", "data.n_lat=2", "data.n_lon=4", "hidden_layers=1", "hid
 
 
 def test_parse_worlds_and_methods():
-    from pcm.experiments.worlds import METHODS, parse_method, parse_worlds
+    from pcm.experiments.worlds import parse_method, parse_worlds
+    from pcm.params.presets import METHODS
 
     assert parse_worlds(["0-2", "100,101", "1"]) == [0, 1, 2, 100, 101]
     for bad in ("a", "5-3", "200", ""):
@@ -351,7 +352,8 @@ def test_recorded_evaluation_round_trip_and_one_line_errors(tmp_path):
 
 
 def test_the_shipped_evaluation_chose_screen_all_on_development_worlds_alone():
-    from pcm.experiments.worlds import METHODS, chosen_method, recorded_evaluation
+    from pcm.experiments.worlds import chosen_method, recorded_evaluation
+    from pcm.params.presets import METHODS
 
     table = recorded_evaluation()
     split = table["split"].values
