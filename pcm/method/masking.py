@@ -573,7 +573,8 @@ def search_thresholds(run: RunDir, config: SearchConfig, *, kind: str = "pcmaski
     if knockoff is not None:
         ds["knockoff_statistic"] = (("output", "input"), knockoff[1], {
             "long_name": "knockoff statistic W: masking-vector entry of the input minus that "
-                         "of its knockoff", "units": "1"})
+                         "of its knockoff", "units": "1",
+            "train_samples": knockoff[3][0], "valid_samples": knockoff[3][1]})
         ds["knockoff_threshold"] = (("output",), knockoff[2], {
             "long_name": f"knockoff{'+' if config.knockoff_plus else ''} cut on W at FDR "
                          f"{config.knockoff_fdr:g} (inf: nothing selected)", "units": "1"})

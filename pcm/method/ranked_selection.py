@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pcm.data.streaming import DiskSplit
+from pcm.data.streaming import DiskSplit, choose_in_memory, split_nbytes
 from pcm.errors import DataError, ParameterError
 from pcm.method.ranking import (
     RANKINGS,
@@ -103,15 +103,14 @@ def _validation_sample(run: RunDir, config: SearchConfig) -> np.ndarray:
 
 
 def _train(run: RunDir, model, name: str, config: TrainConfig, progress: bool,
-           x=None, xv=None) -> None:
+           data: tuple | None = None) -> None:
     """Train a ranking's networks on the run's splits (streamed past the memory budget), or
-    on inputs ``x``/``xv`` of the splits' samples (the knockoffs' doubled inputs)."""
-    if x is None:
-        x, y, xv, yv = run.training_data(config.max_train_samples, config.compute_dtype,
-                                         in_memory=config.in_memory,
-                                         memory_budget_mb=config.memory_budget_mb)
-    else:
-        _, y, _, yv = run.training_arrays(config.max_train_samples, config.compute_dtype)
+    on ``data`` ``(x, y, x_valid, y_valid)`` (the knockoffs' doubled inputs)."""
+    if data is None:
+        data = run.training_data(config.max_train_samples, config.compute_dtype,
+                                 in_memory=config.in_memory,
+                                 memory_budget_mb=config.memory_budget_mb)
+    x, y, xv, yv = data
     train_stacked(model, x, y, config, x_val=xv,
                   y_val=yv, checkpoint_dir=run.checkpoints(f"ranking_{name}"),
                   desc=f"ranking {name}", progress=progress,
@@ -173,19 +172,53 @@ def ranking_vectors(run: RunDir, config: SearchConfig, *, progress: bool = False
     return selection_frequency(each, config.selection_ratio)
 
 
-def knockoff_masks(run: RunDir, config: SearchConfig, *,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``selection: knockoff``: masks, statistics ``W (outputs, inputs)`` and cuts ``T``.
+def _knockoff_splits(run: RunDir, train: TrainConfig, config: SearchConfig
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, x_valid, y_valid)`` for the knockoffs' network, in bounded memory.
+
+    A split whose rows fit ``data.memory_budget_mb`` with their knockoffs (four times the
+    inputs while ``[X, X~]`` is built, and the outputs) is used whole, as ``data.in_memory``
+    allows; a larger one contributes a seeded sample of as many rows as fit, read block
+    by block (:func:`_sample_rows`), never whole. The knockoffs are one draw per row, so
+    they cannot be streamed like the splits.
+    """
+    dtype = "float64" if train.compute_dtype == "float64" else "float32"
+    catalogue = run.catalogue
+    row = split_nbytes(1, 4 * catalogue.n_inputs + catalogue.n_outputs, dtype)
+    data: list[np.ndarray] = []
+    for split, stream in (("train", 6), ("valid", 7)):
+        n = min(run.split_samples(split), int(train.max_train_samples))
+        if choose_in_memory(config.data_in_memory, n * row, config.data_memory_budget_mb):
+            x, y = run.arrays(split, max_samples=train.max_train_samples, dtype=dtype)
+        else:
+            fit = int(float(config.data_memory_budget_mb) * 2**20 // row)
+            if fit < 1:
+                raise ParameterError("data.memory_budget_mb", f"too small for the knockoffs: "
+                                     f"one row with its knockoffs takes {row} bytes")
+            x, y = _sample_rows(run, split, min(n, fit), stream, config)
+        if y.shape[1] != catalogue.n_outputs:
+            raise DataError(f"expected {catalogue.n_outputs} outputs, got {y.shape[1]}",
+                            path=run.data_path(split))
+        data += [np.asarray(x, dtype=dtype), np.asarray(y, dtype=dtype)]
+    x, y, xv, yv = data
+    return x, y, xv, yv
+
+
+def knockoff_masks(run: RunDir, config: SearchConfig, *, progress: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """``selection: knockoff``: masks, statistics ``W (outputs, inputs)``, cuts ``T`` and
+    the training and validation samples the knockoffs' network saw.
 
     The knockoffs are fitted on the training inputs and drawn for the training and
     validation inputs (seed ``config.seed``); a pre-masking stack on ``[X, X~]`` (twice
     the inputs, λ scaled by 4 so that each weight pays the run's penalty) gives the
-    row norms ``v`` of the inputs and ``v~`` of their knockoffs.
+    row norms ``v`` of the inputs and ``v~`` of their knockoffs. Splits too large for
+    the memory budget with their knockoffs are subsampled (:func:`_knockoff_splits`).
     """
     from pcm.nn.networks import StackedMLP
 
     train = premask_train_config(run)
-    x, _, xv, _ = run.training_arrays(train.max_train_samples, train.compute_dtype)
+    x, y, xv, yv = _knockoff_splits(run, train, config)
     fit = fit_gaussian_knockoffs(x[:: max(1, len(x) // 50_000)])
     x2 = np.hstack([x, sample_knockoffs(fit, x, config.seed)])
     xv2 = np.hstack([xv, sample_knockoffs(fit, xv, config.seed + 1)])
@@ -193,11 +226,11 @@ def knockoff_masks(run: RunDir, config: SearchConfig, *,
     model = StackedMLP(n_out, train.hidden_units, n_inputs=2 * n_in, input_layer=True,
                        seed=train.seed + 2, dtype=train.dtype_policy)
     doubled = replace(train, l1=4.0 * float(train.l1))
-    _train(run, model, "knockoff", doubled, progress, x=x2, xv=xv2)
+    _train(run, model, "knockoff", doubled, progress, data=(x2, y, xv2, yv))
     v = model.masking_vectors()
     w = v[:, :n_in] - v[:, n_in:]
     masks, cuts = knockoff_select(w, config.knockoff_fdr, plus=config.knockoff_plus)
-    return masks, w, cuts
+    return masks, w, cuts, (len(x), len(xv))
 
 
 def screen_sample(run: RunDir, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -279,3 +279,36 @@ def test_a_screen_sample_of_a_split_over_the_budget_reads_only_its_blocks(files,
     xs, ys = screen_sample(run, replace(config, data_in_memory="false"))
     np.testing.assert_array_equal(xs, x)
     np.testing.assert_array_equal(ys, y)
+
+
+@pytest.mark.slow  # trains (make test-fast skips it)
+def test_knockoffs_of_a_split_over_the_budget_train_on_a_sample_that_fits(files, tmp_path,
+                                                                         monkeypatch):
+    from dataclasses import replace
+
+    from pcm.method.premask import run_premask
+    from pcm.method.ranked_selection import knockoff_masks
+    from pcm.params.config import PremaskConfig, SearchConfig
+
+    train, valid, norm = files
+    run = RunDir(tmp_path / "run")
+    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
+                       source="spcam")
+    common = dict(hidden_layers=1, hidden_units=8, batch_size=64, seed=0)
+    run_premask(run, PremaskConfig.from_parameters(dict(epochs=1, l1=1.0, **common)),
+                progress=False)
+    config = SearchConfig.from_parameters(dict(selection="knockoff", **common))
+    masks, w, cuts, samples = knockoff_masks(run, config)  # 192 and 64 rows: whole
+    assert samples == (192, 64) and w.shape == masks.shape == (65, 94)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the whole split was read")
+
+    monkeypatch.setattr(RunDir, "arrays", whole)
+    row = (4 * 94 + 65) * 4  # a row with its knockoffs while they are built, float32
+    small = replace(config, data_in_memory="false", data_memory_budget_mb=100.5 * row / 2**20)
+    masks, w, cuts, samples = knockoff_masks(run, small)
+    assert samples == (100, 64) and w.shape == masks.shape == (65, 94)
+    assert np.isfinite(w).all()
+    with pytest.raises(ParameterError, match="data.memory_budget_mb"):
+        knockoff_masks(run, replace(small, data_memory_budget_mb=0.5 * row / 2**20))

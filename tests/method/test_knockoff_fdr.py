@@ -73,7 +73,7 @@ def statistic(tmp_path_factory):
         progress=False,
     )
     config = SearchConfig.from_parameters(dict(selection="knockoff", **common))
-    _, w, _ = knockoff_masks(run, config)
+    _, w, _, _ = knockoff_masks(run, config)
     yield w
     patch.undo()
 
