@@ -7,9 +7,10 @@ of :mod:`pcm.method` and :mod:`pcm.baselines.causal` (one stacked trainer for al
 
 * ``unconstrained``: every input;
 * ``pcmasking_relative``: PCMasking with the ``selection: relative`` rule, fine-tuned;
-* ``pcmasking_paper``: PCMasking with the published rule (the lowest last-epoch
-  training loss over the threshold grid; the search network at the chosen threshold
-  is the final one);
+* ``pcmasking_paper``: PCMasking with the published rule
+  (:data:`pcm.params.presets.PAPER_RULE`: the lowest last-epoch training loss over 20
+  thresholds up to the 70th percentile of the row norms; the search network at the
+  chosen threshold is the final one);
 * ``causal``: the causally-informed networks (PC1 per column on the truth time
   series), when ``causal`` is on.
 """
@@ -32,8 +33,8 @@ from pcm.method.finetune import run_finetune
 from pcm.method.masking import compute_masking_vectors, search_thresholds
 from pcm.method.premask import run_premask, run_unconstrained
 from pcm.online.testbed import Proxy, truth_fields
+from pcm.params import presets
 from pcm.params.config import CausalConfig, FinetuneConfig, PremaskConfig, SearchConfig
-from pcm.params.presets import preset
 from pcm.run.rundir import RunDir
 
 __all__ = ["ONLINE_TRAINING", "NETWORK_KINDS", "TrainingPlan", "write_training_data",
@@ -46,14 +47,16 @@ NETWORK_KINDS = ("unconstrained", "pcmasking_paper", "pcmasking_relative", "caus
 #: seeds train within the book's budget on two cores.
 ONLINE_TRAINING: dict[str, Any] = {
     "hidden_layers": 2, "hidden_units": 32, "epochs": 12, "finetune_epochs": 4,
-    "batch_size": 128, "lr_every": 4, "n_thresholds": 5, "threshold_percentile": 90.0,
-    "search_epochs": 4, "causal_columns": 8, "causal_quantiles": 3, "causal_epochs": 8,
+    "batch_size": 128, "lr_every": 4, "search_epochs": 4, "causal_columns": 8,
+    "causal_quantiles": 3, "causal_epochs": 8,
 }
 
-#: The published threshold rule: the lowest last-epoch training loss, the search network
-#: at the chosen threshold kept as the final network (the ``paper`` preset's rule).
-PAPER_RULE = {"selection": "train_loss", "search_final": True}
-#: The relative rule at the default ratio (the best L1 rule of the experiments chapter), fine-tuned.
+#: The published threshold rule (:data:`pcm.params.presets.PAPER_RULE`, its grid included),
+#: the search network at the chosen threshold kept as the final network (as the ``paper``
+#: preset does).
+PAPER_RULE = {**presets.PAPER_RULE, "search_final": True}
+#: The relative rule at the default ``selection_ratio`` (masks read off the masking vectors
+#: alone, no search), fine-tuned.
 RELATIVE_RULE = {"selection": "relative", "search_final": False}
 
 
@@ -84,7 +87,7 @@ class TrainingPlan:
 
     def parameters(self, **more: Any) -> dict[str, Any]:
         """The resolved run parameters (``ci`` preset <- :data:`ONLINE_TRAINING` <- ...)."""
-        params = preset("ci")
+        params = presets.preset("ci")
         params.update(ONLINE_TRAINING)
         params.update(self.overrides)
         params.update(more)

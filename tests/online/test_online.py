@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from pcm.cli import main
 from pcm.data.cbrain_write import write_cbrain
@@ -160,6 +161,11 @@ def test_small_online_run_and_its_chapter(tmp_path):
     table = report.stability_table(result, "proxy")
     assert table.loc[("truth", 0), "first blow-up (day)"] == "none in 0.5"
     assert "`pcmasking_relative`" in report.online_outcome(result)
+    # the network named after the paper's rule searched the paper's grid (the last search)
+    with xr.open_dataset(tmp_path / "run" / "online" / "seed_0" / "thresholds.nc") as paper:
+        assert (paper.attrs["criterion"], paper.attrs["n_thresholds"],
+                paper.attrs["percentile"], paper.attrs["ranking"]) == (
+            "train_loss", 20, 70.0, "row_norm")
     dst = run_notebook(tmp_path / "run", tmp_path / "09_online.ipynb")
     nb = nbformat.read(dst, as_version=4)
     text = "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/markdown", ""))
