@@ -295,16 +295,15 @@ def _plan_child(src: Path) -> None:
 
     out: dict = {"rss_at_start_mb": round(_vm_hwm_mb(), 1)}
     t0 = time.perf_counter()
-    pairs = climsim.find_pairs(src)
+    n_files = 2 * len(climsim.find_pairs(src))  # not kept: the plan's peak RSS is its own
     out["find_pairs_s"] = round(time.perf_counter() - t0, 2)
     subset = climsim.CLIMSIM_SUBSET
     t1 = time.perf_counter()
-    steps = climsim._split_steps(pairs, None, subset["stride"], subset["split_months"], src)
-    chunks = climsim.plan_chunks(steps)
-    for chunk in chunks:
-        chunk["key"] = climsim._chunk_key(chunk, np.linspace(1.0, 1000.0, 60), 384)
-    out["select_and_chunk_s"] = round(time.perf_counter() - t1, 2)
-    out.update(files=2 * len(pairs), steps={k: len(v) for k, v in steps.items()},
+    steps, chunks = climsim.plan_conversion(src, np.linspace(1.0, 1000.0, 60), 384,
+                                            stride=subset["stride"],
+                                            split_months=subset["split_months"])
+    out["plan_s"] = round(time.perf_counter() - t1, 2)
+    out.update(files=n_files, steps={k: len(v) for k, v in steps.items()},
                chunks=len(chunks), rss_peak_mb=round(_vm_hwm_mb(), 1))
     print(json.dumps(out))
 

@@ -105,6 +105,7 @@ __all__ = [
     "read_grid",
     "interleaved_split",
     "plan_chunks",
+    "plan_conversion",
     "read_chunk",
     "convert_climsim",
 ]
@@ -435,6 +436,32 @@ def _chunk_key(chunk: dict, levels_hpa: np.ndarray, n_col: int) -> str:
     return digest.hexdigest()[:24]
 
 
+def plan_conversion(src: Path, levels_hpa: np.ndarray, n_col: int, *,
+                    include: Sequence[str] | None = None,
+                    months: str | tuple[str, str] | None = None, stride: int = 1,
+                    split_months: dict[str, str | tuple[str, str]] | None = None,
+                    chunk_steps: int = CHUNK_STEPS) -> tuple[dict[str, list], list[dict]]:
+    """The steps of each split and their chunks, each keyed by what it is made of.
+
+    The plan of :func:`convert_climsim` (its parameters), before anything is written:
+    :func:`find_pairs`, the selection of steps per split, :func:`plan_chunks`, and a
+    ``key`` per chunk (its files' names, sizes and times, and the grid ``levels_hpa``,
+    ``n_col``).
+
+    Returns
+    -------
+    tuple
+        ``(steps, chunks)``: the ``(mli, mlo)`` pairs of each split, in time order, and
+        the chunks of :func:`plan_chunks` with their ``key``.
+    """
+    pairs = find_pairs(src, include)
+    steps = _split_steps(pairs, months, stride, split_months, src)
+    chunks = plan_chunks(steps, chunk_steps)
+    for chunk in chunks:
+        chunk["key"] = _chunk_key(chunk, levels_hpa, n_col)
+    return steps, chunks
+
+
 def read_chunk(pairs: Sequence[tuple[Path, Path]], levels_hpa: Sequence[float], n_col: int
                ) -> np.ndarray:
     """Rows of consecutive steps: float32 ``[len(pairs) * n_col, n_inputs + n_outputs]``.
@@ -644,13 +671,12 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
     grid_path = Path(grid) if grid is not None else _find_grid(src)
     info = read_grid(grid_path)
     catalogue = climsim_catalogue(info["levels_hpa"])
-    pairs = find_pairs(src, include)
-    steps = _split_steps(pairs, months, stride, split_months, src)
-    chunks = plan_chunks(steps, chunk_steps)
+    steps, chunks = plan_conversion(src, info["levels_hpa"], info["n_col"], include=include,
+                                    months=months, stride=stride, split_months=split_months,
+                                    chunk_steps=chunk_steps)
     n_col, levels = info["n_col"], [float(v) for v in info["levels_hpa"]]
     folder = out.absolute() / ".chunks"  # absolute: workers may run elsewhere
     for chunk in chunks:
-        chunk["key"] = _chunk_key(chunk, info["levels_hpa"], n_col)
         chunk["record"] = folder / chunk["split"] / f"chunk-{chunk['index']:05d}.json"
     plan_key = hashlib.sha256(json.dumps([c["key"] for c in chunks]
                                          + [chunk_steps, str(grid_path)]).encode()
