@@ -35,9 +35,9 @@ from pcm.errors import ParameterError, PCMError
 from pcm.params.presets import METHODS, PARAMETERS
 
 # Each command imports the modules it runs when it runs: the parser needs only the light
-# modules above (0.6 s), while all of pcm takes 1.4-2 s to import (TensorFlow is imported
-# later still, by the steps that train). `pcm data climsim` thus starts in well under a
-# second, which benchmarks/convert.py counts in the command's time.
+# modules above, while all of pcm takes 1.4-2 s to import (TensorFlow is imported later
+# still, by the steps that train). Importing this module takes 0.7-0.8 s, and `pcm data
+# climsim` reaches its conversion 0.8-0.9 s after it starts (benchmarks/convert.py).
 
 __all__ = ["main", "build_parser"]
 
