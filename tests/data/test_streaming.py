@@ -54,6 +54,15 @@ def _split(path, norm_path, layout=None, dtype="float64"):
                      layout=layout)
 
 
+def _run_of(files, tmp_path) -> RunDir:
+    """A run directory whose manifest names the fixture's files (valid doubles as test)."""
+    train, valid, norm = files
+    run = RunDir(tmp_path / "run")
+    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
+                       source="spcam")
+    return run
+
+
 def _rows_sorted(x):
     return x[np.lexsort(x.T[::-1])]
 
@@ -178,10 +187,7 @@ def test_streamed_evaluation_equals_in_memory(files):
 
 
 def test_rundir_streams_splits_over_the_budget(files, tmp_path):
-    train, valid, norm = files
-    run = RunDir(tmp_path / "run")
-    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
-                       source="spcam")
+    run = _run_of(files, tmp_path)
     x, y, xv, yv = run.training_data(None, "float32", in_memory="auto", memory_budget_mb=1024)
     assert isinstance(x, np.ndarray) and x.shape == (192, 94)
     budget = 192 * 159 * 4 / 2**20 * 0.9  # train over it, valid (64 samples) under
@@ -264,10 +270,7 @@ def test_a_screen_sample_of_a_split_over_the_budget_reads_only_its_blocks(files,
     from pcm.method.ranked_selection import screen_sample
     from pcm.params.config import SearchConfig
 
-    train, valid, norm = files
-    run = RunDir(tmp_path / "run")
-    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
-                       source="spcam")
+    run = _run_of(files, tmp_path)
     config = SearchConfig.from_parameters({"screen_samples": 50, "seed": 3})
     x, y = screen_sample(run, config)  # 192 samples: in memory
     assert x.shape == (50, 94) and y.shape == (50, 65)
@@ -290,10 +293,7 @@ def test_knockoffs_of_a_split_over_the_budget_train_on_a_sample_that_fits(files,
     from pcm.method.ranked_selection import knockoff_masks
     from pcm.params.config import PremaskConfig, SearchConfig
 
-    train, valid, norm = files
-    run = RunDir(tmp_path / "run")
-    run.write_manifest({"train": train, "valid": valid, "test": valid, "norm": norm},
-                       source="spcam")
+    run = _run_of(files, tmp_path)
     common = dict(hidden_layers=1, hidden_units=8, batch_size=64, seed=0)
     run_premask(run, PremaskConfig.from_parameters(dict(epochs=1, l1=1.0, **common)),
                 progress=False)
