@@ -9,13 +9,21 @@ memory, and the ratio to the CPU, measured in a subprocess without the GPU on
 ``--cpu-samples`` samples. With several GPUs, ``--devices N`` trains under
 ``MirroredStrategy``.
 
-Without a GPU it says so and runs the CPU part only (in memory and streamed), at
-``--cpu-samples``. The last line is JSON.
+Then the ``climsim-full`` preset's pre-masking stack (one network per ClimSim output:
+128 networks, input layer 184x184, its hidden layers and batch size, all read from the
+preset) for two epochs on ``--climsim-samples`` random rows of ClimSim's shape held in
+memory (the work depends on the shapes alone), and the time of one epoch over the
+preset's training split (ClimSim's subset, 10,091,520 samples) *extrapolated* from the
+second epoch's samples/s, beside what ``pcm run --dry-run`` estimates for it. The
+ClimSim files themselves (about 101 GB to convert) are not needed.
+
+Without a GPU it says so and runs the CPU parts only (in memory and streamed), at
+``--cpu-samples`` and ``--climsim-cpu-samples``. The last line is JSON.
 
 Usage::
 
     .venv/bin/python benchmarks/gpu_check.py [--samples 262144] [--cpu-samples 8192]
-        [--devices N] [--out DIR]
+        [--climsim-samples 262144] [--climsim-cpu-samples 8192] [--devices N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -75,6 +83,51 @@ def epochs(path: Path, norm: Path, samples: int, mode: str, budget_mb: float,
     return out
 
 
+def climsim_epochs(samples: int, devices: int | None) -> dict:
+    """Two epochs of the ``climsim-full`` pre-masking stack on random rows of ClimSim's
+    shape in memory; samples/s of the second, and one epoch over the preset's training
+    split extrapolated from it."""
+    warnings.simplefilter("ignore")
+    import numpy as np
+    import tensorflow as tf
+
+    from pcm.nn.config import TrainConfig
+    from pcm.nn.networks import StackedMLP
+    from pcm.nn.trainer import train_stacked
+    from pcm.run.dry_run import dry_run_parameters, plan
+
+    params = dry_run_parameters("climsim-full")
+    sized = plan(params)
+    n_in, n_out, train = sized["n_inputs"], sized["n_outputs"], sized["samples"]["train"]
+    hidden = (int(params["hidden_units"]),) * int(params["hidden_layers"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, n_in), dtype=np.float32)
+    y = rng.standard_normal((samples, n_out), dtype=np.float32)
+    gpus = tf.config.list_physical_devices("GPU")
+    model = StackedMLP(n_out, hidden, n_inputs=n_in, input_layer=True, seed=0)
+    config = TrainConfig(hidden_units=hidden, epochs=2, batch_size=int(params["batch_size"]),
+                         seed=0, devices=devices)
+    if gpus:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    hist = train_stacked(model, x, y, config, l1=1e-3)
+    seconds = hist.epoch_seconds.values
+    rate = float(samples / seconds[-1])
+    estimate = sized["phases"]["premask"]
+    epochs = int(params["epochs"])
+    out = {"mode": "climsim_full_premask", "samples": samples,
+           "device": "GPU" if gpus else "CPU", "networks": n_out, "inputs": n_in,
+           "hidden": list(hidden), "batch_size": int(params["batch_size"]),
+           "samples_per_s": rate, "epoch_seconds": [round(float(s), 3) for s in seconds],
+           "train_samples": train, "epoch_seconds_extrapolated": round(train / rate, 1),
+           "dry_run_epoch_seconds": {k: round(v / epochs, 1)
+                                     for k, v in estimate["seconds"].items()}}
+    if gpus:
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        out["gpu_peak_mb"] = round(info["peak"] / 2**20, 1)
+        out["gpus"] = len(gpus)
+    return out
+
+
 def run_child(args, samples: int, mode: str, *, cpu: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--path", str(args.path), "--norm",
            str(args.norm), "--child-samples", str(samples), "--budget-mb", str(args.budget_mb)]
@@ -91,6 +144,12 @@ def run_child(args, samples: int, mode: str, *, cpu: bool) -> dict:
           f"{out['samples_per_s']:10.0f} samples/s (epochs {out['epoch_seconds']} s)"
           + (f", peak GPU memory {out['gpu_peak_mb']} MB" if "gpu_peak_mb" in out else ""),
           flush=True)
+    if "epoch_seconds_extrapolated" in out:
+        print(f"    one epoch of the {out['networks']} networks over {out['train_samples']:,} "
+              f"samples: {out['epoch_seconds_extrapolated'] / 3600:.2f} h (extrapolated); "
+              f"pcm run --dry-run estimates "
+              + ", ".join(f"{v / 3600:.2f} h ({k})"
+                          for k, v in out["dry_run_epoch_seconds"].items()), flush=True)
     return out
 
 
@@ -100,6 +159,9 @@ def main() -> None:
     parser.add_argument("--cpu-samples", type=int, default=8192)
     parser.add_argument("--budget-mb", type=float, default=256.0,
                         help="memory budget that sizes the streamed windows")
+    parser.add_argument("--climsim-samples", type=int, default=262144,
+                        help="GPU: rows of the climsim-full stack's epochs")
+    parser.add_argument("--climsim-cpu-samples", type=int, default=8192)
     parser.add_argument("--devices", type=int, default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -107,6 +169,9 @@ def main() -> None:
     parser.add_argument("--norm", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-samples", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "climsim":
+        print(json.dumps(climsim_epochs(args.child_samples, args.devices)))
+        return
     if args.child:
         print(json.dumps(epochs(Path(args.path), Path(args.norm), args.child_samples,
                                 args.child, args.budget_mb, args.devices)))
@@ -140,6 +205,15 @@ def main() -> None:
                                                / cpu[m]["samples_per_s"], 2) for m in gpu}
             result["gpu_epoch_seconds"] = {m: v["epoch_seconds"] for m, v in gpu.items()}
             result["gpu_samples"] = args.samples
+        print("climsim-full pre-masking stack (random rows of ClimSim's shape, in memory):",
+              flush=True)
+        result["climsim_full"] = {"cpu": run_child(args, args.climsim_cpu_samples, "climsim",
+                                                   cpu=True)}
+        if gpus:
+            full = result["climsim_full"]
+            full["gpu"] = run_child(args, args.climsim_samples, "climsim", cpu=False)
+            full["gpu_over_cpu"] = round(full["gpu"]["samples_per_s"]
+                                         / full["cpu"]["samples_per_s"], 2)
     result["cpu_samples"] = args.cpu_samples
     print(json.dumps(result))
 

@@ -8,8 +8,10 @@ in memory (or the budget when they stream) and of the networks' training state,
 and an estimated time per phase: the phase's work (networks x samples x epochs x
 6 x weights, the usual forward-plus-backward count of multiply-adds) divided by a
 *measured* throughput from :data:`THROUGHPUT_FILE` (``pcm/throughput.json``,
-each figure with the run and machine it came from). The time is an
-extrapolation and says so.
+each figure with the run and machine it came from). A machine may have records for
+several network sizes (small networks reach a fraction of the FLOP/s of wide ones);
+each machine's estimate uses its record of the nearest size (:func:`nearest_records`).
+The time is an extrapolation and says so.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from typing import Any
 from pcm.data.cbrain import file_catalogue, header, open_nc
 from pcm.data.climsim import CLIMSIM_SUBSET
 from pcm.data.datasets import split_steps
-from pcm.errors import ParameterError
+from pcm.errors import DataError, ParameterError
 from pcm.method.thresholds import halving_rounds
 from pcm.params.presets import CLIMSIM_FILES, PAPER_RULE
 from pcm.params.presets import preset as preset_values
 from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.variables import SPCAM
 
-__all__ = ["THROUGHPUT_FILE", "throughput_table", "subset_steps", "dry_run_parameters", "plan",
-           "format_plan", "dry_run"]
+__all__ = ["THROUGHPUT_FILE", "throughput_table", "nearest_records", "subset_steps",
+           "dry_run_parameters", "plan", "format_plan", "dry_run"]
 
 #: Measured training throughput (package data): one record per measurement.
 THROUGHPUT_FILE = "throughput.json"
@@ -48,9 +50,33 @@ _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def throughput_table() -> list[dict]:
-    """The measured throughput records (``pcm/throughput.json``)."""
-    text = resources.files("pcm").joinpath(THROUGHPUT_FILE).read_text()
-    return json.loads(text)["records"]
+    """The measured throughput records (``pcm/throughput.json``), each checked for the
+    keys the estimate reads."""
+    path = resources.files("pcm").joinpath(THROUGHPUT_FILE)
+    records = json.loads(path.read_text())["records"]
+    for k, record in enumerate(records):
+        network = record.get("network")
+        if not (isinstance(network, dict) and {"hidden_layers", "hidden_units"} <= set(network)
+                and {"name", "flop_per_s", "source"} <= set(record)):
+            raise DataError(f"record {k} needs name, network (hidden_layers, hidden_units), "
+                            f"flop_per_s and source, got keys {sorted(record)}",
+                            path=str(path))
+    return records
+
+
+def nearest_records(records: list[dict], hidden_layers: int, hidden_units: int) -> list[dict]:
+    """Per machine (``name``), the record measured on the network size nearest to
+    ``hidden_layers`` x ``hidden_units`` (nearest width by ratio, then depth), in the
+    order the machines first appear.
+    """
+    best: dict[str, tuple[tuple[float, int], dict]] = {}
+    for record in records:
+        layers, units = record["network"]["hidden_layers"], record["network"]["hidden_units"]
+        distance = (abs(math.log(units / hidden_units)), abs(layers - hidden_layers))
+        name = record["name"]
+        if name not in best or distance < best[name][0]:
+            best[name] = (distance, record)
+    return [record for _, record in best.values()]
 
 
 def subset_steps(months: tuple[str, str], stride: int) -> int:
@@ -135,26 +161,30 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
     params : mapping
         Resolved parameters (:func:`pcm.params.run_parameters.resolve_parameters`).
     throughput : list of dict, optional
-        Records of :func:`throughput_table` (default: read them).
+        Records of :func:`throughput_table` (default: read them); each machine's record
+        of the nearest network size is used (:func:`nearest_records`).
 
     Returns
     -------
     dict
         ``samples`` (per split, and ``train_used`` after ``max_samples``),
-        ``counts_from``, ``n_inputs``, ``n_outputs``, ``disk_gb`` (data, and
+        ``counts_from``, ``n_inputs``, ``n_outputs``, ``network`` (hidden layers, units),
+        ``disk_gb`` (data, and
         ``climsim_source`` to convert when the subset is not converted yet),
         ``memory_gb`` (``splits``, ``streamed``, ``training_state``), ``phases``
         (per phase: ``work_flop``, ``seconds`` per throughput record) and
         ``throughput`` (the records used).
     """
-    throughput = throughput_table() if throughput is None else throughput
+    layers, units = int(params["hidden_layers"]), int(params["hidden_units"])
+    throughput = nearest_records(throughput_table() if throughput is None else throughput,
+                                 layers, units)
     samples, n_in, n_out, origin = _samples(params)
     train = samples["train"] if params.get("max_samples") is None \
         else min(samples["train"], int(params["max_samples"]))
     row_bytes = 4 * (n_in + n_out)
     disk = {k: v * row_bytes / 1e9 for k, v in samples.items()}
     out: dict[str, Any] = {"samples": {**samples, "train_used": train}, "counts_from": origin,
-                           "n_inputs": n_in, "n_outputs": n_out,
+                           "n_inputs": n_in, "n_outputs": n_out, "network": (layers, units),
                            "disk_gb": {"data": round(sum(disk.values()), 2)}}
     if params["data.source"] == "climsim" and not params.get("data.dir"):
         steps = sum(samples[k] for k in ("train", "valid", "test")) // CLIMSIM_COLUMNS
@@ -166,7 +196,6 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
     streamed = [k for k, v in split_gb.items()
                 if mode == "false" or (mode == "auto" and v > budget)]
     held = sum(v for k, v in split_gb.items() if k not in streamed)
-    layers, units = int(params["hidden_layers"]), int(params["hidden_units"])
     w_pre = _weights(n_in, layers, units, True)
     w = _weights(n_in, layers, units, False)
     # weights, gradients and two Adam moments, float32, of the largest stack (pre-masking)
@@ -234,12 +263,17 @@ def format_plan(p: Mapping[str, Any], preset: str) -> str:
                  + ("epochs at max_epochs, an upper bound; " if p["epochs_are_upper_bounds"]
                     else "") + "extrapolated from the runs named below):")
     for record in p["throughput"]:
-        name = record["name"]
+        name, net = record["name"], record["network"]
         parts = ", ".join(f"{k} {_duration(v['seconds'][name])}" for k, v in p["phases"].items())
-        lines.append(f"  {name}: {parts}; total {_duration(p['seconds_total'][name])}")
+        other = (net["hidden_layers"], net["hidden_units"]) != p["network"]
+        lines.append(f"  {name}: {parts}; total {_duration(p['seconds_total'][name])}"
+                     + (f" (measured on networks of {net['hidden_layers']} x "
+                        f"{net['hidden_units']}, not {p['network'][0]} x {p['network'][1]})"
+                        if other else ""))
     for record in p["throughput"]:
-        lines.append(f"  [{record['name']}] {record['flop_per_s']:.3g} FLOP/s: "
-                     f"{record['source']}")
+        net = record["network"]
+        lines.append(f"  [{record['name']}] {record['flop_per_s']:.3g} FLOP/s on networks of "
+                     f"{net['hidden_layers']} x {net['hidden_units']}: {record['source']}")
     return "\n".join(lines)
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pcm.cli import main
 from pcm.data.climsim import convert_climsim
 from pcm.data.climsim_sample import write_climsim_tree
-from pcm.errors import ParameterError
-from pcm.run.dry_run import dry_run_parameters, plan, subset_steps, throughput_table
+from pcm.errors import DataError, ParameterError
+from pcm.run.dry_run import (
+    dry_run_parameters,
+    format_plan,
+    nearest_records,
+    plan,
+    subset_steps,
+    throughput_table,
+)
 
 
 def test_climsim_full_before_conversion_counts_the_subset():
@@ -58,3 +67,38 @@ def test_cli_dry_run_runs_nothing(tmp_path, capsys, monkeypatch):
     assert "total" in out and not list(tmp_path.iterdir())
     with pytest.raises(ParameterError, match="epochs"):
         dry_run_parameters("ci", None, ["epochs=0"])
+
+
+def _record(name: str, layers: int, units: int, flop_per_s: float) -> dict:
+    return {"name": name, "network": {"hidden_layers": layers, "hidden_units": units},
+            "flop_per_s": flop_per_s, "source": f"{name} {layers} x {units}"}
+
+
+def test_each_machine_uses_its_record_of_the_nearest_network_size():
+    records = [_record("a", 3, 64, 1e10), _record("a", 9, 256, 4e10), _record("b", 3, 64, 2e10)]
+    tutorial = plan(dry_run_parameters("tutorial"), records)  # 3 x 64
+    paper = plan(dry_run_parameters("paper"), records)  # 9 x 256
+    assert [r["flop_per_s"] for r in tutorial["throughput"]] == [1e10, 2e10]
+    assert [r["flop_per_s"] for r in paper["throughput"]] == [4e10, 2e10]
+    phase = paper["phases"]["unconstrained"]
+    assert phase["seconds"]["a"] == pytest.approx(phase["work_flop"] / 4e10)
+    lines = format_plan(paper, "paper").splitlines()
+    (a,) = [line for line in lines if line.startswith("  a: ")]
+    (b,) = [line for line in lines if line.startswith("  b: ")]
+    assert "measured on" not in a and b.endswith("(measured on networks of 3 x 64, not 9 x 256)")
+    # the nearest width by ratio (100 / 64 < 256 / 100), then the nearest depth
+    assert nearest_records(records, 9, 100) == [records[0], records[2]]
+    assert nearest_records(records, 3, 200) == [records[1], records[2]]
+    same_width = [_record("a", 3, 256, 1e10), _record("a", 9, 256, 4e10)]
+    assert nearest_records(same_width, 8, 256) == [same_width[1]]
+
+
+def test_the_packaged_throughput_records_are_complete(monkeypatch, tmp_path):
+    assert all(r["network"]["hidden_units"] > 0 for r in throughput_table())
+    bad = tmp_path / "pcm"
+    bad.mkdir()
+    (bad / "throughput.json").write_text(json.dumps({"records": [{"name": "x",
+                                                                  "flop_per_s": 1.0}]}))
+    monkeypatch.setattr("pcm.run.dry_run.resources.files", lambda package: bad)
+    with pytest.raises(DataError, match=r"throughput.json: record 0 needs name, network"):
+        throughput_table()
