@@ -63,6 +63,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import json_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "climsim"
@@ -206,10 +207,7 @@ def _measure_zarr(src: Path, out: Path, workers: int, chunk_steps: int, compress
     cmd = [sys.executable, __file__, "--child", "--src", str(src), "--out", str(out),
            "--workers", str(workers), "--chunk-steps", str(chunk_steps)]
     cmd += ["--compress"] if compress else []
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_child(cmd, " ".join(cmd), cwd=str(ROOT))
 
 
 def _du_mb(path: Path) -> float:
@@ -323,10 +321,7 @@ def _plan_at(n_steps: int, work: Path) -> dict:
         (src / "complete").touch()
         print(f"{2 * n_steps} empty files named as published: {time.perf_counter() - t0:.0f} s")
     cmd = [sys.executable, __file__, "--child-plan", "--src", str(src)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    res = json.loads(done.stdout.strip().splitlines()[-1])
+    res = json_child(cmd, " ".join(cmd), cwd=str(ROOT))
     print(f"plan of ClimSim's subset over {2 * n_steps} files: {res}")
     return res
 

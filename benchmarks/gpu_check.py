@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from streaming import write_data  # noqa: E402 - the benchmarks folder, as a script
+from common import json_child  # noqa: E402 - the benchmarks folder, as a script
+from streaming import write_data  # noqa: E402
 
 NETWORKS, HIDDEN, BATCH = 65, (256,) * 9, 1024
 
@@ -136,10 +136,7 @@ def run_child(args, samples: int, mode: str, *, cpu: bool) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        raise SystemExit(f"{mode} ({'CPU' if cpu else 'GPU'}) failed:\n{done.stderr[-3000:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = json_child(cmd, f"{mode} ({'CPU' if cpu else 'GPU'})", env=env)
     print(f"  {out['device']} {mode:9s} {out['samples']:8d} samples: "
           f"{out['samples_per_s']:10.0f} samples/s (epochs {out['epoch_seconds']} s)"
           + (f", peak GPU memory {out['gpu_peak_mb']} MB" if "gpu_peak_mb" in out else ""),

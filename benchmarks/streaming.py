@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from common import json_child
 
 ROW_BYTES = 159 * 4  # one normalised SPCAM sample, float32 (94 inputs + 65 outputs)
 
@@ -120,10 +120,7 @@ def measure(args, mode: str, samples: int, epochs: int) -> dict:
            "--budget-mb", str(args.budget_mb), "--hidden", args.hidden, "--batch-size",
            str(args.batch_size), "--networks", str(args.networks)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        raise SystemExit(f"{mode} at {samples} samples failed:\n{done.stderr[-3000:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = json_child(cmd, f"{mode} at {samples} samples", env=env)
     print(f"  {mode:9s} {samples:8d} samples: peak RSS {out['rss_mb']:7.1f} MB "
           f"(before data {out['rss_before_data_mb']:.1f}), {out['samples_per_s']:9.0f} "
           f"samples/s, epochs {[round(s, 2) for s in out['epoch_seconds']]}", flush=True)
