@@ -9,14 +9,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def json_child(cmd: Sequence[str], what: str, *, env: Mapping[str, str] | None = None,
-               cwd: str | None = None) -> dict:
+def json_child(
+    cmd: Sequence[str], what: str, *, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> dict:
     """Run one measurement in a fresh process and parse its last line of output as JSON.
 
     A child that fails stops the benchmark with ``what`` and the end of its stderr.
     """
-    done = subprocess.run(list(cmd), capture_output=True, text=True, env=env, cwd=cwd,
-                          check=False)
+    done = subprocess.run(list(cmd), capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if done.returncode:
         raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
