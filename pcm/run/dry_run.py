@@ -217,7 +217,8 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
         work["paper_rule_finetune"] = (n_out * train * (epoch_cap or
                                                          int(params["finetune_epochs"])) * 6 * w)
     if params.get("causal") and params["data.source"] != "climsim":
-        work["causal"] = n_out * train * (epoch_cap or int(params["causal_epochs"])) * 6 * w
+        work["causal_training"] = (n_out * train * (epoch_cap or int(params["causal_epochs"]))
+                                   * 6 * w)
     out["phases"] = {k: {"work_flop": float(v),
                          "seconds": {r["name"]: v / r["flop_per_s"] for r in throughput}}
                      for k, v in work.items()}
@@ -261,7 +262,10 @@ def format_plan(p: Mapping[str, Any], preset: str) -> str:
     lines.append(line)
     lines.append("time (estimate: work / measured throughput; "
                  + ("epochs at max_epochs, an upper bound; " if p["epochs_are_upper_bounds"]
-                    else "") + "extrapolated from the runs named below):")
+                    else "")
+                 + ("the causal discovery (PC1 per column) is not estimated; "
+                    if "causal_training" in p["phases"] else "")
+                 + "extrapolated from the runs named below):")
     for record in p["throughput"]:
         name, net = record["name"], record["network"]
         parts = ", ".join(f"{k} {_duration(v['seconds'][name])}" for k, v in p["phases"].items())

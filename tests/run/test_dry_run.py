@@ -34,7 +34,7 @@ def test_climsim_full_before_conversion_counts_the_subset():
     phases = p["phases"]
     assert phases["threshold_search"]["work_flop"] == pytest.approx(
         20 * phases["unconstrained"]["work_flop"] / 9)  # 20 candidates x 1 epoch vs 9 epochs
-    assert "causal" not in phases
+    assert "causal_training" not in phases
 
 
 def test_the_paper_rule_beside_counts_its_search_and_fine_tuning():
@@ -45,6 +45,10 @@ def test_the_paper_rule_beside_counts_its_search_and_fine_tuning():
     assert phases["paper_rule_search"]["work_flop"] == pytest.approx(20 * unconstrained / 12)
     assert phases["paper_rule_finetune"]["work_flop"] == pytest.approx(4 * unconstrained / 12)
     assert "paper_rule_search" not in plan(dry_run_parameters("ci"))["phases"]
+    # the causal networks' training is estimated, their discovery is said not to be
+    ci = plan(dry_run_parameters("ci"))
+    assert ci["phases"]["causal_training"]["work_flop"] > 0
+    assert "causal discovery (PC1 per column) is not estimated" in format_plan(ci, "ci")
 
 
 def test_a_converted_folder_gives_its_counts(tmp_path):
