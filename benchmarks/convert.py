@@ -308,16 +308,15 @@ def _plan_child(src: Path) -> None:
 
 def _plan_at(n_steps: int, work: Path) -> dict:
     """The plan over ``n_steps`` steps of empty files named as published (made once)."""
-    from pcm.data.climsim_sample import step_stamps
+    from pcm.data.climsim_sample import step_path, step_stamps
 
     src = work / f"names{n_steps}" / "ClimSim_low-res"
     if not (src / "complete").is_file():
         t0 = time.perf_counter()
-        for y, m, d, s in step_stamps((1, 2, 1), n_steps, 1200):
-            month = src / "train" / f"{y:04d}-{m:02d}"
-            month.mkdir(parents=True, exist_ok=True)
+        for stamp in step_stamps((1, 2, 1), n_steps, 1200):
+            step_path(src, "mli", stamp).parent.mkdir(parents=True, exist_ok=True)
             for kind in ("mli", "mlo"):
-                (month / f"E3SM-MMF.{kind}.{y:04d}-{m:02d}-{d:02d}-{s:05d}.nc").touch()
+                step_path(src, kind, stamp).touch()
         (src / "complete").touch()
         print(f"{2 * n_steps} empty files named as published: {time.perf_counter() - t0:.0f} s")
     cmd = [sys.executable, __file__, "--child-plan", "--src", str(src)]

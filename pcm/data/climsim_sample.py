@@ -20,7 +20,7 @@ import numpy as np
 
 from pcm.data.climsim import GRID_INFO, MLI_INPUTS, MLO_OUTPUTS
 
-__all__ = ["IGNORED_LEVEL_VARIABLES", "step_stamps", "write_climsim_tree"]
+__all__ = ["IGNORED_LEVEL_VARIABLES", "step_stamps", "step_path", "write_climsim_tree"]
 
 #: 60-level variables of the published ``mli`` files that the converter ignores.
 IGNORED_LEVEL_VARIABLES = ("state_q0002", "state_q0003", "state_pmid", "pbuf_ozone",
@@ -52,6 +52,14 @@ def step_stamps(start: tuple[int, int, int], n_steps: int, every_s: int = 1200
                 if month > 12:
                     month, year = 1, year + 1
     return out
+
+
+def step_path(src: Path, kind: str, stamp: tuple[int, int, int, int]) -> Path:
+    """Where the published set keeps one step's file: ``src/train/YYYY-MM/E3SM-MMF.KIND.
+    YYYY-MM-DD-SSSSS.nc`` (``kind`` ``mli`` or ``mlo``)."""
+    y, m, d, s = stamp
+    name = f"E3SM-MMF.{kind}.{y:04d}-{m:02d}-{d:02d}-{s:05d}.nc"
+    return src / "train" / f"{y:04d}-{m:02d}" / name
 
 
 def write_climsim_tree(folder: str | os.PathLike, n_steps: int, *,
@@ -97,11 +105,10 @@ def write_climsim_tree(folder: str | os.PathLike, n_steps: int, *,
             ("hyam", ("lev",), hyam), ("hybm", ("lev",), hybm), ("P0", (), 1e5),
         ):
             nc.createVariable(name, "f8", dims)[...] = values
-    for k, (y, m, d, s) in enumerate(step_stamps(start, n_steps, every_s)):
+    for k, stamp in enumerate(step_stamps(start, n_steps, every_s)):
+        y, m, d, s = stamp
         rng = np.random.default_rng(seed + k)
-        month = src / "train" / f"{y:04d}-{m:02d}"
-        month.mkdir(parents=True, exist_ok=True)
-        stamp = f"{y:04d}-{m:02d}-{d:02d}-{s:05d}"
+        step_path(src, "mli", stamp).parent.mkdir(parents=True, exist_ok=True)
         shape = (n_lev, n_col)
         state = {"state_t": 200 + 100 * rng.random(shape),
                  "state_q0001": 0.02 * rng.random(shape) ** 3,
@@ -116,7 +123,7 @@ def write_climsim_tree(folder: str | os.PathLike, n_steps: int, *,
                "state_u": state["state_u"], "state_v": state["state_v"],
                **{v: 500 * rng.random(n_col) for v in MLO_OUTPUTS}}
         for kind, content in (("mli", mli), ("mlo", mlo)):
-            with netCDF4.Dataset(month / f"E3SM-MMF.{kind}.{stamp}.nc", "w",
+            with netCDF4.Dataset(step_path(src, kind, stamp), "w",
                                  format="NETCDF3_64BIT_DATA") as nc:
                 nc.createDimension("ncol", n_col)
                 nc.createDimension("lev", n_lev)
