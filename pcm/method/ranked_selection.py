@@ -196,9 +196,7 @@ def _knockoff_splits(run: RunDir, train: TrainConfig, config: SearchConfig
                 raise ParameterError("data.memory_budget_mb", f"too small for the knockoffs: "
                                      f"one row with its knockoffs takes {row} bytes")
             x, y = _sample_rows(run, split, min(n, fit), stream, config)
-        if y.shape[1] != catalogue.n_outputs:
-            raise DataError(f"expected {catalogue.n_outputs} outputs, got {y.shape[1]}",
-                            path=run.data_path(split))
+        run.check_outputs(split, y)
         data += [np.asarray(x, dtype=dtype), np.asarray(y, dtype=dtype)]
     x, y, xv, yv = data
     return x, y, xv, yv

@@ -332,11 +332,9 @@ class RunDir:
                                in_memory=in_memory, memory_budget_mb=memory_budget_mb)
         xv, yv = self.split_data("valid", max_samples=max_samples, dtype=dtype,
                                  in_memory=in_memory, memory_budget_mb=memory_budget_mb)
-        n_out = self.catalogue.n_outputs
         for name, arr in (("train", y), ("valid", yv)):
-            if arr is not None and arr.shape[1] != n_out:
-                raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
-                                path=self.data_path(name))
+            if arr is not None:
+                self.check_outputs(name, arr)
         return x, y, xv, yv
 
     def training_arrays(self, max_samples: int | None, compute_dtype: str
@@ -345,12 +343,16 @@ class RunDir:
         dtype = "float64" if compute_dtype == "float64" else "float32"
         x, y = self.arrays("train", max_samples=max_samples, dtype=dtype)
         xv, yv = self.arrays("valid", max_samples=max_samples, dtype=dtype)
-        n_out = self.catalogue.n_outputs
-        for name, arr in (("train", y), ("valid", yv)):
-            if arr.shape[1] != n_out:
-                raise DataError(f"expected {n_out} outputs, got {arr.shape[1]}",
-                                path=self.data_path(name))
+        self.check_outputs("train", y)
+        self.check_outputs("valid", yv)
         return x, y, xv, yv
+
+    def check_outputs(self, split: str, y: np.ndarray) -> None:
+        """One error line naming the split's file when ``y`` has not the catalogue's outputs."""
+        n_out = self.catalogue.n_outputs
+        if y.shape[1] != n_out:
+            raise DataError(f"expected {n_out} outputs, got {y.shape[1]}",
+                            path=self.data_path(split))
 
     def load_model(self, kind: str, *, compute_dtype: str | None = None):
         """The stacked model ``models/<kind>.keras`` (safe-mode loading)."""
