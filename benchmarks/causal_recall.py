@@ -28,7 +28,8 @@ from pcm.analysis.scoring import mean_driver_scores
 from pcm.baselines.causal.aggregation import link_shares, quantile_masks
 from pcm.baselines.causal.data import log_precipitation, read_column_series
 from pcm.baselines.causal.discovery import discover_column, select_columns
-from pcm.data.datasets import split_steps, write_synthetic_dataset
+from pcm.data.datasets import write_synthetic_dataset
+from pcm.data.splits import split_steps
 
 
 def main(argv=None) -> dict:

@@ -80,7 +80,8 @@ def pc1_seconds_per_column(n_columns: int, n_steps: int, seed: int = 0) -> dict:
     """CPU and wall seconds of PC1 on ``n_columns`` synthetic columns of ``n_steps`` steps."""
     from pcm.baselines.causal.data import log_precipitation, read_column_series
     from pcm.baselines.causal.discovery import discover_column, select_columns
-    from pcm.data.datasets import split_steps, write_synthetic_dataset
+    from pcm.data.datasets import write_synthetic_dataset
+    from pcm.data.splits import split_steps
 
     steps = int(np.ceil(n_steps / 0.7)) + 2
     while split_steps(steps)["train"].stop < n_steps:

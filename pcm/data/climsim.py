@@ -32,7 +32,7 @@ ClimSim's ``stride_sample``), all read off the file names.
 Split: either explicit month ranges per split (``split_months``; ClimSim's
 subset: train 0001-02...0008-01, valid 0008-02...0009-01, each every 7th step),
 or the selected steps, sorted by date, dealt to train, valid and test with the
-counts of :func:`pcm.data.datasets.split_steps` (70/15/15 %, each at least one
+counts of :func:`pcm.data.splits.split_steps` (70/15/15 %, each at least one
 step) but *interleaved*: step ``i`` goes to the split that is furthest behind
 its share after ``i + 1`` steps (ties to train, then valid). Each split then
 samples the whole period, and consecutive steps land in different splits as
@@ -86,8 +86,8 @@ from tqdm.auto import tqdm
 
 from pcm.data.cbrain_write import StepFile, create_step_file
 from pcm.data.cluster import dask_client
-from pcm.data.datasets import split_steps
 from pcm.data.normalization import norm_from_moments, write_norm
+from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
 from pcm.io import read_json, write_json
 from pcm.variables import CLIMSIM_TIME_STEP_SECONDS, Catalogue, climsim_catalogue
@@ -754,7 +754,7 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
                       "split_months": None if split_months is None else
                       {k: list(parse_months(v)) for k, v in split_months.items()}},
         "split_rule": ("explicit month ranges" if split_months else
-                       "interleaved: counts of pcm.data.datasets.split_steps (70/15/15 %), "
+                       "interleaved: counts of pcm.data.splits.split_steps (70/15/15 %), "
                        "step i to the split furthest behind its share"),
         "splits": {k: {"steps": len(v), "samples": len(v) * n_col} for k, v in steps.items()},
         "chunk_steps": int(chunk_steps),

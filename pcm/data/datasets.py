@@ -29,19 +29,15 @@ from pcm.data.cbrain import (
 )
 from pcm.data.cbrain_write import write_cbrain
 from pcm.data.normalization import Normalization, compute_norm, write_norm
+from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
 from pcm.io import write_netcdf
 
 __all__ = [
-    "SPLIT_FRACTIONS",
     "load_split",
     "iter_batches",
-    "split_steps",
     "write_synthetic_dataset",
 ]
-
-#: Fractions of the time steps for train, valid and test (consecutive blocks).
-SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 
 #: Seed offsets of the +4K and -4K runs (a different but deterministic seed).
 _SEED_OFFSET = {"plus4K": 104_729, "minus4K": 224_737}
@@ -218,27 +214,6 @@ def iter_batches(
 
 
 # --------------------------------------------------------------------------- synthetic
-def split_steps(steps: int, fractions: tuple[float, float, float] = SPLIT_FRACTIONS
-                ) -> dict[str, slice]:
-    """Consecutive time-step blocks of train, valid and test (each at least 1 step).
-
-    Examples
-    --------
-    >>> split_steps(96)
-    {'train': slice(0, 68, None), 'valid': slice(68, 82, None), 'test': slice(82, 96, None)}
-    """
-    if steps < 3:
-        raise ParameterError("steps", f"need at least 3 time steps (train, valid, test), "
-                                      f"got {steps}")
-    n_valid = max(1, round(fractions[1] * steps))
-    n_test = max(1, round(fractions[2] * steps))
-    n_train = steps - n_valid - n_test
-    if n_train < 1:
-        n_train, n_valid, n_test = 1, 1, steps - 2
-    return {"train": slice(0, n_train), "valid": slice(n_train, n_train + n_valid),
-            "test": slice(n_train + n_valid, steps)}
-
-
 def write_synthetic_dataset(
     out_dir: str | os.PathLike,
     *,

@@ -26,8 +26,8 @@ from typing import Any
 from pcm.baselines.causal import run_causal_training, run_discovery
 from pcm.data import synthetic
 from pcm.data.cbrain_write import write_cbrain
-from pcm.data.datasets import split_steps
 from pcm.data.normalization import compute_norm, write_norm
+from pcm.data.splits import split_steps
 from pcm.io import write_netcdf
 from pcm.method.finetune import run_finetune
 from pcm.method.masking import compute_masking_vectors, search_thresholds

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcm.data.datasets import split_steps
+from pcm.data.splits import split_steps
 from pcm.errors import ParameterError, did_you_mean
 
 __all__ = ["Parameter", "PARAMETERS", "PRESETS", "PAPER_RULE", "SCREEN_ALL", "METHODS",

@@ -25,7 +25,7 @@ from typing import Any
 
 from pcm.data.cbrain import file_catalogue, header, open_nc
 from pcm.data.climsim import CLIMSIM_SUBSET
-from pcm.data.datasets import split_steps
+from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
 from pcm.method.thresholds import halving_rounds
 from pcm.params.presets import CLIMSIM_FILES, PAPER_RULE
