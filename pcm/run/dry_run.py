@@ -11,7 +11,10 @@ and an estimated time per phase: the phase's work (networks x samples x epochs x
 each figure with the run and machine it came from). A machine may have records for
 several network sizes (small networks reach a fraction of the FLOP/s of wide ones);
 each machine's estimate uses its record of the nearest size (:func:`nearest_records`).
-The time is an extrapolation and says so.
+The causal discovery (PC1 on each grid column) is estimated from the CPU seconds per
+column a machine took at several series lengths (``discovery`` in the same file),
+interpolated to the run's steps per column (:func:`discovery_cpu_seconds`) and divided
+by the machine's cores. The time is an extrapolation and says so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pcm.data.cbrain import file_catalogue, header, open_nc
+import numpy as np
+
+from pcm.data.cbrain import file_catalogue, header, open_nc, sample_grid
 from pcm.data.climsim import CLIMSIM_SUBSET
 from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
@@ -33,8 +38,9 @@ from pcm.params.presets import preset as preset_values
 from pcm.params.run_parameters import parse_override, resolve_parameters
 from pcm.variables import SPCAM
 
-__all__ = ["THROUGHPUT_FILE", "throughput_table", "nearest_records", "subset_steps",
-           "dry_run_parameters", "plan", "format_plan", "dry_run"]
+__all__ = ["THROUGHPUT_FILE", "throughput_table", "discovery_table", "nearest_records",
+           "discovery_cpu_seconds", "subset_steps", "dry_run_parameters", "plan", "format_plan",
+           "dry_run"]
 
 #: Measured training throughput (package data): one record per measurement.
 THROUGHPUT_FILE = "throughput.json"
@@ -49,19 +55,58 @@ _STEPS_PER_DAY = 72
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+def _throughput_file() -> tuple[dict, str]:
+    path = resources.files("pcm").joinpath(THROUGHPUT_FILE)
+    return json.loads(path.read_text()), str(path)
+
+
 def throughput_table() -> list[dict]:
     """The measured throughput records (``pcm/throughput.json``), each checked for the
     keys the estimate reads."""
-    path = resources.files("pcm").joinpath(THROUGHPUT_FILE)
-    records = json.loads(path.read_text())["records"]
+    content, path = _throughput_file()
+    records = content["records"]
     for k, record in enumerate(records):
         network = record.get("network")
         if not (isinstance(network, dict) and {"hidden_layers", "hidden_units"} <= set(network)
                 and {"name", "flop_per_s", "source"} <= set(record)):
             raise DataError(f"record {k} needs name, network (hidden_layers, hidden_units), "
                             f"flop_per_s and source, got keys {sorted(record)}",
-                            path=str(path))
+                            path=path)
     return records
+
+
+def discovery_table() -> list[dict]:
+    """The measured cost of the causal discovery per machine (``discovery`` of
+    ``pcm/throughput.json``): ``name``, ``cores``, ``points`` (``[steps per column, CPU
+    seconds per column]``, at least two, increasing steps) and ``source``; checked."""
+    content, path = _throughput_file()
+    records = content.get("discovery", [])
+    for k, record in enumerate(records):
+        points = record.get("points")
+        steps = [p[0] for p in points] if isinstance(points, list) and all(
+            isinstance(p, list) and len(p) == 2 for p in points) else []
+        if not ({"name", "cores", "source"} <= set(record) and len(steps) >= 2
+                and steps == sorted(set(steps))):
+            raise DataError(f"discovery record {k} needs name, cores, source and points "
+                            "(two or more [steps, CPU seconds per column], increasing steps), "
+                            f"got {record}", path=path)
+    return records
+
+
+def discovery_cpu_seconds(points: list[list[float]], steps: int) -> tuple[float, bool]:
+    """CPU seconds of PC1 on one column of ``steps`` steps, from measured ``points``.
+
+    Linear between the measured steps; below the fewest, the cost at the fewest (the
+    cost there is mostly a fixed part per column); above the most, the line through the
+    last two points. Returns the seconds and whether ``steps`` lies outside the
+    measured range.
+    """
+    x = [float(p[0]) for p in points]
+    y = [float(p[1]) for p in points]
+    if steps <= x[-1]:
+        return max(y[0], float(np.interp(steps, x, y))), steps < x[0]
+    slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
+    return y[-1] + slope * (steps - x[-1]), True
 
 
 def nearest_records(records: list[dict], hidden_layers: int, hidden_units: int) -> list[dict]:
@@ -153,7 +198,24 @@ def _search_candidate_epochs(params: Mapping[str, Any]) -> float:
     return total
 
 
-def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dict:
+def _discovery_size(params: Mapping[str, Any], train_samples: int) -> tuple[int, int]:
+    """Grid columns the causal discovery analyses and time steps per column."""
+    if params["data.source"] == "synthetic":
+        columns = (params.get("data.n_lat") or 64) * (params.get("data.n_lon") or 128)
+        steps = train_samples // columns
+    else:  # spcam: the train file's grid
+        grid = sample_grid(params["data.train"])
+        columns = len(grid["lat"]) * len(grid["lon"])
+        steps = int(grid["n_time"])
+    if params.get("causal_columns") is not None:
+        columns = min(columns, int(params["causal_columns"]))
+    if params.get("causal_steps") is not None:
+        steps = min(steps, int(params["causal_steps"]))
+    return columns, steps
+
+
+def plan(params: Mapping[str, Any], throughput: list[dict] | None = None,
+         discovery: list[dict] | None = None) -> dict:
     """What a run with ``params`` needs; nothing is run or written.
 
     Parameters
@@ -163,6 +225,8 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
     throughput : list of dict, optional
         Records of :func:`throughput_table` (default: read them); each machine's record
         of the nearest network size is used (:func:`nearest_records`).
+    discovery : list of dict, optional
+        Records of :func:`discovery_table` (default: read them).
 
     Returns
     -------
@@ -172,8 +236,11 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
         ``disk_gb`` (data, and
         ``climsim_source`` to convert when the subset is not converted yet),
         ``memory_gb`` (``splits``, ``streamed``, ``training_state``), ``phases``
-        (per phase: ``work_flop``, ``seconds`` per throughput record) and
-        ``throughput`` (the records used).
+        (per phase: ``work_flop``, ``seconds`` per throughput record),
+        ``throughput`` (the records used) and, for a run with the causally-informed
+        networks, ``causal_discovery`` (``columns``, ``steps``, and per machine with a
+        discovery record ``cpu_seconds``, ``seconds`` on its cores and whether the
+        steps were ``extrapolated``; in ``seconds_total`` where measured).
     """
     layers, units = int(params["hidden_layers"]), int(params["hidden_units"])
     throughput = nearest_records(throughput_table() if throughput is None else throughput,
@@ -216,16 +283,36 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None) -> dic
         work["paper_rule_search"] = n_out * train * _search_candidate_epochs(rule) * 6 * w
         work["paper_rule_finetune"] = (n_out * train * (epoch_cap or
                                                          int(params["finetune_epochs"])) * 6 * w)
+    causal_networks = 0
     if params.get("causal") and params["data.source"] != "climsim":
-        work["causal_training"] = (n_out * train * (epoch_cap or int(params["causal_epochs"]))
-                                   * 6 * w)
+        # one network per output and candidate quantile; identical parent sets train once,
+        # so this is an upper bound (the tutorial's 65 x 3 candidates were 120 networks)
+        causal_networks = n_out * (int(params["causal_quantiles"])
+                                   if params.get("causal_rule", "quantile") == "quantile" else 1)
+        work["causal_training"] = (causal_networks * train
+                                   * (epoch_cap or int(params["causal_epochs"])) * 6 * w)
     out["phases"] = {k: {"work_flop": float(v),
                          "seconds": {r["name"]: v / r["flop_per_s"] for r in throughput}}
                      for k, v in work.items()}
     out["seconds_total"] = {r["name"]: sum(v / r["flop_per_s"] for v in work.values())
                             for r in throughput}
+    if "causal_training" in work:
+        columns, steps = _discovery_size(params, samples["train"])
+        found: dict[str, Any] = {"columns": columns, "steps": steps, "cpu_seconds": {},
+                                 "seconds": {}, "extrapolated": {}, "records": []}
+        for record in discovery_table() if discovery is None else discovery:
+            per_column, outside = discovery_cpu_seconds(record["points"], steps)
+            name = record["name"]
+            found["cpu_seconds"][name] = columns * per_column
+            found["seconds"][name] = columns * per_column / int(record["cores"])
+            found["extrapolated"][name] = outside
+            found["records"].append(record)
+            if name in out["seconds_total"]:
+                out["seconds_total"][name] += found["seconds"][name]
+        out["causal_discovery"] = found
     out["throughput"] = throughput
     out["epochs_are_upper_bounds"] = epoch_cap is not None
+    out["causal_networks"] = causal_networks
     return out
 
 
@@ -263,12 +350,27 @@ def format_plan(p: Mapping[str, Any], preset: str) -> str:
     lines.append("time (estimate: work / measured throughput; "
                  + ("epochs at max_epochs, an upper bound; " if p["epochs_are_upper_bounds"]
                     else "")
-                 + ("the causal discovery (PC1 per column) is not estimated; "
-                    if "causal_training" in p["phases"] else "")
                  + "extrapolated from the runs named below):")
+    if p["causal_networks"] > p["n_outputs"]:
+        lines.append(f"  causal_training: up to {p['causal_networks']:,} networks, one per "
+                     "output and candidate quantile (identical parent sets train once), an "
+                     "upper bound")
+    found = p.get("causal_discovery")
+    if found is not None:
+        lines.append(f"  causal_discovery: PC1 on {found['columns']:,} columns x "
+                     f"{found['steps']:,} steps each, the CPU seconds per column measured on "
+                     "a machine divided by its cores (a dask cluster of more cores divides "
+                     "the CPU time by its own)")
     for record in p["throughput"]:
         name, net = record["name"], record["network"]
         parts = ", ".join(f"{k} {_duration(v['seconds'][name])}" for k, v in p["phases"].items())
+        if found is not None and name in found["seconds"]:
+            parts += (f", causal_discovery {_duration(found['seconds'][name])} "
+                      f"({_duration(found['cpu_seconds'][name])} of CPU"
+                      + (", outside the measured steps" if found["extrapolated"][name] else "")
+                      + ")")
+        elif found is not None:
+            parts += ", causal_discovery not measured on this machine (not in the total)"
         other = (net["hidden_layers"], net["hidden_units"]) != p["network"]
         lines.append(f"  {name}: {parts}; total {_duration(p['seconds_total'][name])}"
                      + (f" (measured on networks of {net['hidden_layers']} x "
@@ -278,6 +380,10 @@ def format_plan(p: Mapping[str, Any], preset: str) -> str:
         net = record["network"]
         lines.append(f"  [{record['name']}] {record['flop_per_s']:.3g} FLOP/s on networks of "
                      f"{net['hidden_layers']} x {net['hidden_units']}: {record['source']}")
+    for record in [] if found is None else found["records"]:
+        points = ", ".join(f"{c:.2f} s at {int(n):,}" for n, c in record["points"])
+        lines.append(f"  [{record['name']}, {record['cores']} cores] PC1's CPU seconds per "
+                     f"column by steps per column: {points}: {record['source']}")
     return "\n".join(lines)
 
 
