@@ -85,9 +85,10 @@ def discovery_table() -> list[dict]:
         points = record.get("points")
         steps = [p[0] for p in points] if isinstance(points, list) and all(
             isinstance(p, list) and len(p) == 2 for p in points) else []
-        if not ({"name", "cores", "source"} <= set(record) and len(steps) >= 2
-                and steps == sorted(set(steps))):
-            raise DataError(f"discovery record {k} needs name, cores, source and points "
+        cores = record.get("cores")
+        if not ({"name", "source"} <= set(record) and isinstance(cores, int) and cores >= 1
+                and len(steps) >= 2 and steps == sorted(set(steps))):
+            raise DataError(f"discovery record {k} needs name, cores (>= 1), source and points "
                             "(two or more [steps, CPU seconds per column], increasing steps), "
                             f"got {record}", path=path)
     return records
@@ -103,8 +104,10 @@ def discovery_cpu_seconds(points: list[list[float]], steps: int) -> tuple[float,
     """
     x = [float(p[0]) for p in points]
     y = [float(p[1]) for p in points]
+    if steps < x[0]:
+        return y[0], True
     if steps <= x[-1]:
-        return max(y[0], float(np.interp(steps, x, y))), steps < x[0]
+        return float(np.interp(steps, x, y)), False
     slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
     return y[-1] + slope * (steps - x[-1]), True
 

@@ -67,11 +67,12 @@ def _discovery(name: str, points: list, cores: int = 2) -> dict:
 
 
 def test_discovery_cost_per_column_follows_the_measured_points():
-    points = [[100, 2.0], [200, 3.0], [400, 7.0]]
+    points = [[100, 2.0], [200, 3.0], [400, 7.0], [500, 6.0]]
     assert discovery_cpu_seconds(points, 150) == (2.5, False)
+    assert discovery_cpu_seconds(points, 450) == (6.5, False)
     assert discovery_cpu_seconds(points, 400) == (7.0, False)
     assert discovery_cpu_seconds(points, 50) == (2.0, True)  # the fixed part, flagged
-    assert discovery_cpu_seconds(points, 600) == (11.0, True)  # the last segment, flagged
+    assert discovery_cpu_seconds(points[:3], 600) == (11.0, True)  # the last segment, flagged
 
 
 def test_the_discovery_is_estimated_per_machine_from_its_columns_and_steps():
@@ -113,12 +114,13 @@ def test_a_malformed_discovery_record_is_one_error(monkeypatch, tmp_path):
     assert all(len(r["points"]) >= 2 for r in discovery_table())
     bad = tmp_path / "pcm"
     bad.mkdir()
-    (bad / "throughput.json").write_text(json.dumps({"records": [], "discovery": [
-        _discovery("x", [[200, 1.0], [100, 2.0]])]}))
     monkeypatch.setattr("pcm.run.dry_run.resources.files", lambda package: bad)
-    with pytest.raises(DataError, match=r"throughput.json: discovery record 0 needs name, "
-                                        r"cores, source and points"):
-        discovery_table()
+    for record in (_discovery("x", [[200, 1.0], [100, 2.0]]),
+                   _discovery("x", [[100, 1.0], [200, 2.0]], cores=0)):
+        (bad / "throughput.json").write_text(json.dumps({"records": [], "discovery": [record]}))
+        with pytest.raises(DataError, match=r"throughput.json: discovery record 0 needs name, "
+                                            r"cores \(>= 1\), source and points"):
+            discovery_table()
 
 
 def test_a_converted_folder_gives_its_counts(tmp_path):
