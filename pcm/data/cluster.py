@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 
@@ -66,19 +65,14 @@ def dask_client(scheduler: str | None, n_workers: int, *, fork: bool = False):
     method = dask.config.get("distributed.worker.multiprocessing-method")
     if fork and can_fork():
         method = "fork"
-    if method == "fork":
-        gc.freeze()  # the inherited objects stay shared: no collection touches (copies) them
-    try:
-        with dask.config.set(
-            {**LOCAL_CLUSTER_CONFIG, "distributed.worker.multiprocessing-method": method}
-        ):
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.CRITICAL,
-            )
-    finally:
-        gc.unfreeze()
+    with dask.config.set(
+        {**LOCAL_CLUSTER_CONFIG, "distributed.worker.multiprocessing-method": method}
+    ):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
     return Client(cluster), cluster
