@@ -13,7 +13,6 @@ from test_cbrain import fake_fields, foreign_columns, stacked, write_foreign
 
 from pcm.data import cbrain, cbrain_write, checks, datasets
 from pcm.data.normalization import Normalization, ZeroVarianceWarning, compute_norm, write_norm
-from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
 from pcm.variables import INPUT_VARIABLES, OUTPUT_SCALE, OUTPUT_VARIABLES, VARIABLES
 
@@ -104,19 +103,6 @@ def test_iter_batches_cover_the_split(split):
     np.testing.assert_array_equal(a, b)  # deterministic
     assert not np.array_equal(a, x)
     np.testing.assert_array_equal(np.sort(a[:, 0]), np.sort(x[:, 0]))  # same samples
-
-
-def test_split_steps():
-    assert split_steps(96) == {"train": slice(0, 68), "valid": slice(68, 82),
-                                        "test": slice(82, 96)}
-    assert split_steps(3) == {"train": slice(0, 1), "valid": slice(1, 2),
-                                       "test": slice(2, 3)}
-    for steps in range(3, 40):
-        blocks = split_steps(steps)
-        assert all(s.stop - s.start >= 1 for s in blocks.values())
-        assert blocks["test"].stop == steps
-    with pytest.raises(ParameterError, match="steps"):
-        split_steps(2)
 
 
 # --------------------------------------------------------------------------- synthetic
