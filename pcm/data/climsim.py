@@ -230,7 +230,13 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
     DataError
         No ``mli`` file found, or an ``mli`` file without its ``mlo`` file.
     """
-    src = Path(src)
+    return [(Path(mli), Path(mlo)) for _, mli, mlo in _scan_steps(Path(src), include)]
+
+
+def _scan_steps(src: Path, include: Sequence[str] | None
+                ) -> list[tuple[tuple[int, int, int, int], str, str]]:
+    """``(stamp, mli, mlo)`` of :func:`find_pairs`, the paths as strings: a plan that
+    keeps a few of ClimSim's 262,800 steps makes ``Path`` objects for those alone."""
     if not src.is_dir():
         raise DataError("not a directory (expected the ClimSim_low-res folder)", path=src)
     # (stamp, mli, mlo), each name parsed once; the mlo files are looked up in the listing
@@ -249,7 +255,7 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
             mlo = name.replace(".mli.", ".mlo.", 1)
             if mlo not in present:
                 raise DataError(f"no matching output file {mlo} beside it", path=mli)
-            found.append((stamp, Path(mli), Path(folder, mlo)))
+            found.append((stamp, mli, os.path.join(folder, mlo)))
     if not found:
         what = f" matching {list(include)}" if include else ""
         raise DataError(f"no ClimSim input files (*.mli.*.nc){what}", path=src)
@@ -258,7 +264,7 @@ def find_pairs(src: str | os.PathLike, include: Sequence[str] | None = None
         if a[0] == b[0]:
             raise DataError(f"the same time step as {a[1]} (each step once, please)",
                             path=b[1], variable="ymd")
-    return [(mli, mlo) for _, mli, mlo in found]
+    return found
 
 
 def step_stamp(path: str | os.PathLike) -> tuple[int, int, int, int]:
@@ -454,8 +460,9 @@ def plan_conversion(src: Path, levels_hpa: np.ndarray, n_col: int, *,
         ``(steps, chunks)``: the ``(mli, mlo)`` pairs of each split, in time order, and
         the chunks of :func:`plan_chunks` with their ``key``.
     """
-    pairs = find_pairs(src, include)
-    steps = _split_steps(pairs, months, stride, split_months, src)
+    pairs = [(mli, mlo) for _, mli, mlo in _scan_steps(Path(src), include)]
+    selected = _split_steps(pairs, months, stride, split_months, src)
+    steps = {k: [(Path(mli), Path(mlo)) for mli, mlo in v] for k, v in selected.items()}
     chunks = plan_chunks(steps, chunk_steps)
     for chunk in chunks:
         chunk["key"] = _chunk_key(chunk, levels_hpa, n_col)
