@@ -36,8 +36,8 @@ from pcm.params.presets import METHODS, PARAMETERS
 
 # Each command imports the modules it runs when it runs: the parser needs only the light
 # modules above, while all of pcm takes 1.4-2 s to import (TensorFlow is imported later
-# still, by the steps that train). Importing this module takes 0.7-0.8 s, and `pcm data
-# climsim` reaches its conversion 0.8-0.9 s after it starts (benchmarks/convert.py).
+# still, by the steps that train). Importing this module takes 0.50-0.53 s, and `pcm data
+# climsim` reaches its conversion 0.6-0.8 s after it starts (benchmarks/convert.py).
 
 __all__ = ["main", "build_parser"]
 
