@@ -274,26 +274,29 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None,
                         "stream_budget": round(budget, 2) if streamed else 0.0,
                         "training_state": round(state, 3)}
     epoch_cap = int(params["max_epochs"]) if params.get("schedule") == "plateau" else None
+
+    def epochs(key: str) -> int:
+        """A phase's epochs: ``max_epochs`` under the plateau schedule (an upper bound)."""
+        return epoch_cap or int(params[key])
+
     work = {
-        "premask": n_out * train * (epoch_cap or int(params["epochs"])) * 6 * w_pre,
-        "unconstrained": n_out * train * (epoch_cap or int(params["epochs"])) * 6 * w,
+        "premask": n_out * train * epochs("epochs") * 6 * w_pre,
+        "unconstrained": n_out * train * epochs("epochs") * 6 * w,
         "threshold_search": n_out * train * _search_candidate_epochs(params) * 6 * w,
         "finetune": 0 if params.get("search_final") else
-        n_out * train * (epoch_cap or int(params["finetune_epochs"])) * 6 * w,
+        n_out * train * epochs("finetune_epochs") * 6 * w,
     }
     if params.get("paper_rule"):  # the paper's rule beside the run's own selection
         rule = {**params, **PAPER_RULE, "search_halving": False}
         work["paper_rule_search"] = n_out * train * _search_candidate_epochs(rule) * 6 * w
-        work["paper_rule_finetune"] = (n_out * train * (epoch_cap or
-                                                         int(params["finetune_epochs"])) * 6 * w)
+        work["paper_rule_finetune"] = n_out * train * epochs("finetune_epochs") * 6 * w
     causal_networks = 0
     if params.get("causal") and params["data.source"] != "climsim":
         # one network per output and candidate quantile; identical parent sets train once,
         # so this is an upper bound (the tutorial's 65 x 3 candidates were 120 networks)
         causal_networks = n_out * (int(params["causal_quantiles"])
                                    if params.get("causal_rule", "quantile") == "quantile" else 1)
-        work["causal_training"] = (causal_networks * train
-                                   * (epoch_cap or int(params["causal_epochs"])) * 6 * w)
+        work["causal_training"] = causal_networks * train * epochs("causal_epochs") * 6 * w
     out["phases"] = {k: {"work_flop": float(v),
                          "seconds": {r["name"]: v / r["flop_per_s"] for r in throughput}}
                      for k, v in work.items()}
