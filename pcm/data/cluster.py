@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from pcm.errors import ParameterError
+
 __all__ = ["dask_client", "can_fork"]
 
 #: Dask settings of a local cluster, which runs batch jobs with no dashboard: its
@@ -33,7 +35,9 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "tensorflow" not in sys.modules
 
 
-def dask_client(scheduler: str | None, n_workers: int, *, fork: bool = False):
+def dask_client(
+    scheduler: str | None, n_workers: int, *, fork: bool = False, key: str = "--scheduler"
+):
     """A dask client: of ``scheduler`` (an address), or of a new local cluster of
     ``n_workers`` single-threaded processes (with :data:`LOCAL_CLUSTER_CONFIG`).
 
@@ -50,18 +54,33 @@ def dask_client(scheduler: str | None, n_workers: int, *, fork: bool = False):
         command, all of :mod:`pcm.cli`: seconds of CPU per worker); a forked one
         starts with what this process has imported. The caller must hold no file
         open for writing when it asks for this (a child would inherit it).
+    key : str
+        Where ``scheduler`` was given (an option or a parameter), for the error.
 
     Returns
     -------
     tuple
         ``(client, cluster)``; ``cluster`` is None for an existing scheduler (the caller
         closes the client, and the cluster it made).
+
+    Raises
+    ------
+    ParameterError
+        No client connects to ``scheduler``: not an address, or no scheduler answers
+        there within dask's connect timeout (``distributed.comm.timeouts.connect``,
+        30 s by default).
     """
     import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler), None
+        except (OSError, ValueError) as err:  # TimeoutError is an OSError
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise ParameterError(
+                key, f"cannot connect to a dask scheduler at {scheduler!r}: {reason}"
+            ) from None
     method = dask.config.get("distributed.worker.multiprocessing-method")
     if fork and can_fork():
         method = "fork"

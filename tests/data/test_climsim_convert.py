@@ -264,3 +264,14 @@ def test_cli_month_options(tree, tmp_path, capsys):
     manifest = json.loads((tmp_path / "o" / "conversion.json").read_text())
     assert sum(v["steps"] for v in manifest["splits"].values()) == 9
     assert manifest["selection"]["months"] == ["0001-02", "0001-02"]
+
+
+@pytest.mark.parametrize("subset", [False, True])
+@pytest.mark.parametrize("stride", ["0", "-7"])
+def test_cli_a_stride_below_one_is_one_line(tree, tmp_path, capsys, stride, subset):
+    code = main(["data", "climsim", "--src", str(tree), "--out", str(tmp_path / "o"),
+                 "--stride", stride, "--workers", "1", "--quiet"]
+                + (["--climsim-subset"] if subset else []))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"pcm: error: parameter '--stride': must be >= 1, got {stride}"
+    assert not (tmp_path / "o").exists()

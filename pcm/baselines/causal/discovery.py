@@ -371,7 +371,8 @@ def discover_columns(x: np.ndarray, y: np.ndarray, *, pc_alpha: float = 0.01,
         elif todo:
             from distributed import as_completed
 
-            client, cluster = dask_client(scheduler, min(n_jobs, len(todo)))
+            client, cluster = dask_client(scheduler, min(n_jobs, len(todo)),
+                                          key="causal_scheduler")
             try:
                 futures = {client.submit(_discover_batch, *args(b), pure=False): (b, key)
                            for b, key in todo}
