@@ -89,7 +89,7 @@ from pcm.data.cluster import dask_client
 from pcm.data.normalization import norm_from_moments, write_norm
 from pcm.data.splits import split_steps
 from pcm.errors import DataError, ParameterError
-from pcm.io import read_json, write_json
+from pcm.io import output_dir, read_json, write_json
 from pcm.variables import CLIMSIM_TIME_STEP_SECONDS, Catalogue, climsim_catalogue
 
 __all__ = [
@@ -694,6 +694,7 @@ def convert_climsim(src: str | os.PathLike, out: str | os.PathLike, *,
         return paths
     provenance = {"source": "ClimSim low-res (E3SM-MMF; Yu et al. 2023; data CC-BY-4.0)",
                   "converted_from": str(src), "grid_info": str(grid_path)}
+    output_dir(out)  # one line if it is a file, or cannot be made
     targets = _split_files(steps, folder, catalogue, info, provenance, chunk_steps)
 
     def stored(chunk: dict) -> dict | None:

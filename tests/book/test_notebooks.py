@@ -84,3 +84,18 @@ def test_a_notebook_opened_on_its_own_uses_a_scratch_run_at_ci_size(tmp_path):
     write_json({"steps": {}, "preset": "ci", "params": {**ci, "hidden_units": 7}},
                scratch / "pipeline_state.json")
     assert standalone_parameters("02_premasking", premask, scratch=scratch)["hidden_units"] == 7
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)
+def test_papermill_reads_every_line_of_the_parameters_cell(path, caplog):
+    """papermill inspects the parameters cell when it executes a notebook and logs
+    "Unable to parse line" (on the command's stderr) for a line with two ``=``, e.g. in
+    its comment."""
+    from papermill.translators import PythonTranslator
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    for cell in cells:
+        with caplog.at_level("WARNING", logger="papermill"):
+            PythonTranslator.inspect(cell)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]

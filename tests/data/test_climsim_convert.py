@@ -275,3 +275,12 @@ def test_cli_a_stride_below_one_is_one_line(tree, tmp_path, capsys, stride, subs
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"pcm: error: parameter '--stride': must be >= 1, got {stride}"
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_an_output_that_is_a_file_is_one_line(tree, tmp_path, capsys):
+    (tmp_path / "o").write_text("not a folder")
+    code = main(["data", "climsim", "--src", str(tree), "--out", str(tmp_path / "o"),
+                 "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"pcm: error: --out {tmp_path / 'o'}: exists and is not a directory"
+    assert (tmp_path / "o").read_text() == "not a folder"
