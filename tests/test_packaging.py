@@ -47,3 +47,11 @@ def test_ci_runs_the_documented_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert readme.index("make book") < readme.index("make test")
+
+
+def test_the_licence_is_an_spdx_expression_and_its_files_exist():
+    # setuptools deprecates ``license = {text = ...}`` (builds refused from 2027-02-18)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] and all((ROOT / f).is_file() for f in project["license-files"])
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
