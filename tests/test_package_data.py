@@ -24,7 +24,7 @@ from pcm.run.steps import NOTEBOOK_DIR, REAL_DATA_NOTEBOOK, STEPS
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What a build reads: the project files and the two trees.
-BUILD_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
+BUILD_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
 BUILD_TREES = ("pcm", "notebooks")
 
 
