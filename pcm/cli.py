@@ -70,10 +70,10 @@ def _data_climsim(args: argparse.Namespace) -> None:
         if missing:
             raise ParameterError(f"--{missing[0]}-months", "needed too: month ranges are "
                                  "given for all three splits or none")
-    stride = 1 if args.stride is None else args.stride  # 0 and below: one error line
     if args.climsim_subset:
         split_months = split_months or dict(CLIMSIM_SUBSET["split_months"])
-        stride = CLIMSIM_SUBSET["stride"] if args.stride is None else args.stride
+    default_stride = CLIMSIM_SUBSET["stride"] if args.climsim_subset else 1
+    stride = default_stride if args.stride is None else args.stride  # not `or`: 0 is refused
     paths = convert_climsim(args.src, args.out, include=args.include or None, grid=args.grid,
                             months=args.months, stride=stride,
                             split_months=split_months, chunk_steps=args.chunk_steps,

@@ -284,3 +284,22 @@ def test_cli_an_output_that_is_a_file_is_one_line(tree, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"pcm: error: --out {tmp_path / 'o'}: exists and is not a directory"
     assert (tmp_path / "o").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(("options", "stride", "subset"), [
+    ([], 1, False), (["--stride", "3"], 3, False),
+    (["--climsim-subset"], CLIMSIM_SUBSET["stride"], True),
+    (["--climsim-subset", "--stride", "2"], 2, True),
+])
+def test_cli_stride_defaults(monkeypatch, tmp_path, options, stride, subset):
+    seen = {}
+
+    def convert(src, out, **kwargs):
+        seen.update(kwargs)
+        return {}
+
+    monkeypatch.setattr(climsim, "convert_climsim", convert)
+    assert main(["data", "climsim", "--src", str(tmp_path), "--out", str(tmp_path / "o")]
+                + options) == 0
+    assert seen["stride"] == stride
+    assert (seen["split_months"] == CLIMSIM_SUBSET["split_months"]) is subset
