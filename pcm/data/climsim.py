@@ -132,7 +132,7 @@ TIME_UNITS = "days since 0001-01-01 00:00:00"
 #: ClimSim's training and validation subset (Yu et al. 2023, ``climsim_utils``):
 #: every 7th step of the month ranges (both ends included). The test months are
 #: those of ClimSim's test set (0009-03...0010-02).
-CLIMSIM_SUBSET = {
+CLIMSIM_SUBSET: dict[str, Any] = {
     "stride": 7,
     "split_months": {"train": ("0001-02", "0008-01"), "valid": ("0008-02", "0009-01"),
                      "test": ("0009-03", "0010-02")},
