@@ -42,6 +42,8 @@ __all__ = [
     "climsim_catalogue",
     "catalogue_from_attrs",
     "VARIABLES",
+    "T42_SHAPE",
+    "grid_shape",
     "INPUT_VARIABLES",
     "OUTPUT_VARIABLES",
     "N_LEVELS",
@@ -497,6 +499,16 @@ def catalogue_from_attrs(attrs: Mapping[str, object]) -> Catalogue:
     raise ValueError(f"unknown catalogue {name!r} (known: {', '.join(CATALOGUE_NAMES)})")
 
 
+#: Latitudes and longitudes of SPCAM's full T42 Gaussian grid.
+T42_SHAPE = (64, 128)
+
+
+def grid_shape(n_lat: int | None = None, n_lon: int | None = None) -> tuple[int, int]:
+    """Latitudes and longitudes of a (synthetic) T42 grid subset: None is the full grid."""
+    return (T42_SHAPE[0] if n_lat is None else int(n_lat),
+            T42_SHAPE[1] if n_lon is None else int(n_lon))
+
+
 def gaussian_grid(n_lat: int | None = None, n_lon: int | None = None) -> dict[str, np.ndarray]:
     """The T42 Gaussian grid of SPCAM, or an evenly thinned subset of it.
 
@@ -514,14 +526,14 @@ def gaussian_grid(n_lat: int | None = None, n_lon: int | None = None) -> dict[st
         ``gw`` (Gaussian weights of the kept latitudes, summing to 2 on the full
         grid).
     """
-    nodes, weights = np.polynomial.legendre.leggauss(64)
+    full_lat, full_lon = T42_SHAPE
+    nodes, weights = np.polynomial.legendre.leggauss(full_lat)
     lat = np.degrees(np.arcsin(nodes))
-    lon = np.arange(128) * 360.0 / 128
-    n_lat = 64 if n_lat is None else n_lat
-    n_lon = 128 if n_lon is None else n_lon
-    if not 1 <= n_lat <= 64 or not 1 <= n_lon <= 128:
-        raise ValueError(f"grid subset must have 1..64 latitudes and 1..128 longitudes, "
-                         f"got n_lat={n_lat}, n_lon={n_lon}")
-    ilat = np.floor((np.arange(n_lat) + 0.5) * 64 / n_lat).astype(int)
-    ilon = np.floor(np.arange(n_lon) * 128 / n_lon).astype(int)
+    lon = np.arange(full_lon) * 360.0 / full_lon
+    n_lat, n_lon = grid_shape(n_lat, n_lon)
+    if not 1 <= n_lat <= full_lat or not 1 <= n_lon <= full_lon:
+        raise ValueError(f"grid subset must have 1..{full_lat} latitudes and 1..{full_lon} "
+                         f"longitudes, got n_lat={n_lat}, n_lon={n_lon}")
+    ilat = np.floor((np.arange(n_lat) + 0.5) * full_lat / n_lat).astype(int)
+    ilon = np.floor(np.arange(n_lon) * full_lon / n_lon).astype(int)
     return {"lat": lat[ilat], "lon": lon[ilon], "gw": weights[ilat]}

@@ -17,6 +17,7 @@ import nbformat
 from pcm.analysis.outcomes import SELECTION_LABELS, r2_by_variable
 from pcm.io import read_json
 from pcm.params.presets import PAPER_RULE, parameters_markdown
+from pcm.variables import grid_shape
 
 __all__ = ["clean_notebook", "copy_notebooks", "drop_cells", "render_results_markdown",
            "claims", "claims_markdown", "write_book", "CLIMSIM_TAG", "SKILL_MARGIN",
@@ -59,7 +60,8 @@ def _configuration_line(params: Mapping[str, Any], preset: str | None) -> str:
     """One sentence describing the size of a run (for the results chapter)."""
     parts = [f"preset `{preset}`"] if preset else []
     if params.get("data.source", "synthetic") == "synthetic":
-        grid = (f"{params.get('data.n_lat') or 64} x {params.get('data.n_lon') or 128} grid")
+        n_lat, n_lon = grid_shape(params.get("data.n_lat"), params.get("data.n_lon"))
+        grid = f"{n_lat} x {n_lon} grid"
         parts.append(f"synthetic aquaplanet, {grid}, {params.get('data.steps')} time steps")
     else:
         parts.append("user SPCAM data")

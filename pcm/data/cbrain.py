@@ -38,6 +38,7 @@ from pcm.variables import (
     INPUT_VARIABLES,
     OUTPUT_VARIABLES,
     SPCAM,
+    T42_SHAPE,
     Catalogue,
     catalogue_from_attrs,
     gaussian_grid,
@@ -65,7 +66,7 @@ __all__ = [
 ALL_VARIABLES: tuple[str, ...] = tuple(INPUT_VARIABLES) + tuple(OUTPUT_VARIABLES)
 
 #: Samples in one time step of the full T42 grid (64 x 128).
-SAMPLES_PER_T42_STEP = 64 * 128
+SAMPLES_PER_T42_STEP = T42_SHAPE[0] * T42_SHAPE[1]
 
 #: Written as the global attribute ``pcm_layout`` by the files pcm writes.
 LAYOUT_VERSION = "cbrain-pcm-1"

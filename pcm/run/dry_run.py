@@ -36,7 +36,7 @@ from pcm.method.thresholds import halving_rounds
 from pcm.params.presets import CLIMSIM_FILES, PAPER_RULE
 from pcm.params.presets import preset as preset_values
 from pcm.params.run_parameters import parse_override, resolve_parameters
-from pcm.variables import SPCAM
+from pcm.variables import SPCAM, grid_shape
 
 __all__ = ["THROUGHPUT_FILE", "throughput_table", "discovery_table", "nearest_records",
            "discovery_cpu_seconds", "subset_steps", "dry_run_parameters", "plan", "format_plan",
@@ -149,11 +149,17 @@ def _file_samples(path: str) -> int:
         return int(header(nc, path)[1])
 
 
+def _synthetic_columns(params: Mapping[str, Any]) -> int:
+    """Columns of the synthetic grid (``data.n_lat`` x ``data.n_lon``; None: full T42)."""
+    n_lat, n_lon = grid_shape(params.get("data.n_lat"), params.get("data.n_lon"))
+    return n_lat * n_lon
+
+
 def _samples(params: Mapping[str, Any]) -> tuple[dict[str, int], int, int, str]:
     """Samples per split, inputs, outputs, and where the counts came from."""
     source = params["data.source"]
     if source == "synthetic":
-        per_step = (params.get("data.n_lat") or 64) * (params.get("data.n_lon") or 128)
+        per_step = _synthetic_columns(params)
         blocks = split_steps(int(params["data.steps"]))
         counts = {k: (s.stop - s.start) * per_step for k, s in blocks.items()}
         counts["plus4K"] = counts["minus4K"] = counts["test"]
@@ -204,7 +210,7 @@ def _search_candidate_epochs(params: Mapping[str, Any]) -> float:
 def _discovery_size(params: Mapping[str, Any], train_samples: int) -> tuple[int, int]:
     """Grid columns the causal discovery analyses and time steps per column."""
     if params["data.source"] == "synthetic":
-        columns = (params.get("data.n_lat") or 64) * (params.get("data.n_lon") or 128)
+        columns = _synthetic_columns(params)
         steps = train_samples // columns
     else:  # spcam: the train file's grid
         grid = sample_grid(params["data.train"])
@@ -240,6 +246,7 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None,
         ``climsim_source`` to convert when the subset is not converted yet),
         ``memory_gb`` (``splits``, ``streamed``, ``training_state``), ``phases``
         (per phase: ``work_flop``, ``seconds`` per throughput record),
+        ``training_epochs`` (of pre-masking and the unconstrained network),
         ``throughput`` (the records used) and, for a run with the causally-informed
         networks, ``causal_discovery`` (``columns``, ``steps``, and per machine with a
         discovery record ``cpu_seconds``, ``seconds`` on its cores and whether the
@@ -318,6 +325,7 @@ def plan(params: Mapping[str, Any], throughput: list[dict] | None = None,
         out["causal_discovery"] = found
     out["throughput"] = throughput
     out["epochs_are_upper_bounds"] = epoch_cap is not None
+    out["training_epochs"] = epochs("epochs")  # of pre-masking and the unconstrained network
     out["causal_networks"] = causal_networks
     return out
 
