@@ -113,13 +113,13 @@ def climsim_epochs(samples: int, devices: int | None) -> dict:
     seconds = hist.epoch_seconds.values
     rate = float(samples / seconds[-1])
     estimate = sized["phases"]["premask"]
-    epochs = int(params["epochs"])
+    n_epochs = sized["training_epochs"]  # the epochs the estimate counts
     out = {"mode": "climsim_full_premask", "samples": samples,
            "device": "GPU" if gpus else "CPU", "networks": n_out, "inputs": n_in,
            "hidden": list(hidden), "batch_size": int(params["batch_size"]),
            "samples_per_s": rate, "epoch_seconds": [round(float(s), 3) for s in seconds],
            "train_samples": train, "epoch_seconds_extrapolated": round(train / rate, 1),
-           "dry_run_epoch_seconds": {k: round(v / epochs, 1)
+           "dry_run_epoch_seconds": {k: round(v / n_epochs, 1)
                                      for k, v in estimate["seconds"].items()}}
     if gpus:
         info = tf.config.experimental.get_memory_info("GPU:0")

@@ -62,6 +62,11 @@ def test_the_causal_networks_count_one_per_output_and_candidate_quantile():
     assert share["causal_networks"] == 65 and "up to" not in format_plan(share, "tutorial")
 
 
+def _record(name: str, layers: int, units: int, flop_per_s: float) -> dict:
+    return {"name": name, "network": {"hidden_layers": layers, "hidden_units": units},
+            "flop_per_s": flop_per_s, "source": f"{name} {layers} x {units}"}
+
+
 def _discovery(name: str, points: list, cores: int = 2) -> dict:
     return {"name": name, "cores": cores, "points": points, "source": f"{name} PC1"}
 
@@ -145,11 +150,6 @@ def test_cli_dry_run_runs_nothing(tmp_path, capsys, monkeypatch):
         dry_run_parameters("ci", None, ["epochs=0"])
 
 
-def _record(name: str, layers: int, units: int, flop_per_s: float) -> dict:
-    return {"name": name, "network": {"hidden_layers": layers, "hidden_units": units},
-            "flop_per_s": flop_per_s, "source": f"{name} {layers} x {units}"}
-
-
 def test_each_machine_uses_its_record_of_the_nearest_network_size():
     records = [_record("a", 3, 64, 1e10), _record("a", 9, 256, 4e10), _record("b", 3, 64, 2e10)]
     tutorial = plan(dry_run_parameters("tutorial"), records)  # 3 x 64
@@ -179,3 +179,9 @@ def test_the_packaged_throughput_records_are_complete(monkeypatch, tmp_path):
     monkeypatch.setattr("pcm.run.dry_run.resources.files", lambda package: bad)
     with pytest.raises(DataError, match=r"throughput.json: record 0 needs name, network"):
         throughput_table()
+
+
+def test_the_training_epochs_are_those_the_estimate_counts():
+    assert plan(dry_run_parameters("climsim-full"))["training_epochs"] == 9  # step schedule
+    plateau = dry_run_parameters("ci", None, ["schedule=plateau", "max_epochs=40"])
+    assert plan(plateau)["training_epochs"] == 40
